@@ -1,4 +1,4 @@
-"""Build the optional compiled core ``weightinit._core_ext`` (metadata lives in pyproject.toml).
+"""Build the optional compiled core ``weightinit.executors._core_ext`` (metadata lives in pyproject.toml).
 
 The extension is plain C (no OpenMP, no ``-march``), compiled with
 ``-O3 -ffp-contract=off -fno-fast-math`` so every value equals the NumPy
@@ -52,9 +52,9 @@ ext_modules = []
 if not os.environ.get("WEIGHTINIT_NO_EXTENSION"):
     ext_modules.append(
         Extension(
-            "weightinit._core_ext",
-            sources=["src/weightinit/_core/_core.c"],
-            depends=["src/weightinit/_core/kernel.h"],
+            "weightinit.executors._core_ext",
+            sources=["src/weightinit/executors/_core/_core.c"],
+            depends=["src/weightinit/executors/_core/kernel.h"],
             extra_compile_args=_ARGS,
             extra_link_args=_LINK,
             optional=True,

@@ -10,11 +10,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 warnings.simplefilter("ignore")
 
-import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 from gpu_sharded_smoke import _free_port, _shard  # noqa: E402
 from sharded_init import build_model, gpt_config  # noqa: E402
 
+import torch  # noqa: E402
 import weightinit.torch as wt  # noqa: E402
 
 os.environ.setdefault("MASTER_ADDR", "127.0.0.1")

@@ -12,10 +12,10 @@ import json
 
 import ml_dtypes
 import numpy as np
-import torch
 
+import torch
 import weightinit as wi
-from weightinit.torch._executor import fill_, numpy_view, philox_blocks
+from weightinit.executors.torch import fill_, numpy_view, philox_blocks
 
 DISTS = {
     "uniform": wi.Uniform(-0.3, 0.7),
@@ -40,12 +40,12 @@ def main() -> int:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    ref_ex = wi._sampling._EXECUTORS["numpy-reference"]
+    ref_ex = wi.random.sampling._EXECUTORS["numpy-reference"]
     results = []
     # Philox words on the device.
     j = torch.arange(0, 1 << 20, dtype=torch.int64, device=args.device) + (2**32 - 100)
     words = torch.stack(philox_blocks(j & 0xFFFFFFFF, j >> 32, (123, 456)), 1).cpu().numpy().astype(np.uint32)
-    from weightinit._philox import philox4x32
+    from weightinit.random.philox import philox4x32
 
     jn = np.arange(0, 1 << 20, dtype=np.uint64) + np.uint64(2**32 - 100)
     ref_words = philox4x32((jn & np.uint64(0xFFFFFFFF), jn >> np.uint64(32), 0, 0), (123, 456)).T

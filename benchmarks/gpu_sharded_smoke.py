@@ -55,9 +55,9 @@ def main() -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
-    import torch
     import torch.distributed as dist
 
+    import torch
     import weightinit.torch as wt
 
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")

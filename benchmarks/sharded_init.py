@@ -5,7 +5,7 @@ two LayerNorms) is built on the meta device, sharded with FSDP2
 ``fully_shard`` (Shard(0) over all ranks), materialized with ``to_empty`` and
 initialized GPT-2 style (weights N(0, 0.02), biases 0, LayerNorm weights 1):
 
-* ``weightinit``: :func:`weightinit.torch._dtensor.fill_dtensor_` per
+* ``weightinit``: :func:`weightinit.torch.dtensor.fill_dtensor_` per
   parameter, stream ``Stream(seed).child(name)``: each rank generates only
   its shard, and the values do not depend on the number of ranks;
 * ``torch``: ``torch.nn.init.normal_/zeros_/ones_`` on the same DTensors.
@@ -76,12 +76,12 @@ def _rss_mib() -> float:
 
 
 def worker(method: str, params: float, seed: int) -> None:
-    import torch
     import torch.distributed as dist
     from torch.distributed.fsdp import fully_shard
 
+    import torch
     import weightinit as wi
-    from weightinit.torch._dtensor import fill_dtensor_
+    from weightinit.torch.dtensor import fill_dtensor_
 
     dist.init_process_group("gloo")
     try:

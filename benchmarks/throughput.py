@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from weightinit import _bench
+from weightinit.cli import bench as _bench
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)

@@ -1,7 +1,7 @@
 """Shared test helpers for the core tests, exposed as fixtures.
 
 * ``philox_py``: an independent pure-Python Philox4x32-10 written from docs/random.md
-  (not from weightinit._philox), so stream tests do not merely restate the implementation.
+  (not from weightinit.random.philox), so stream tests do not merely restate the implementation.
 * ``ks_pvalue``: a Kolmogorov-Smirnov p-value that is valid for values rounded to a float
   dtype (float16 and bfloat16 are coarse enough to fail a continuous KS test on 1e5 samples).
 * ``bits``: the raw bit pattern of an array, for bitwise comparisons.

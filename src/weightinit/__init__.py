@@ -1,12 +1,13 @@
 """weightinit: neural-network weight initialization, the same bits on every framework and device.
 
-Layers (one module each): seeds and streams (``_streams``, ``_seeds``) ->
-counter-based bits (``_philox``) -> distributions (``_special``,
-``_distributions``, ``_reference``, ``_sampling``) -> initializers
-(``_constant``, ``_random_initializers``, ``_variance_scaling``,
-``_orthogonal``, ``_stft``) -> names and configs (``_registry``).  Framework
-adapters live in ``weightinit.torch``, ``weightinit.jax`` and
-``weightinit.keras`` and are imported only on request.
+The package is layered; each layer imports only the ones before it (docs/architecture.md):
+
+``common`` (errors, checks, shapes, dtypes) -> ``random`` (Philox bits, streams, seeds, special
+functions, distributions, sampling) -> ``executors`` (NumPy reference, compiled C core, torch,
+Triton, JAX) -> ``initializers`` (base, one module per family, fans, gains, storage, framework
+defaults) -> ``registry`` (names, get/serialize/register) -> adapters ``torch``, ``jax``,
+``keras`` (imported only on request; the layers before them never import a framework) ->
+``doctor`` and ``cli``.  This module only re-exports the public names.
 
 >>> import weightinit as wi
 >>> w = wi.HeNormal(seed=0)((512, 256))
@@ -14,43 +15,45 @@ adapters live in ``weightinit.torch``, ``weightinit.jax`` and
 ((512, 256), dtype('float32'))
 """
 
+from typing import TYPE_CHECKING
+
 from weightinit import random
-from weightinit._base import BuiltinInitializer, Initializer, RandomInitializer, generate
-from weightinit._compiled import get_num_threads, set_num_threads  # registers the compiled core
-from weightinit._complex import ComplexDisk, ComplexTruncatedNormal
-from weightinit._constant import Constant, Identity, Ones, Zeros
-from weightinit._dirac import DeltaOrthogonal, Dirac
-from weightinit._distributions import Normal, Uniform
-from weightinit._distributions import TruncatedNormal as TruncatedNormalDistribution
-from weightinit._dtypes import floatx, set_floatx, standardize_dtype
-from weightinit._errors import (
+from weightinit.common.dtypes import floatx, set_floatx, standardize_dtype
+from weightinit.common.errors import (
     FallbackWarning,
     InitializerTypeError,
     InitializerValueError,
     UnseededReuseWarning,
     WeightinitError,
 )
-from weightinit._fans import compute_fans
-from weightinit._gains import calculate_gain, gain_for
-from weightinit._haiku import BatchedIdentity, UniformScaling
-from weightinit._orthogonal import Orthogonal
-from weightinit._presets import FlaxEmbed, HaikuLinear, TorchEmbedding, TorchLinearBias, TorchLinearWeight
-from weightinit._random_initializers import RandomNormal, RandomUniform, TruncatedNormal
-from weightinit._registry import deserialize, get, register, serialize
-from weightinit._sampling import current_executor, executors, sample, use_executor
-from weightinit._schemes import Fixup, MuP, ScaledResidual, TFixup
-from weightinit._seeds import SeedGenerator, set_seed
-from weightinit._sparse import MartensSparse, Sparse
-from weightinit._stft import STFT
-from weightinit._streams import Stream
-from weightinit._truncated import (
+from weightinit.executors.compiled import get_num_threads, set_num_threads
+from weightinit.initializers.base import BuiltinInitializer, Initializer, RandomInitializer, generate
+from weightinit.initializers.complex import ComplexDisk, ComplexTruncatedNormal
+from weightinit.initializers.constant import Constant, Identity, Ones, Zeros
+from weightinit.initializers.dirac import DeltaOrthogonal, Dirac
+from weightinit.initializers.fans import compute_fans
+from weightinit.initializers.framework_defaults import (
+    FlaxEmbed,
+    HaikuLinear,
+    TorchEmbedding,
+    TorchLinearBias,
+    TorchLinearWeight,
+)
+from weightinit.initializers.gains import calculate_gain, gain_for
+from weightinit.initializers.haiku_extras import BatchedIdentity, UniformScaling
+from weightinit.initializers.orthogonal import Orthogonal
+from weightinit.initializers.random_values import RandomNormal, RandomUniform, TruncatedNormal
+from weightinit.initializers.schemes import Fixup, MuP, ScaledResidual, TFixup
+from weightinit.initializers.sparse import MartensSparse, Sparse
+from weightinit.initializers.stft import STFT
+from weightinit.initializers.truncated import (
     HaikuTruncatedNormal,
     JaxTruncatedNormal,
     TimmTruncNormalTF,
     TorchTruncNormal,
     TruncNormal,
 )
-from weightinit._variance_scaling import (
+from weightinit.initializers.variance_scaling import (
     GlorotNormal,
     GlorotUniform,
     HeNormal,
@@ -59,21 +62,30 @@ from weightinit._variance_scaling import (
     LecunUniform,
     VarianceScaling,
 )
-from weightinit._zero import IRNN, ZerO
+from weightinit.initializers.zero import IRNN, ZerO
+from weightinit.random.distributions import Normal, Uniform
+from weightinit.random.distributions import TruncatedNormal as TruncatedNormalDistribution
+from weightinit.random.sampling import current_executor, sample, use_executor
+from weightinit.random.seeds import SeedGenerator, set_seed
+from weightinit.random.streams import Stream
+from weightinit.registry.api import deserialize, get, register, serialize
 
 __version__ = "0.1.0"
 
 
-def doctor(model, inputs=None, **kwargs):
-    """Measure how signal flows through ``model`` at init; see :func:`weightinit._doctor._api.doctor` (lazy import)."""
-    from weightinit._doctor._api import doctor as _doctor
-
-    return _doctor(model, inputs, **kwargs)
+if TYPE_CHECKING:  # for type checkers: the callable packages below behave as these functions
+    from weightinit.doctor.api import doctor
+    from weightinit.random.sampling import executors
+else:
+    # ``weightinit.doctor`` and ``weightinit.executors`` are packages whose module type is callable:
+    # ``wi.doctor(model, inputs)`` runs the doctor, ``wi.executors()`` lists executor names, and
+    # ``import weightinit.doctor.report`` or ``wi.executors.compiled`` still reach their modules.
+    from weightinit import doctor, executors
 
 
 def fix(model, mode="analytic", inputs=None, **kwargs):
-    """Rescale ``model``'s weights (``"analytic"`` or ``"lsuv"``); see :func:`weightinit._doctor._api.fix` (lazy)."""
-    from weightinit._doctor._api import fix as _fix
+    """Rescale ``model``'s weights (``"analytic"`` or ``"lsuv"``); see :func:`weightinit.doctor.api.fix` (lazy)."""
+    from weightinit.doctor.api import fix as _fix
 
     return _fix(model, mode, inputs, **kwargs)
 

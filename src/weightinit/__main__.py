@@ -2,6 +2,6 @@
 
 import sys
 
-from weightinit._cli import main
+from weightinit.cli.main import main
 
 sys.exit(main())

@@ -19,8 +19,8 @@ import sys
 import numpy as np
 
 import weightinit as wi
-from weightinit._base import RandomInitializer
-from weightinit._registry import builtin_classes
+from weightinit.initializers.base import RandomInitializer
+from weightinit.registry.api import builtin_classes
 
 OUT = pathlib.Path(__file__).with_name("stream_v1.json")
 N = 16
@@ -43,15 +43,15 @@ FOLDS = [0, 1, 2**32, 2**64 - 1]
 # Modules whose registered random initializers are frozen here.  Add a module once its
 # initializers are final, then run this script (existing entries must not change).
 FROZEN_MODULES = (
-    "weightinit._random_initializers",
-    "weightinit._variance_scaling",
-    "weightinit._orthogonal",
-    "weightinit._truncated",
-    "weightinit._dirac",
-    "weightinit._haiku",
-    "weightinit._sparse",
-    "weightinit._presets",
-    "weightinit._schemes",
+    "weightinit.initializers.random_values",
+    "weightinit.initializers.variance_scaling",
+    "weightinit.initializers.orthogonal",
+    "weightinit.initializers.truncated",
+    "weightinit.initializers.dirac",
+    "weightinit.initializers.haiku_extras",
+    "weightinit.initializers.sparse",
+    "weightinit.initializers.framework_defaults",
+    "weightinit.initializers.schemes",
 )
 # Initializers that need more than a seed, or shapes other than INIT_SHAPES.
 CLASS_ARGS = {"TorchLinearBias": {"fan_in": 8}}

@@ -14,7 +14,7 @@ Importing this module imports torch; the core package never does.
 True
 """
 
-from weightinit.torch._functions import (
+from weightinit.torch.functions import (
     calculate_gain,
     constant,
     constant_,
@@ -42,8 +42,8 @@ from weightinit.torch._functions import (
     xavier_uniform_,
     zeros_,
 )
-from weightinit.torch._initialize import PRESETS, InitReport, ParamInfo, ParamRecord, PerParameter, initialize
-from weightinit.torch._roles import ResidualInfo, find_residual_projections
+from weightinit.torch.model_init.apply import PRESETS, InitReport, ParamInfo, ParamRecord, PerParameter, initialize
+from weightinit.torch.roles import ResidualInfo, find_residual_projections
 
 __all__ = [
     # torch.nn.init drop-ins

@@ -1,0 +1,1 @@
+"""The ``weightinit`` command line (``weightinit list|sample|doctor|compare|bench``)."""

@@ -1,0 +1,629 @@
+r"""Analytic mode: propagate the second moment through a model's graph from shapes and weights alone.
+
+Mean-field theory (Poole et al. 2016; Schoenholz et al. 2017).  For a layer
+``h = W x + b`` with i.i.d. zero-mean weights, ``Var(W) = sigma_w**2 / n``
+(``n`` the fan-in) and bias second moment ``sigma_b**2``:
+
+.. math::  q_h = \sigma_w^2\, q_x + \sigma_b^2, \qquad
+           q_{\phi(h)} = E[\phi(\mu + \sqrt{v} z)^2],\ z \sim N(0, 1)
+
+where ``q`` is the second moment ``E[y**2]`` per element and ``mu, v`` the
+pre-activation's mean and variance.  The Gaussian expectation is computed
+numerically (:func:`weightinit.initializers.gains.gaussian_expectation`), so any
+elementwise activation (GELU, SiLU, Mish, a user's own ``x**3``) gets an exact
+moment map.  Backwards, a layer multiplies the squared gradient norm by the
+order parameter
+
+.. math::  \chi = \sigma_w^2\, E[\phi'(h)^2]
+
+(Schoenholz et al. 2017): ``chi < 1`` vanishing, ``chi > 1`` exploding
+gradients, ``chi = 1`` at the fixed point the edge of chaos.  A degree-``k``
+homogeneous activation (``phi(a x) = a**k phi(x)``) has
+``q_{l+1} = c q_l**k``; for ``k != 1`` the fixed point ``q* = c**(1/(1-k))``
+has slope ``k`` and is unstable, so no scalar initialization is depth-stable.
+The degree is detected numerically from the scaling of the moment map in
+``q``.
+
+Other nodes: residual ``a + b`` adds second moments (independent branches,
+plus ``2 mu_a mu_b``); concatenation averages them by size; BatchNorm /
+LayerNorm / GroupNorm give ``E[gamma**2] + E[beta**2]``; average pooling over
+``k`` inputs divides the variance by ``k`` (independent inputs; max pooling is
+treated as the identity, an approximation); inverted dropout in training
+mode multiplies ``q`` by ``1/(1-p)``; an embedding outputs ``E[W**2]``;
+multi-head attention at init is near-uniform averaging over ``T`` tokens
+(independent tokens assumed: the value variance is divided by ``T``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from weightinit.initializers.gains import derivative_second_moment, gaussian_expectation
+
+__all__ = ["moment_map", "chi", "fixed_point", "homogeneity_degree", "depth_stability", "rescale_factor"]
+
+
+def _shifted(phi, mu):
+    return phi if mu == 0 else (lambda x: phi(mu + x))
+
+
+def moment_map(phi, q: float, mu: float = 0.0) -> tuple[float, float]:
+    """``(E[phi(h)], E[phi(h)**2])`` for ``h`` Gaussian with mean ``mu`` and second moment ``q``.
+
+    >>> m, q2 = moment_map(lambda x: np.maximum(x, 0.0), 2.0)
+    >>> round(q2, 10)
+    1.0
+    """
+    v = max(q - mu * mu, 0.0)
+    f = _shifted(phi, mu)
+    m1 = gaussian_expectation(lambda x: np.asarray(f(x), dtype=np.float64), v)
+    m2 = gaussian_expectation(lambda x: np.square(np.asarray(f(x), dtype=np.float64)), v)
+    return m1, m2
+
+
+def chi(phi, sigma_w2: float, q: float, mu: float = 0.0) -> float:
+    """Schoenholz et al. (2017)'s ``chi_1 = sigma_w**2 E[phi'(h)**2]`` at pre-activation second moment ``q``.
+
+    >>> round(chi(lambda x: np.maximum(x, 0.0), 2.0, 1.0), 8)   # He init for ReLU: critical
+    1.0
+    """
+    v = max(q - mu * mu, 0.0)
+    return sigma_w2 * derivative_second_moment(_shifted(phi, mu), v)
+
+
+def rescale_factor(sigma_w2: float, q_in: float, qb: float, target: float) -> float:
+    """The factor ``s`` on a weight that makes its layer's predicted output second moment ``target`` (analytic fix).
+
+    The layer maps ``q_in -> s**2 sigma_w2 q_in + qb``; the weight part is floored at ``1e-3 * target`` (a
+    bias that alone exceeds the target is left to dominate, rather than the weight being zeroed).
+
+    >>> rescale_factor(0.5, 1.0, 0.0, 1.0) ** 2
+    2.0000000000000004
+    """
+    return math.sqrt(max(target - qb, 1e-3 * target) / max(sigma_w2 * q_in, 1e-300))
+
+
+def fixed_point(phi, sigma_w2: float, sigma_b2: float = 0.0, q0: float = 1.0, iters: int = 200) -> float:
+    """The fixed point ``q*`` of ``q -> sigma_w**2 E[phi(sqrt(q) z)**2] + sigma_b**2`` by iteration (inf if it diverges).
+
+    >>> round(fixed_point(np.tanh, 1.0, 0.05), 4) > 0
+    True
+    """
+    q = q0
+    for _ in range(iters):
+        new = sigma_w2 * gaussian_expectation(lambda x: np.square(np.asarray(phi(x), dtype=np.float64)), q) + sigma_b2
+        if not math.isfinite(new) or new > 1e12:
+            return math.inf
+        if abs(new - q) <= 1e-10 * max(q, 1e-30):
+            return new
+        q = new
+    return q
+
+
+def homogeneity_degree(phi, qs=(0.01, 0.1, 1.0, 10.0, 100.0), tol: float = 0.02):
+    """The ``k`` with ``E[phi(sqrt(q) z)**2] ~ q**k`` over ``qs`` if the log-log slope is constant, else None.
+
+    ``phi(a x) = a**d phi(x)`` gives ``k = d``: relu and linear 1, ``x**3`` 3.
+
+    >>> homogeneity_degree(lambda x: x**3)
+    3.0
+    >>> homogeneity_degree(np.tanh) is None
+    True
+    """
+    try:
+        m = [gaussian_expectation(lambda x: np.square(np.asarray(phi(x), dtype=np.float64)), q) for q in qs]
+    except Exception:
+        return None
+    if min(m) <= 0:
+        return None
+    slopes = np.diff(np.log(m)) / np.diff(np.log(qs))
+    if np.ptp(slopes) > tol:
+        return None
+    return float(np.round(slopes.mean(), 3))
+
+
+def depth_stability(phi, name: str = "the activation"):
+    """None if a scalar init can keep the second moment stable with depth, else a plain explanation."""
+    k = homogeneity_degree(phi)
+    if k is None or abs(k - 1.0) < 0.05:
+        return None
+    return (
+        f"{name} is homogeneous of degree {k:g} in the variance (E[phi(sqrt(q) z)^2] = c q^{k:g}), so "
+        f"q_(l+1) = sigma_w^2 c q_l^{k:g}: the fixed point q* = (sigma_w^2 c)^(1/(1-{k:g})) is unstable "
+        f"(slope {k:g}), and any deviation grows or decays doubly exponentially with depth. "
+        "No scalar initialization can be depth-stable."
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# PyTorch graphs
+# ------------------------------------------------------------------------------------------
+
+
+def _np_fn_of(fn, dtype=None):
+    """A NumPy function from a torch elementwise callable."""
+    import torch
+
+    def phi(x):
+        t = torch.from_numpy(np.asarray(x, dtype=np.float64))
+        if dtype is not None:
+            t = t.to(dtype)
+        with torch.no_grad():
+            return fn(t).double().numpy()
+
+    return phi
+
+
+def _elementwise(fn, dtype=None) -> bool:
+    """True if ``fn`` (tensor -> tensor) acts elementwise: it commutes with permutations and slicing."""
+    import torch
+
+    try:
+        g = torch.Generator().manual_seed(1)
+        x = torch.randn(97, generator=g, dtype=torch.float64)
+        if dtype is not None:
+            x = x.to(dtype)
+        with torch.no_grad():
+            y = fn(x)
+            if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+                return False
+            perm = torch.randperm(97, generator=g)
+            y2 = fn(x[perm])
+            y3 = fn(x[:13])
+        return bool(torch.allclose(y2, y[perm], equal_nan=True) and torch.allclose(y3, y[:13], equal_nan=True))
+    except Exception:
+        return False
+
+
+def module_activation(mod):
+    """``(name, numpy phi)`` for an activation module, or None (table lookup, else numeric elementwise test)."""
+    from weightinit.doctor.backends.torch import ACT_MODULES
+    from weightinit.initializers.gains import activation
+
+    cls = type(mod).__name__
+    if cls in ACT_MODULES:
+        key, attr = ACT_MODULES[cls]
+        return key, activation(key, getattr(mod, attr) if attr else None)
+    if cls == "GELU":
+        return ("gelu_tanh" if getattr(mod, "approximate", "none") == "tanh" else "gelu"), activation(
+            "gelu_tanh" if getattr(mod, "approximate", "none") == "tanh" else "gelu"
+        )
+    params = list(mod.parameters())
+    dtype = params[0].dtype if params else None
+    if sum(p.numel() for p in params) <= 1 and _elementwise(mod, dtype):
+        return cls, _np_fn_of(mod, dtype)
+    return None
+
+
+class _Tracer:
+    """torch.fx tracer that records which module it was in when tracing failed."""
+
+    def __new__(cls):
+        import torch.fx
+
+        from torch import nn
+
+        class T(torch.fx.Tracer):
+            failed: str | None = None
+
+            def is_leaf_module(self, m, qualname):
+                return super().is_leaf_module(m, qualname) or isinstance(m, nn.MultiheadAttention)
+
+            def call_module(self, m, forward, args, kwargs):
+                try:
+                    return super().call_module(m, forward, args, kwargs)
+                except Exception:
+                    if self.failed is None:
+                        self.failed = self.path_of_module(m) or type(m).__name__
+                    raise
+
+        return T()
+
+
+def trace_torch(model, example):
+    """``(GraphModule, None)`` with shapes in ``node.meta['tensor_meta']``, or ``(None, (layer, message))``."""
+    import torch.fx
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    tracer = _Tracer()
+    try:
+        graph = tracer.trace(model)
+        gm = torch.fx.GraphModule(model, graph)
+    except Exception as e:
+        where = tracer.failed or type(model).__name__
+        return None, (where, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+    try:
+        with torch.no_grad():
+            ShapeProp(gm).propagate(*(example if isinstance(example, tuple) else (example,)))
+    except Exception as e:
+        return None, (type(model).__name__, f"shape propagation failed: {type(e).__name__}: {e}")
+    return gm, None
+
+
+def _numel(shape) -> int:
+    return int(np.prod(shape)) if shape is not None else 0
+
+
+class Propagator:
+    """Propagates ``(mu, q)`` per tensor; optionally rescales weight layers to a target ``q`` (analytic fix)."""
+
+    def __init__(self, model, training: bool, targets=None, fix: bool = False):
+        self.model = model
+        self.training = training
+        self.targets = targets or {}
+        self.fix = fix
+        self.scales: dict[str, float] = {}
+        self.notes: list[str] = []
+        self.unstable: dict[str, str] = {}
+        self.done: set[int] = set()
+        self.skip_fix: set[str] = set()
+        self.base = 1.0
+
+    # one module, given its input moments and shapes; returns (mu, q, gain_info)
+    def module(self, name, mod, mu, q, in_shape, out_shape, incoming_sw2):
+        import torch
+        from torch import nn
+        from weightinit.doctor.backends import torch as tu
+
+        extra: dict = {}
+        if isinstance(mod, nn.MultiheadAttention):
+            e = mod.embed_dim
+            wv = mod.in_proj_weight[2 * e :] if mod.in_proj_weight is not None else mod.v_proj_weight
+            sv = float((wv.detach().double() ** 2).mean()) * e
+            bv = (
+                float((mod.in_proj_bias[2 * e :].detach().double() ** 2).mean())
+                if mod.in_proj_bias is not None
+                else 0.0
+            )
+            t = in_shape[0] if not mod.batch_first else in_shape[1]
+            qa = (sv * q + bv) / max(t, 1)
+            so = float((mod.out_proj.weight.detach().double() ** 2).mean()) * e
+            bo = float((mod.out_proj.bias.detach().double() ** 2).mean()) if mod.out_proj.bias is not None else 0.0
+            self.notes.append(f"{name}: attention treated as uniform averaging over {t} independent tokens")
+            return 0.0, so * qa + bo, extra
+        if isinstance(mod, tu.WEIGHT_TYPES):
+            w = mod.weight
+            if isinstance(mod, nn.modules.conv._ConvTransposeNd):
+                fan = w.shape[0] // mod.groups * _numel(w.shape[2:]) / max(_numel(mod.stride), 1)
+            elif isinstance(mod, nn.Bilinear):
+                fan = w.shape[1] * w.shape[2]
+            else:
+                fan = _numel(w.shape[1:])
+            sw = float((w.detach().double() ** 2).mean())
+            b = getattr(mod, "bias", None)
+            qb = float((b.detach().double() ** 2).mean()) if b is not None else 0.0
+            mb = float(b.detach().double().mean()) if b is not None else 0.0
+            qin = q * q if isinstance(mod, nn.Bilinear) else q
+            s = 1.0
+            if self.fix and id(w) not in self.done and name not in self.skip_fix:
+                target = self.targets.get(name, 1.0) * self.base
+                s = rescale_factor(sw * fan, qin, qb, target)
+                with torch.no_grad():
+                    w.mul_(s)
+                self.scales[f"{name}.weight" if name else "weight"] = s
+                sw *= s * s
+            self.done.add(id(w))
+            extra["sigma_w2"] = sw * fan
+            return mb, sw * fan * qin + qb, extra
+        if isinstance(mod, tu.NORM_TYPES):
+            g = getattr(mod, "weight", None)
+            bb = getattr(mod, "bias", None)
+            qg = float((g.detach().double() ** 2).mean()) if g is not None else 1.0
+            qb = float((bb.detach().double() ** 2).mean()) if bb is not None else 0.0
+            return float(bb.detach().double().mean()) if bb is not None else 0.0, qg + qb, extra
+        if isinstance(mod, nn.Embedding):
+            w = mod.weight.detach().double()
+            return float(w.mean()), float((w**2).mean()), extra
+        if isinstance(mod, nn.modules.dropout._DropoutNd):
+            return mu, (q / (1 - mod.p) if self.training and mod.p < 1 else q), extra
+        if isinstance(mod, (nn.modules.pooling._AvgPoolNd, nn.modules.pooling._AdaptiveAvgPoolNd)):
+            k = max(_numel(in_shape) / max(_numel(out_shape), 1), 1.0)
+            return mu, mu * mu + max(q - mu * mu, 0.0) / k, extra
+        if isinstance(mod, (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd)):
+            return mu, q, {"note": "max pooling: identity (approximation)"}
+        if isinstance(mod, (nn.Flatten, nn.Unflatten, nn.Identity)):
+            return mu, q, extra
+        act = module_activation(mod)
+        if act is not None:
+            return self.activation(name, act[0], act[1], mu, q, incoming_sw2)
+        if any(True for _ in mod.parameters()):
+            self.notes.append(f"{name} ({type(mod).__name__}): no moment rule; treated as the identity")
+        return mu, q, {"note": "no rule: identity"}
+
+    def activation(self, name, key, phi, mu, q, incoming_sw2):
+        m1, m2 = moment_map(phi, q, mu)
+        extra = {"chi": chi(phi, incoming_sw2, q, mu) if incoming_sw2 is not None else float("nan"), "act": key}
+        if key not in self.unstable:
+            msg = depth_stability(phi, key)
+            if msg:
+                self.unstable[key] = (name, msg)
+        return m1, m2, extra
+
+
+_ADD = {"add", "iadd", "__add__", "__iadd__", "__radd__"}
+_SUB = {"sub", "isub", "__sub__", "rsub"}
+_MUL = {"mul", "imul", "__mul__", "__rmul__"}
+_DIV = {"truediv", "div", "__truediv__"}
+_CAT = {"cat", "concat", "concatenate"}
+_SHAPE = {"view", "reshape", "flatten", "permute", "transpose", "contiguous", "squeeze", "unsqueeze", "expand",
+          "clone", "float", "to", "type_as", "detach", "unflatten", "movedim", "swapaxes"}  # fmt: skip
+_NORMF = {"layer_norm", "batch_norm", "group_norm", "instance_norm", "rms_norm", "normalize"}
+
+
+def _target_name(t) -> str:
+    return getattr(t, "__name__", str(t)).split(".")[-1]
+
+
+def analyze_graph(gm, model, x_mu: float, x_q: float, *, fix: bool = False, targets=None, skip=(), target=1.0):
+    """Walk ``gm``'s nodes; return ``(records, propagator)``; records are :class:`LayerStats` with ``q_pred``."""
+    import torch.fx
+
+    import torch
+    from weightinit.doctor.report import LayerStats
+
+    prop = Propagator(model, model.training, targets, fix)
+    prop.skip_fix = set(skip)
+    prop.base = target
+    mods = dict(gm.named_modules())
+    env: dict = {}
+    sw2: dict = {}  # last weight layer's sigma_w^2 * fan on the path to each node
+    records = []
+    calls: dict = {}
+
+    def shape_of(n):
+        tm = n.meta.get("tensor_meta")
+        if tm is None:
+            return None
+        return tuple(tm.shape) if hasattr(tm, "shape") else (tuple(tm[0].shape) if hasattr(tm[0], "shape") else None)
+
+    def tensor_args(n):
+        return [a for a in n.args if isinstance(a, torch.fx.Node) and a in env]
+
+    for n in gm.graph.nodes:
+        if n.op == "placeholder":
+            env[n] = (x_mu, x_q)
+            continue
+        if n.op == "output" or n.op == "get_attr":
+            if n.op == "get_attr":
+                try:
+                    t = gm.get_parameter(n.target) if "." in n.target or True else None
+                    t = t.detach().double()
+                    env[n] = (float(t.mean()), float((t * t).mean()))
+                except Exception:
+                    pass
+            continue
+        targs = tensor_args(n)
+        if not targs:
+            continue
+        mu, q = env[targs[0]]
+        inc = sw2.get(targs[0])
+        rec_kind = None
+        extra: dict = {}
+        out_shape = shape_of(n)
+        in_shape = shape_of(targs[0])
+        if n.op == "call_module":
+            mod = mods[n.target]
+            new = prop.module(n.target, mod, mu, q, in_shape, out_shape, inc)
+            mu2, q2, extra = new
+            rec_kind = type(mod).__name__
+        else:
+            name = _target_name(n.target)
+            consts = [a for a in n.args if not isinstance(a, torch.fx.Node)]
+            if name == "getitem":
+                idx = n.args[1] if len(n.args) > 1 else 0
+                if idx not in (0,) and shape_of(n) != in_shape:
+                    continue
+                mu2, q2 = mu, q
+            elif name in _ADD | _SUB and len(targs) == 2:
+                (ma, qa), (mb, qb) = env[targs[0]], env[targs[1]]
+                sgn = 1 if name in _ADD else -1
+                mu2, q2 = ma + sgn * mb, qa + qb + 2 * sgn * ma * mb
+                rec_kind = "add" if sgn > 0 else "sub"
+                inc = None
+            elif name in _ADD | _SUB and consts and isinstance(consts[0], (int, float)):
+                c = float(consts[0]) * (1 if name in _ADD else -1)
+                mu2, q2 = mu + c, q + 2 * c * mu + c * c
+            elif name in _MUL and len(targs) == 2:
+                (ma, qa), (mb, qb) = env[targs[0]], env[targs[1]]
+                mu2, q2 = ma * mb, qa * qb
+                rec_kind = "mul"
+            elif name in _MUL | _DIV and consts and isinstance(consts[0], (int, float)):
+                c = float(consts[0])
+                c = 1 / c if name in _DIV else c
+                mu2, q2 = mu * c, q * c * c
+            elif name in _CAT:
+                parts = n.args[0] if isinstance(n.args[0], (list, tuple)) else targs
+                sizes = [max(_numel(shape_of(p)), 1) for p in parts if p in env]
+                tot = sum(sizes)
+                mu2 = sum(env[p][0] * s for p, s in zip([p for p in parts if p in env], sizes)) / tot
+                q2 = sum(env[p][1] * s for p, s in zip([p for p in parts if p in env], sizes)) / tot
+                rec_kind = "cat"
+                inc = None
+            elif name in _SHAPE or name in ("size", "dim"):
+                if out_shape is None:
+                    continue
+                mu2, q2 = mu, q
+            elif name in _NORMF:
+                mu2, q2 = 0.0, 1.0
+                rec_kind = name
+            elif name == "dropout":
+                p = n.kwargs.get("p", consts[0] if consts else 0.5)
+                train = n.kwargs.get("training", True)
+                mu2, q2 = mu, (q / (1 - p) if train and p < 1 else q)
+            else:
+                fn = n.target if n.op == "call_function" else None
+
+                def call(t, n=n, fn=fn, src=targs[0]):
+                    args = [t if (isinstance(a, torch.fx.Node) and a is src) else a for a in n.args]
+                    if n.op == "call_method":
+                        return getattr(args[0], n.target)(*args[1:], **n.kwargs)
+                    return fn(*args, **n.kwargs)
+
+                if len(targs) == 1 and out_shape == in_shape and _elementwise(call):
+                    mu2, q2, extra = prop.activation(n.name, name, _np_fn_of(call), mu, q, inc)
+                    rec_kind = name
+                else:
+                    prop.notes.append(f"{n.name} ({name}): no moment rule; treated as the identity")
+                    mu2, q2 = mu, q
+                    rec_kind = name
+        env[n] = (mu2, q2)
+        sw2[n] = extra.get("sigma_w2", inc)
+        if rec_kind is not None:
+            base = n.target if n.op == "call_module" else n.name
+            k = calls.get(base, 0)
+            calls[base] = k + 1
+            s = LayerStats(name=base if k == 0 else f"{base}#{k + 1}", kind=rec_kind, depth=len(records),
+                           shape=out_shape or ())  # fmt: skip
+            s.q_pred = q2
+            s.gain = math.sqrt(q2 / q) if q > 0 and q2 >= 0 else float("nan")
+            s.chi = extra.get("chi", float("nan"))
+            s.note = extra.get("note", "")
+            records.append(s)
+    return records, prop
+
+
+def add_targets(gm) -> dict:
+    """LSUV/analytic targets generalized to branches: a weight layer whose output reaches an ``add`` of ``m``
+    tensors through shape-only ops gets target second moment ``1/m``, so the sum has unit variance."""
+    import torch.fx
+
+    mods = dict(gm.named_modules())
+    from weightinit.doctor.backends import torch as tu
+
+    targets = {}
+    for n in gm.graph.nodes:
+        if n.op == "call_module" and isinstance(mods.get(n.target), tu.WEIGHT_TYPES):
+            cur = n
+            while len(cur.users) == 1:
+                (u,) = cur.users
+                name = _target_name(u.target) if u.op != "call_module" else None
+                m = mods.get(u.target) if u.op == "call_module" else None
+                if name in _ADD:
+                    k = sum(isinstance(a, torch.fx.Node) for a in u.args)
+                    if k >= 2:
+                        targets[n.target] = 1.0 / k
+                    break
+                if (name in _SHAPE) or (m is not None and type(m).__name__ in ("Dropout", "Identity", "Flatten")):
+                    cur = u
+                    continue
+                break
+    return targets
+
+
+def norm_fed(gm) -> set:
+    """Weight layers whose output goes straight into a normalization (scale-invariant: not rescaled)."""
+    from weightinit.doctor.backends import torch as tu
+
+    mods = dict(gm.named_modules())
+    out = set()
+    for n in gm.graph.nodes:
+        if n.op == "call_module" and isinstance(mods.get(n.target), tu.WEIGHT_TYPES) and n.users:
+            if all(
+                (u.op == "call_module" and isinstance(mods.get(u.target), tu.NORM_TYPES))
+                or (u.op != "call_module" and _target_name(u.target) in _NORMF)
+                for u in n.users
+            ):
+                out.add(n.target)
+    return out
+
+
+def _hook_chain(model, x, prop, x_mu, x_q):
+    """Fallback for untraceable models: leaf modules in execution order, treated as a chain (skips are missed)."""
+    import torch
+    from weightinit.doctor.backends import torch as tu
+    from weightinit.doctor.report import LayerStats
+
+    calls = []
+    names = {m: n for n, m in model.named_modules()}
+
+    def hook(mod, args, out):
+        a = tu.first_tensor(args)
+        y = tu.first_tensor(out)
+        if y is not None:
+            calls.append(
+                (names.get(mod, type(mod).__name__), mod, tuple(a.shape) if a is not None else None, tuple(y.shape))
+            )
+
+    leaves = [m for m in model.modules() if not list(m.children()) or isinstance(m, torch.nn.MultiheadAttention)]
+    tu.forward_with_hooks(model, x, leaves, hook)
+    mu, q, inc = x_mu, x_q, None
+    records, seen = [], {}
+    for name, mod, ish, osh in calls:
+        mu2, q2, extra = prop.module(name, mod, mu, q, ish, osh, inc)
+        k = seen.get(name, 0)
+        seen[name] = k + 1
+        s = LayerStats(
+            name=name if k == 0 else f"{name}#{k + 1}", kind=type(mod).__name__, depth=len(records), shape=osh
+        )
+        s.q_pred, s.chi, s.note = q2, extra.get("chi", float("nan")), extra.get("note", "")
+        s.gain = math.sqrt(q2 / q) if q > 0 and q2 >= 0 else float("nan")
+        records.append(s)
+        inc = extra.get("sigma_w2", inc)
+        mu, q = mu2, q2
+    return records
+
+
+def analyze_torch(model, inputs=None, *, input_shape=None, batch: int = 64, seed: int = 0, fix: bool = False,
+                  target: float = 1.0, title: str = "weightinit doctor (analytic)"):  # fmt: skip
+    """Predict every layer's second moment, gain and chi for a torch model (``fix=True`` also rescales weights).
+
+    Returns ``(Report, Propagator)``.  Only shapes are needed: with ``inputs=None`` a synthetic batch of the
+    right shape is used for shape propagation and the input second moment is taken as 1.
+    """
+    import torch
+    from weightinit.doctor.backends import torch as tu
+    from weightinit.doctor.diagnose import diagnose
+    from weightinit.doctor.report import Flag, Report
+
+    report = Report(title=title, framework=f"torch {torch.__version__.split('+')[0]}", mode="analytic")
+    x = tu.synthetic_inputs(model, min(batch, 8), input_shape, seed) if inputs is None else tu.as_tensor(inputs)
+    x0 = x[0] if isinstance(x, tuple) else x
+    if x0.is_floating_point() and inputs is not None and x0.numel():
+        xd = x0.double()
+        x_mu, x_q = float(xd.mean()), float((xd * xd).mean())
+    else:
+        x_mu, x_q = 0.0, 1.0
+    gm, err = trace_torch(model, x)
+    if gm is not None:
+        records, prop = analyze_graph(
+            gm, model, x_mu, x_q, fix=fix, targets=add_targets(gm), skip=norm_fed(gm), target=target
+        )
+    else:
+        where, msg = err
+        report.flags.append(
+            Flag(
+                "untraceable", where,
+                f"torch.fx could not trace the model at layer {where!r} ({msg}); falling back to forward hooks, "
+                "which see leaf modules in execution order as a chain (residual additions and concatenations "
+                "outside modules are not modelled).",
+                "Make the offending forward traceable (no data-dependent Python control flow), or accept the "
+                "chain approximation.", "info",
+            )
+        )  # fmt: skip
+        prop = Propagator(model, model.training, {}, fix)
+        prop.base = target
+        records = _hook_chain(model, x, prop, x_mu, x_q)
+    report.layers = records
+    report.notes += list(dict.fromkeys(prop.notes))
+    diagnose(report, predicted=True)
+    for _key, (name, msg) in prop.unstable.items():
+        report.flags.append(
+            Flag("not_depth_stable", name, msg,
+                 "Use normalization (LayerNorm/BatchNorm) after each layer, or an activation that is "
+                 "degree-1 homogeneous (relu, leaky_relu) or bounded (tanh), or keep the net shallow.", "warning")
+        )  # fmt: skip
+    chis = [s.chi for s in records if math.isfinite(s.chi) and s.chi > 0]
+    if len(chis) >= 3:
+        prod = float(np.exp(np.sum(np.log(chis))))
+        if prod < 1e-2 or prod > 1e2:
+            kind = "vanishing_gradients" if prod < 1 else "exploding_gradients"
+            report.flags.append(
+                Flag(kind, "model",
+                     f"The product of chi over the {len(chis)} activation layers is {prod:.3g} "
+                     f"(geometric mean {prod ** (1 / len(chis)):.3g}): the squared gradient norm is predicted "
+                     f"to change by that factor from the last layer to the first (Schoenholz et al. 2017).",
+                     "Choose sigma_w^2 so that chi = 1 (He for relu: chi = 2 * 1/2), or run weightinit.fix(model).")
+            )  # fmt: skip
+    return report, prop

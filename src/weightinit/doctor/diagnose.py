@@ -1,0 +1,168 @@
+"""Flags: turn per-layer numbers into problems, each with a plain explanation and a suggested fix.
+
+Rules (thresholds are deliberately loose; the doctor reports, it does not judge small drifts):
+
+* **vanishing / exploding activations**: over the weight layers (Linear, Conv, ...)
+  in forward order, ``std_last / std_first < 1e-2`` (or ``> 1e2``).  A
+  net that multiplies the second moment by ``c`` per layer ends at ``c**(L/2)``
+  times its input std: PyTorch's default ``U(-1/sqrt(n), 1/sqrt(n))`` with
+  ReLU gives ``c = 1/6`` and 30 layers shrink the std by ``~1e-12``
+  (He et al. 2015, Glorot & Bengio 2010).
+* **vanishing / exploding gradients**: the same test on the std of
+  ``dL/dy`` at the weight layers, read backwards (first layer vs last).
+* **dead**: at least half of a layer's units are zero on every example.
+* **saturated**: at least 30% of a tanh/sigmoid/hardtanh-like layer's outputs sit
+  where the derivative is below ~0.02.
+* **nonfinite**: NaN or inf in a layer's output (or in the loss).
+"""
+
+from __future__ import annotations
+
+import math
+
+from weightinit.doctor.report import Flag
+
+__all__ = ["diagnose", "WEIGHT_KINDS"]
+
+WEIGHT_KINDS = (
+    "Linear", "Bilinear", "LazyLinear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
+    "ConvTranspose3d", "Dense", "Conv", "Conv1D", "Conv2D", "Conv3D", "Conv2DTranspose", "Einsum", "EinsumDense",
+)  # fmt: skip
+
+VANISH, EXPLODE = 1e-2, 1e2
+_FIX_INIT = (
+    "Use a variance-preserving init for the activation: he_normal/he_uniform (ReLU), "
+    "glorot/lecun for tanh, or weightinit.gain_for(act) for any activation; or run "
+    "weightinit.fix(model) (analytic) / weightinit.fix(model, mode='lsuv', inputs=batch)."
+)
+
+
+def _is_weight(s) -> bool:
+    return s.kind in WEIGHT_KINDS or s.kind.startswith(("Conv", "Linear", "Dense"))
+
+
+def _trend(layers, attr, transform=lambda v: v):
+    pts = [(s, transform(getattr(s, attr))) for s in layers if _is_weight(s)]
+    pts = [(s, v) for s, v in pts if v is not None and math.isfinite(v)]
+    return pts
+
+
+def diagnose(report, predicted: bool = False) -> list:
+    """Compute the flags of ``report`` (a :class:`Report`) from its layers; returns the list and stores it."""
+    flags = []
+    layers = report.layers
+    for s in layers:
+        if s.nonfinite:
+            flags.append(
+                Flag(
+                    "nonfinite", s.name,
+                    "This layer's output contains NaN or inf, so every later statistic and the gradients are meaningless.",
+                    "Check the inputs for NaN, lower the init scale of the layers before it, or look for log/div by zero.",
+                    "error",
+                )
+            )  # fmt: skip
+            break
+    loss = getattr(report, "loss", None)
+    if loss is not None and not math.isfinite(loss):
+        flags.append(
+            Flag("nonfinite", "loss", f"The loss is {loss}.",
+                 "Look for NaN inputs or exploding activations (see the table).", "error")
+        )  # fmt: skip
+    # activations (measured std, or predicted sqrt(q))
+    attr = "input-dependent std (signal)"
+    pts = _trend(layers, "signal")
+    if len(pts) < 2 and predicted:
+        pts = _trend(layers, "q_pred", lambda q: math.sqrt(q) if q is not None and q >= 0 else float("nan"))
+        attr = "predicted std"
+    if len(pts) >= 3 and pts[0][1] > 0:
+        first = pts[0][1]
+        ratio = pts[-1][1] / first
+        per = ratio ** (1.0 / (len(pts) - 1)) if ratio > 0 else 0.0
+        if ratio < VANISH:
+            where = next((s for s, v in pts if v < 0.1 * first), pts[-1][0])
+            flags.append(
+                Flag(
+                    "vanishing_activations", where.name,
+                    f"The {attr} of the weight layers' outputs shrinks from {first:.3g} to {pts[-1][1]:.3g} "
+                    f"over {len(pts)} layers (x{per:.3g} per layer): deep layers see almost no signal and "
+                    "the network output barely depends on its input.",
+                    _FIX_INIT, "error" if ratio < 1e-4 else "warning",
+                )
+            )  # fmt: skip
+        elif ratio > EXPLODE:
+            where = next((s for s, v in pts if v > 10 * first), pts[-1][0])
+            flags.append(
+                Flag(
+                    "exploding_activations", where.name,
+                    f"The {attr} of the weight layers' outputs grows from {first:.3g} to {pts[-1][1]:.3g} "
+                    f"over {len(pts)} layers (x{per:.3g} per layer): activations and losses overflow or saturate.",
+                    _FIX_INIT + " Lower the gain of the layers.", "error" if ratio > 1e4 else "warning",
+                )
+            )  # fmt: skip
+    gpts = _trend(layers, "grad_std")
+    if len(gpts) >= 3 and gpts[-1][1] > 0:
+        ratio = gpts[0][1] / gpts[-1][1]
+        if ratio < VANISH:
+            flags.append(
+                Flag(
+                    "vanishing_gradients", gpts[0][0].name,
+                    f"The gradient reaching the first weight layer's output is {ratio:.2g} times the one at the last: "
+                    "early layers will barely learn (the backward pass multiplies by the same shrinking factor "
+                    "per layer, chi < 1 in Schoenholz et al. 2017).",
+                    _FIX_INIT, "error" if ratio < 1e-4 else "warning",
+                )
+            )  # fmt: skip
+        elif ratio > EXPLODE:
+            flags.append(
+                Flag(
+                    "exploding_gradients", gpts[0][0].name,
+                    f"The gradient reaching the first weight layer's output is {ratio:.2g} times the one at the last: "
+                    "early layers get huge updates and training diverges (chi > 1).",
+                    _FIX_INIT + " Or clip gradients / add normalization.", "error" if ratio > 1e4 else "warning",
+                )
+            )  # fmt: skip
+    dead = [s for s in layers if s.dead is not None and math.isfinite(s.dead) and s.dead >= 0.5 and not _is_weight(s)]
+    if dead:
+        worst = max(dead, key=lambda s: s.dead)
+        flags.append(
+            Flag(
+                "dead", dead[0].name,
+                f"{len(dead)} layer(s) have at least half their units exactly zero on every example "
+                f"(worst: {worst.name}, {100 * worst.dead:.0f}%); dead units pass no gradient and do not recover.",
+                "Check the biases before them (large negative biases, or biases that dominate a vanished signal, "
+                "kill ReLUs), use a variance-preserving init, leaky_relu/GELU, or "
+                "weightinit.fix(model, mode='lsuv', inputs=batch).",
+                "error" if worst.dead >= 0.99 else "warning",
+            )
+        )  # fmt: skip
+    sat = [s for s in layers if s.saturated is not None and math.isfinite(s.saturated) and s.saturated >= 0.3]
+    if sat:
+        worst = max(sat, key=lambda s: s.saturated)
+        flags.append(
+            Flag(
+                "saturated", sat[0].name,
+                f"{len(sat)} layer(s) have at least 30% of their outputs on the flat part of the activation "
+                f"(worst: {worst.name}, {100 * worst.saturated:.0f}%), where the derivative is below ~0.02: "
+                "gradients through them vanish (Glorot & Bengio 2010).",
+                "Lower the init scale of the layer before it (glorot/lecun for tanh, gain 1 for sigmoid), "
+                "or add normalization before the activation.",
+            )
+        )  # fmt: skip
+    col = [s for s in layers if _is_weight(s) and math.isfinite(s.signal) and s.std > 0 and s.signal < 1e-2 * s.std]
+    if col:
+        flags.append(
+            Flag(
+                "collapse", col[0].name,
+                f"From {col[0].name} on, the output hardly depends on the input: its variation across the batch "
+                f"is {col[0].signal / col[0].std:.2g} of its magnitude (the biases dominate a vanished signal).",
+                _FIX_INIT,
+            )
+        )  # fmt: skip
+    report.flags = flags + [f for f in report.flags if f.kind not in _COMPUTED]
+    return report.flags
+
+
+_COMPUTED = {
+    "nonfinite", "vanishing_activations", "exploding_activations", "vanishing_gradients",
+    "exploding_gradients", "dead", "saturated", "collapse",
+}  # fmt: skip

@@ -1,0 +1,412 @@
+"""The JAX executor: docs/random.md implemented in ``jax.numpy``, jit-traceable.
+
+:func:`sample` computes ``x[region]`` of a tensor ``x`` drawn from a
+distribution under a stream, from the *global* flat indices of the region
+only, with the constants of :func:`weightinit.random.distributions.make_plan`
+(computed on the host, once).  The per-value steps are the spec's, in its
+order of operations, on uint32 and float32 (float64 when ``jax_enable_x64`` is
+on) arrays:
+
+* Philox4x32-10 on uint32 arrays; the high half of a 32 x 32-bit product is
+  assembled from 16-bit halves, so no 64-bit integers are needed;
+* counters from ``iota`` flat indices held as two uint32 words, so flat
+  indices beyond 2**32 work without x64;
+* the uniform, normal and truncated-normal steps, ``log`` and ``ndtri`` built
+  from IEEE basic operations only, then the cast and the clip.
+
+Everything is elementwise in the flat index, so XLA's SPMD partitioner can
+split the work and ``jax.make_array_from_callback`` can generate one shard
+per device; both give the unsharded bits.
+
+On CPU the result equals the NumPy reference bit for bit (tests/test_jax_executor.py):
+XLA's CPU backend does not contract ``a*b + c`` into FMAs.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+import jax
+from jax import lax
+from weightinit.common.errors import InitializerValueError, type_error
+from weightinit.common.shapes import RegionPlan, normalize_shape
+from weightinit.random.distributions import Plan, make_plan
+from weightinit.random.philox import M0, M1, ROUNDS, W0, W1
+from weightinit.random.special import LOG32, LOG64, PPND7, PPND16
+from weightinit.random.streams import Stream
+
+__all__ = ["sample", "sample_plan", "philox4x32", "key_words", "flat_index_words"]
+
+_U32 = jnp.uint32
+
+
+def _u32(v: int):
+    return np.uint32(int(v) & 0xFFFFFFFF)
+
+
+def _mulhilo(a, m: int):
+    """``(hi, lo)`` of the 64-bit product of uint32 array ``a`` and constant ``m``."""
+    m_lo, m_hi = _u32(m & 0xFFFF), _u32(m >> 16)
+    a_lo = a & _u32(0xFFFF)
+    a_hi = a >> _u32(16)
+    ll = a_lo * m_lo
+    lh = a_lo * m_hi
+    hl = a_hi * m_lo
+    hh = a_hi * m_hi
+    cross = (ll >> _u32(16)) + (lh & _u32(0xFFFF)) + hl  # < 2**32, no overflow
+    hi = hh + (lh >> _u32(16)) + (cross >> _u32(16))
+    return hi, a * _u32(m)
+
+
+def philox4x32(c0, c1, c2, c3, k0, k1):
+    """Philox4x32-10 on broadcastable uint32 arrays (docs/random.md section 1); returns four words."""
+    c0, c1, c2, c3 = (jnp.asarray(c, _U32) for c in (c0, c1, c2, c3))
+    k0 = jnp.asarray(k0, _U32)
+    k1 = jnp.asarray(k1, _U32)
+    for r in range(ROUNDS):
+        if r:
+            k0 = k0 + _u32(W0)
+            k1 = k1 + _u32(W1)
+        hi0, lo0 = _mulhilo(c0, M0)
+        hi1, lo1 = _mulhilo(c2, M1)
+        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+    return c0, c1, c2, c3
+
+
+def key_words(key):
+    """The stream key as two uint32 scalars: from a Stream, a pair of ints or a (2,) uint32 array."""
+    if isinstance(key, Stream):
+        k = key.key
+        return jnp.asarray(_u32(k[0])), jnp.asarray(_u32(k[1]))
+    if isinstance(key, tuple) and len(key) == 2 and all(isinstance(k, (int, np.integer)) for k in key):
+        return jnp.asarray(_u32(key[0])), jnp.asarray(_u32(key[1]))
+    arr = jnp.asarray(key)
+    if arr.shape != (2,) or arr.dtype != jnp.uint32:
+        raise type_error(
+            "key",
+            key,
+            "must be a weightinit.Stream or a (2,) uint32 array of stream key words",
+            "Map a JAX PRNG key with weightinit.jax.stream_key(key).",
+        )
+    return arr[0], arr[1]
+
+
+# ---------------------------------------------------------------------------
+# Flat indices as (hi, lo) uint32 words.
+# ---------------------------------------------------------------------------
+
+
+def _add64(a, b):
+    hi_a, lo_a = a
+    hi_b, lo_b = b
+    lo = lo_a + lo_b
+    carry = (lo < lo_a).astype(_U32)
+    return hi_a + hi_b + carry, lo
+
+
+def _axis_offsets(pos, start: int, step: int, stride: int):
+    """64-bit ``(start + pos*step) * stride`` for uint32 positions ``pos`` along one axis."""
+    base = start * stride
+    inc = abs(step * stride)
+    inc_lo, inc_hi = inc & 0xFFFFFFFF, (inc >> 32) & 0xFFFFFFFF
+    hi, lo = _mulhilo(pos, inc_lo) if inc_lo else (jnp.zeros_like(pos), jnp.zeros_like(pos))
+    if inc_hi:
+        hi = hi + pos * _u32(inc_hi)
+    b_hi, b_lo = _u32(base >> 32), _u32(base)
+    if step * stride >= 0:
+        return _add64((jnp.full_like(pos, b_hi), jnp.full_like(pos, b_lo)), (hi, lo))
+    # base - pos*inc: two's complement subtraction on 64 bits.
+    borrow = (b_lo < lo).astype(_U32)
+    return b_hi - hi - borrow, b_lo - lo
+
+
+def flat_index_words(shape, region=None):
+    """The global row-major flat index of every element of ``x[region]`` as ``(hi, lo)`` uint32 arrays."""
+    rp = RegionPlan(normalize_shape(shape), region)
+    out_shape = rp.out_shape
+    hi = jnp.zeros(out_shape, _U32)
+    lo = jnp.zeros(out_shape, _U32)
+    for d, (start, _stop, step) in enumerate(rp.ranges):
+        pos = lax.broadcasted_iota(_U32, out_shape, d)
+        hi, lo = _add64((hi, lo), _axis_offsets(pos, start, step, rp.strides[d]))
+    return hi, lo
+
+
+# ---------------------------------------------------------------------------
+# Words for values.
+# ---------------------------------------------------------------------------
+
+
+def _select_lane(words, lane, per_block: int, nwords: int):
+    out = []
+    for w in range(nwords):
+        v = words[w]
+        for b in range(1, per_block):
+            v = jnp.where(lane == b, words[b * nwords + w], v)
+        out.append(v)
+    return out
+
+
+def _words_elementwise(k0, k1, shape, region, nwords: int):
+    """Each value's words from its own block: fully elementwise (any region)."""
+    hi, lo = flat_index_words(shape, region)
+    sh = 2 if nwords == 1 else 1  # log2(values per block)
+    j_lo = (lo >> _u32(sh)) | (hi << _u32(32 - sh))
+    j_hi = hi >> _u32(sh)
+    z = jnp.zeros_like(lo)
+    words = philox4x32(j_lo, j_hi, z, z, k0, k1)
+    lane = lo & _u32((1 << sh) - 1)
+    return _select_lane(words, lane, 1 << sh, nwords)
+
+
+def _words_blocked(k0, k1, shape, region, nwords: int):
+    """Values in whole blocks along the last axis: one Philox call per block (needs alignment)."""
+    per_block = 4 // nwords
+    rp = RegionPlan(shape, region)
+    out_shape = rp.out_shape
+    bshape = out_shape[:-1] + (out_shape[-1] // per_block,)
+    ranges = list(rp.ranges)
+    s, _e, _st = ranges[-1]
+    # Block b of the last axis starts at element start + b*per_block: its block index is
+    # (flat of row start + start) / per_block + b.
+    blk_ranges = [*ranges[:-1], (s // per_block, s // per_block + bshape[-1], 1)]
+    bstrides = [st // per_block for st in rp.strides[:-1]] + [1]
+    hi = jnp.zeros(bshape, _U32)
+    lo = jnp.zeros(bshape, _U32)
+    for d, (start, _stop, step) in enumerate(blk_ranges):
+        pos = lax.broadcasted_iota(_U32, bshape, d)
+        hi, lo = _add64((hi, lo), _axis_offsets(pos, start, step, bstrides[d]))
+    z = jnp.zeros_like(lo)
+    words = philox4x32(lo, hi, z, z, k0, k1)
+    out = []
+    for w in range(nwords):
+        parts = jnp.stack([words[b * nwords + w] for b in range(per_block)], axis=-1)
+        out.append(parts.reshape(out_shape))
+    return out
+
+
+def _aligned(shape, region, per_block: int) -> bool:
+    if not shape or shape[-1] % per_block:
+        return False
+    rp = RegionPlan(shape, region)
+    start, _stop, step = rp.ranges[-1]
+    n = rp.out_shape[-1]
+    return step == 1 and start % per_block == 0 and n % per_block == 0 and n > 0
+
+
+def _words(k0, k1, shape, region, nwords: int):
+    if _aligned(shape, region, 4 // nwords):
+        return _words_blocked(k0, k1, shape, region, nwords)
+    return _words_elementwise(k0, k1, shape, region, nwords)
+
+
+# ---------------------------------------------------------------------------
+# Special functions (docs/random.md section 5), no FMA, the spec's order.
+# ---------------------------------------------------------------------------
+
+
+def _rmul(a, b):
+    """``a * b`` rounded to the dtype, never fused into a following add.
+
+    XLA's CPU backend lets LLVM contract ``a*b + c`` into an FMA (one rounding
+    instead of two), which changes the last bit.  The product is routed
+    through ``where(|p| > big, a, p)``, the identity for the bounded values the
+    stream computes: the add's operand is then a select with no constant arm,
+    and the product has several uses, so no FMA is formed.  The tests check
+    the bits under ``jax.jit`` on every path.
+    """
+    p = a * b
+    big = np.finfo(p.dtype).max / 4
+    return jnp.where(jnp.abs(p) > big, a, p)
+
+
+def _horner(coeffs_low_first, x, dt, leading_one=False):
+    cs = [dt(c) for c in coeffs_low_first]
+    if leading_one:
+        cs = [dt(1.0)] + cs
+    acc = jnp.full_like(x, cs[-1])
+    for c in reversed(cs[:-1]):
+        acc = _rmul(acc, x)
+        acc = acc + c
+    return acc
+
+
+def log32(x):
+    """log of positive normal float32 values (Cephes logf, docs/random.md section 5)."""
+    f32 = np.float32
+    b = lax.bitcast_convert_type(x, _U32)
+    e = (b >> _u32(23)).astype(jnp.int32) - np.int32(127)
+    m = lax.bitcast_convert_type((b & _u32(0x7FFFFF)) | _u32(0x3F800000), jnp.float32)
+    big = m > f32(LOG32["sqrt2"])
+    m = jnp.where(big, m * f32(0.5), m)
+    e = e + big.astype(jnp.int32)
+    fe = e.astype(jnp.float32)
+    f = m - f32(1.0)
+    z = f * f
+    y = _horner(tuple(reversed(LOG32["p"])), f, f32)
+    y = y * f
+    y = _rmul(y, z)
+    y = y + _rmul(f32(LOG32["ln2_lo"]), fe)
+    y = y + _rmul(f32(-0.5), z)
+    r = f + y
+    r = r + _rmul(f32(LOG32["ln2_hi"]), fe)
+    return r
+
+
+def log64(x):
+    """log of positive normal float64 values (fdlibm __ieee754_log); needs jax_enable_x64."""
+    f64 = np.float64
+    u64 = jnp.uint64
+    b = lax.bitcast_convert_type(x, u64)
+    e = (b >> np.uint64(52)).astype(jnp.int64) - np.int64(1023)
+    m = lax.bitcast_convert_type((b & np.uint64((1 << 52) - 1)) | np.uint64(0x3FF0000000000000), jnp.float64)
+    big = m > f64(LOG64["sqrt2"])
+    m = jnp.where(big, m * f64(0.5), m)
+    e = e + big.astype(jnp.int64)
+    dk = e.astype(jnp.float64)
+    lg = [f64(c) for c in LOG64["Lg"]]
+    f = m - f64(1.0)
+    s = f / (f64(2.0) + f)
+    z = s * s
+    w = z * z
+    m_ = _rmul
+    t1 = m_(w, lg[1] + m_(w, lg[3] + m_(w, lg[5])))
+    t2 = m_(z, lg[0] + m_(w, lg[2] + m_(w, lg[4] + m_(w, lg[6]))))
+    r = t2 + t1
+    hfsq = m_(m_(f64(0.5), f), f)
+    return m_(dk, f64(LOG64["ln2_hi"])) - ((hfsq - (m_(s, hfsq + r) + m_(dk, f64(LOG64["ln2_lo"])))) - f)
+
+
+def _ndtri(p, coef, dt, log_fn):
+    one = dt(1.0)
+    half = dt(0.5)
+    q = p - half
+    r = dt(coef["const1"]) - _rmul(q, q)
+    central = (q * _horner(coef["a"], r, dt)) / _horner(coef["b"], r, dt, leading_one=True)
+    inner = jnp.abs(q) <= dt(coef["split1"])
+    t = jnp.where(q < 0, p, one - p)
+    t = jnp.where(inner, half, t)
+    rr = jnp.sqrt(-log_fn(t))
+    near = rr - dt(coef["const2"])
+    tail_near = _horner(coef["c"], near, dt) / _horner(coef["d"], near, dt, leading_one=True)
+    far = rr - dt(coef["split2"])
+    tail_far = _horner(coef["e"], far, dt) / _horner(coef["f"], far, dt, leading_one=True)
+    tail = jnp.where(rr <= dt(coef["split2"]), tail_near, tail_far)
+    tail = jnp.where(q < 0, -tail, tail)
+    return jnp.where(inner, central, tail)
+
+
+def ndtri32(p):
+    """Inverse normal CDF in float32 (AS 241 PPND7)."""
+    return _ndtri(p, PPND7, np.float32, log32)
+
+
+def ndtri64(p):
+    """Inverse normal CDF in float64 (AS 241 PPND16); needs jax_enable_x64."""
+    return _ndtri(p, PPND16, np.float64, log64)
+
+
+# ---------------------------------------------------------------------------
+# Variates and distributions (docs/random.md sections 4 and 6).
+# ---------------------------------------------------------------------------
+
+
+def _k64(hi, lo, hi_shift: int, lo_shift: int):
+    u64 = jnp.uint64
+    return (hi.astype(u64) << np.uint64(hi_shift)) | (lo.astype(u64) >> np.uint64(lo_shift))
+
+
+def _values(plan: Plan, w):
+    c = plan.consts
+    if plan.words == 2:
+        hi, lo = w
+        if plan.kind == "uniform":
+            u = _k64(hi, lo, 21, 11).astype(jnp.int64).astype(jnp.float64) * np.float64(2.0**-53)
+            y = _rmul(u, c["scale"])
+            y = y + c["offset"]
+        elif plan.kind == "normal":
+            sign = (hi >> _u32(31)).astype(bool)
+            k = _k64(hi & _u32(0x7FFFFFFF), lo, 21, 11).astype(jnp.int64)
+            p = (k * np.int64(2) + np.int64(1)).astype(jnp.float64) * np.float64(2.0**-54)
+            z = ndtri64(p)
+            x = jnp.where(sign, -z, z)
+            y = _rmul(c["std"], x)
+            y = y + c["mean"]
+        else:
+            k = _k64(hi, lo, 20, 12).astype(jnp.int64)
+            u = (k * np.int64(2) + np.int64(1)).astype(jnp.float64) * np.float64(2.0**-53)
+            y = _truncated(u, c, ndtri64)
+    else:
+        (x,) = w
+        if plan.kind == "uniform":
+            u = (x >> _u32(8)).astype(jnp.int32).astype(jnp.float32) * np.float32(2.0**-24)
+            y = _rmul(u, c["scale"])
+            y = y + c["offset"]
+        elif plan.kind == "normal":
+            sign = (x >> _u32(31)).astype(bool)
+            k = ((x >> _u32(1)) & _u32(0x3FFFFFFF)).astype(jnp.int32)
+            p = (k * np.int32(2) + np.int32(1)).astype(jnp.float32) * np.float32(2.0**-32)
+            z = ndtri32(p)
+            xx = jnp.where(sign, -z, z)
+            y = _rmul(c["std"], xx)
+            y = y + c["mean"]
+        else:
+            k = (x >> _u32(9)).astype(jnp.int32)
+            u = (k * np.int32(2) + np.int32(1)).astype(jnp.float32) * np.float32(2.0**-24)
+            y = _truncated(u, c, ndtri32)
+    y = y.astype(plan.dtype)
+    if plan.clip is not None:
+        y = jnp.minimum(jnp.maximum(y, plan.clip[0]), plan.clip[1])
+    return y
+
+
+def _truncated(u, c, ndtri):
+    p = _rmul(u, c["d"])
+    p = p + c["pa"]
+    p = jnp.minimum(jnp.maximum(p, c["pmin"]), c["pmax"])
+    z = ndtri(p)
+    y = _rmul(c["sstd"], z)
+    return y + c["mean"]
+
+
+def _check_x64(plan: Plan) -> None:
+    if plan.words == 2 and not jax.config.jax_enable_x64:
+        raise InitializerValueError(
+            f"`dtype` {plan.dtype.name} needs 64-bit JAX; received dtype={plan.dtype.name} with jax_enable_x64 off. "
+            "Enable it with jax.config.update('jax_enable_x64', True), or use float32."
+        )
+
+
+def sample_plan(plan: Plan, key, shape, region=None):
+    """Values of ``x[region]`` for a :class:`~weightinit.random.distributions.Plan` (see :func:`sample`)."""
+    _check_x64(plan)
+    shape = normalize_shape(shape)
+    rp = RegionPlan(shape, region)
+    if rp.size == 0:
+        return jnp.zeros(rp.out_shape, plan.dtype)
+    k0, k1 = key_words(key)
+    return _values(plan, _words(k0, k1, shape, region, plan.words))
+
+
+def sample(dist, key, shape, dtype, region=None):
+    """``x[region]`` where ``x`` of ``shape`` is drawn from ``dist`` under ``key``, as a JAX array.
+
+    Args:
+      dist: a :class:`weightinit.Uniform`, :class:`weightinit.Normal` or
+        :class:`weightinit.TruncatedNormalDistribution` (or a ready Plan).
+      key: a :class:`weightinit.Stream` or a (2,) uint32 array of stream key
+        words (may be traced).
+      shape: the whole tensor's shape (static).
+      dtype: float16, bfloat16, float32, or float64 (with ``jax_enable_x64``).
+      region: optional tuple of slices; the result is exactly ``x[region]``.
+
+    The values are bitwise those of :func:`weightinit.sample` on CPU.
+
+    >>> import numpy as np, weightinit as wi
+    >>> x = sample(wi.Normal(0.0, 1.0), wi.Stream(0), (3, 5), "float32")
+    >>> bool(np.array_equal(np.asarray(x), wi.sample(wi.Normal(0.0, 1.0), wi.Stream(0), (3, 5), "float32")))
+    True
+    """
+    plan = dist if isinstance(dist, Plan) else make_plan(dist, dtype)
+    return sample_plan(plan, key, shape, region)

@@ -1,0 +1,232 @@
+"""Distributions and their per-call plans.
+
+A distribution (:class:`Uniform`, :class:`Normal`, :class:`TruncatedNormal`)
+is validated when it is built.  :func:`make_plan` turns it and an output dtype
+into a :class:`Plan`: every constant an executor needs, computed once on the
+host in float64 and rounded to the compute precision (float32 for
+float16/bfloat16/float32 outputs, float64 for float64).  Executors perform
+only the per-value steps of docs/random.md ("Distributions") with these
+constants, so all the maths lives here, once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from weightinit.common.checks import real_number
+from weightinit.common.dtypes import compute_dtype, require_float
+from weightinit.common.errors import InitializerValueError, value_error
+from weightinit.random.special import ndtr_host
+
+__all__ = ["Uniform", "Normal", "TruncatedNormal", "Plan", "make_plan", "next_up", "next_down", "MIN_TRUNCATED_MASS"]
+
+MIN_TRUNCATED_MASS = 1e-30
+"""Smallest normal probability of a truncation interval that float32 sampling resolves."""
+
+
+@dataclass(frozen=True)
+class Uniform:
+    """U[low, high): every value is >= low and < high in the output dtype."""
+
+    low: float
+    high: float
+
+    def __post_init__(self):
+        lo = real_number("minval", self.low, finite=False)
+        hi = real_number("maxval", self.high, finite=False)
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise InitializerValueError(f"`minval` and `maxval` must be finite; received minval={lo!r}, maxval={hi!r}.")
+        if not lo < hi:
+            raise InitializerValueError(
+                f"`minval` must be smaller than `maxval`; received minval={lo!r}, maxval={hi!r}. "
+                "Swap them, or use Constant for a fixed value."
+            )
+        object.__setattr__(self, "low", lo)
+        object.__setattr__(self, "high", hi)
+
+
+@dataclass(frozen=True)
+class Normal:
+    """N(mean, std**2), untruncated."""
+
+    mean: float
+    std: float
+
+    def __post_init__(self):
+        m = real_number("mean", self.mean, finite=False)
+        s = real_number("stddev", self.std, finite=False)
+        if not math.isfinite(m):
+            raise value_error("mean", m, "must be finite")
+        if not (math.isfinite(s) and s >= 0):
+            raise value_error("stddev", s, "must be a finite number >= 0")
+        object.__setattr__(self, "mean", m)
+        object.__setattr__(self, "std", s)
+
+
+@dataclass(frozen=True)
+class TruncatedNormal:
+    """N(mean, std**2) conditioned on lower <= x <= upper (absolute bounds; may be infinite)."""
+
+    mean: float
+    std: float
+    lower: float
+    upper: float
+    alpha: float = field(init=False, repr=False)
+    beta: float = field(init=False, repr=False)
+
+    def __post_init__(self):
+        Normal(self.mean, self.std)  # validates mean/std
+        m, s = float(self.mean), float(self.std)
+        lo = real_number("lower", self.lower, finite=False)
+        hi = real_number("upper", self.upper, finite=False)
+        if not lo < hi:
+            raise InitializerValueError(f"`lower` must be smaller than `upper`; received lower={lo!r}, upper={hi!r}.")
+        object.__setattr__(self, "mean", m)
+        object.__setattr__(self, "std", s)
+        object.__setattr__(self, "lower", lo)
+        object.__setattr__(self, "upper", hi)
+        if s == 0:
+            if not lo <= m <= hi:
+                raise InitializerValueError(
+                    f"With stddev=0 every value is the mean, which lies outside [lower, upper]; "
+                    f"received mean={m!r}, lower={lo!r}, upper={hi!r}."
+                )
+            a = b = 0.0
+        else:
+            a, b = (lo - m) / s, (hi - m) / s
+            mass = _mass(a, b)
+            if not mass >= MIN_TRUNCATED_MASS:
+                raise InitializerValueError(
+                    f"The truncation interval [{lo!r}, {hi!r}] has normal probability {mass:.3g} < "
+                    f"{MIN_TRUNCATED_MASS:g} for mean={m!r}, stddev={s!r} (it lies {min(abs(a), abs(b)):.1f} "
+                    "standard deviations from the mean); it cannot be sampled accurately. "
+                    "Move the bounds closer to the mean or increase `stddev`."
+                )
+        object.__setattr__(self, "alpha", a)
+        object.__setattr__(self, "beta", b)
+
+
+def _mirror(a: float, b: float) -> bool:
+    """Sample on the negated interval when its mass lies mostly above the mean (docs/random.md)."""
+    total = a + b
+    return not math.isnan(total) and total > 0
+
+
+def _mass(a: float, b: float) -> float:
+    if _mirror(a, b):
+        a, b = -b, -a
+    return ndtr_host(b) - ndtr_host(a)
+
+
+def next_up(x: np.generic) -> np.generic:
+    """The smallest value of x's float dtype greater than x (works for bfloat16)."""
+    return _step(x, +1)
+
+
+def next_down(x: np.generic) -> np.generic:
+    """The largest value of x's float dtype smaller than x (works for bfloat16)."""
+    return _step(x, -1)
+
+
+def _step(x, direction: int):
+    dt = np.asarray(x).dtype
+    ut = {2: np.uint16, 4: np.uint32, 8: np.uint64}[dt.itemsize]
+    arr = np.array([x], dtype=dt)
+    if float(arr[0]) == 0.0:
+        bits = np.array([1], dtype=ut)
+        v = bits.view(dt)[0]
+        return v if direction > 0 else -v
+    bits = arr.view(ut)
+    if (float(arr[0]) > 0) == (direction > 0):
+        bits = bits + ut(1)
+    else:
+        bits = bits - ut(1)
+    return bits.view(dt)[0]
+
+
+def _lowest_at_least(v: float, dt: np.dtype):
+    """Smallest value of dtype ``dt`` that is >= v."""
+    if math.isinf(v):
+        return np.array([v], dtype=dt)[0]
+    c = np.array([v], dtype=dt)[0]
+    while float(c) < v:
+        c = next_up(c)
+    return c
+
+
+def _highest_at_most(v: float, dt: np.dtype, strict: bool = False):
+    """Largest value of dtype ``dt`` that is <= v (or < v when strict)."""
+    if math.isinf(v):
+        return np.array([v], dtype=dt)[0]
+    c = np.array([v], dtype=dt)[0]
+    while float(c) > v or (strict and float(c) >= v):
+        c = next_down(c)
+    return c
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything an executor needs for one call.
+
+    Attributes:
+      kind: ``"uniform"``, ``"normal"`` or ``"truncated_normal"``.
+      dtype: the output dtype.
+      compute: float32 or float64, the precision of the per-value arithmetic.
+      words: 32-bit words per value (1 for float32 compute, 2 for float64).
+      consts: named constants in the compute dtype (see docs/random.md).
+      clip: ``(lo, hi)`` in the output dtype, applied after conversion, or None.
+    """
+
+    kind: str
+    dtype: np.dtype
+    compute: np.dtype
+    words: int
+    consts: dict
+    clip: tuple | None
+
+
+def make_plan(dist, dtype) -> Plan:
+    """The per-call plan of ``dist`` for output ``dtype`` (a float dtype)."""
+    dt = require_float(dtype, f"{type(dist).__name__} sampling")
+    ct = compute_dtype(dt)
+    c = ct.type
+    words = 2 if ct == np.float64 else 1
+    if isinstance(dist, Uniform):
+        consts = {"scale": c(dist.high - dist.low), "offset": c(dist.low)}
+        lo = _lowest_at_least(dist.low, dt)
+        hi = _highest_at_most(dist.high, dt, strict=True)
+        if float(lo) > float(hi):
+            raise InitializerValueError(
+                f"No {dt.name} value lies in [minval, maxval) = [{dist.low!r}, {dist.high!r}); widen the interval "
+                "or use a wider dtype."
+            )
+        return Plan("uniform", dt, ct, words, consts, (lo, hi))
+    if isinstance(dist, Normal):
+        return Plan("normal", dt, ct, words, {"mean": c(dist.mean), "std": c(dist.std)}, None)
+    if isinstance(dist, TruncatedNormal):
+        lo = _lowest_at_least(dist.lower, dt)
+        hi = _highest_at_most(dist.upper, dt)
+        if float(lo) > float(hi):
+            raise InitializerValueError(
+                f"No {dt.name} value lies in [lower, upper] = [{dist.lower!r}, {dist.upper!r}]; widen the interval "
+                "or use a wider dtype."
+            )
+        a, b = dist.alpha, dist.beta
+        sign = 1.0
+        if _mirror(a, b):
+            a, b, sign = -b, -a, -1.0
+        pa = ndtr_host(a)
+        d = ndtr_host(b) - pa
+        consts = {
+            "pa": c(pa),
+            "d": c(d),
+            "sstd": c(sign * dist.std),
+            "mean": c(dist.mean),
+            "pmin": c(np.finfo(ct).tiny),
+            "pmax": c(1.0 - np.finfo(ct).epsneg),
+        }
+        return Plan("truncated_normal", dt, ct, words, consts, (lo, hi))
+    raise TypeError(f"unknown distribution {dist!r}")

@@ -1,0 +1,1 @@
+"""Whole-model initialization for PyTorch (:func:`weightinit.torch.initialize`)."""

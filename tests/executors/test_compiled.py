@@ -1,0 +1,222 @@
+"""The compiled core equals the NumPy reference bit for bit (docs/random.md, section 7).
+
+Every distribution and output dtype, both SIMD paths, 1, 2 and 3 threads, odd sizes,
+ranges starting at odd offsets and beyond 2**32, gathered indices, and the driver's
+regions.  No timings here: benchmarks live in benchmarks/throughput.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import weightinit as wi
+from weightinit.common.errors import InitializerTypeError, InitializerValueError
+from weightinit.executors import compiled as _compiled
+from weightinit.executors import reference as _reference
+from weightinit.random.distributions import Normal, TruncatedNormal, Uniform, make_plan
+
+pytestmark = pytest.mark.skipif(not _compiled.available(), reason="compiled core not built")
+
+DTYPES = [np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16), np.dtype(np.float32), np.dtype(np.float64)]
+DISTS = {
+    "uniform": Uniform(-0.3, 0.7),
+    "uniform_tiny": Uniform(0.0, 1e-6),  # float16 subnormals and clip at the edges
+    "normal": Normal(0.1, 2.0),
+    "tn_sym": TruncatedNormal(0.0, 1.0, -2.0, 2.0),
+    "tn_mirror": TruncatedNormal(1.0, 0.5, 1.2, 9.0),
+    "tn_far_tail": TruncatedNormal(0.0, 1.0, -np.inf, -6.0),
+    "tn_half": TruncatedNormal(0.0, 3.0, 0.0, np.inf),
+}
+_AVAILABLE_PATHS = set(_compiled._core_ext.simd_paths()) if _compiled.available() else set()
+PATHS = [
+    pytest.param(
+        p,
+        marks=pytest.mark.skipif(p not in _AVAILABLE_PATHS, reason=f"this CPU cannot run the {p} path"),
+    )
+    for p in ("generic", "avx2", "avx512")
+]
+KEY = (0x12345678, 0x9ABCDEF0)
+
+
+def bits(x: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(x)
+    return x.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[x.dtype.itemsize])
+
+
+def assert_same(a: np.ndarray, b: np.ndarray) -> None:
+    if not np.array_equal(bits(a), bits(b)):
+        bad = np.nonzero(bits(a) != bits(b))[0]
+        raise AssertionError(f"{bad.size} values differ, first at {bad[:5]}: {a[bad[:3]]} vs {b[bad[:3]]}")
+
+
+@pytest.fixture(params=PATHS)
+def simd_path(request):
+    old = _compiled.simd()
+    _compiled.simd(request.param)
+    yield request.param
+    _compiled.simd(old)
+
+
+def reference_range(plan, start: int, n: int) -> np.ndarray:
+    out = np.empty(n, plan.dtype)
+    _reference.fill_range(plan, KEY, start, out)
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)
+@pytest.mark.parametrize("dist", list(DISTS), ids=str)
+@pytest.mark.parametrize(
+    "start,n",
+    [
+        (0, 1),
+        (0, 1031),
+        (5, 777),
+        (3, 9),
+        (2**32 - 3, 1001),
+        (2**40 + 1, 50),
+        (2**33 - 301, 1001),  # float64 block counters cross 2**32
+        (2**34 - 301, 1001),  # float32 block counters cross 2**32
+    ],
+)
+def test_range_matches_reference(simd_path, dist, dtype, start, n):
+    plan = make_plan(DISTS[dist], dtype)
+    out = np.empty(n, plan.dtype)
+    _compiled.fill_array(plan, KEY, start, out, threads=1)
+    assert_same(out, reference_range(plan, start, n))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)
+@pytest.mark.parametrize("dist", ["uniform", "normal", "tn_sym"])
+def test_threads_give_the_same_bits(simd_path, dist, dtype, threads):
+    n, start = 3 * 32768 + 4097, 2**32 - 1001  # three threads' worth, crossing 2**32 words
+    plan = make_plan(DISTS[dist], dtype)
+    out = np.empty(n, plan.dtype)
+    _compiled.fill_array(plan, KEY, start, out, threads=threads)
+    assert_same(out, reference_range(plan, start, n))
+
+
+@pytest.mark.parametrize("dist", ["uniform", "uniform_tiny"])
+def test_fused_uniform_float32_edges(simd_path, dist):
+    """Every head / body / tail split of the fused float32 uniform writer (AVX-512 path)."""
+    plan = make_plan(DISTS[dist], np.float32)
+    for start in (0, 1, 2, 3, 2**34 - 64 * 5 - 2):
+        ref = reference_range(plan, start, 700)
+        for n in (63, 64, 65, 67, 127, 128, 129, 131, 190, 195, 700):
+            for lead in (0, 1, 2, 3):  # output pointer alignment
+                buf = np.empty(n + lead, np.float32)
+                out = buf[lead:]
+                _compiled.fill_array(plan, KEY, start, out, threads=1)
+                assert_same(out, ref[:n])
+
+
+@pytest.mark.parametrize("path", ["generic", "avx2", "avx512"])
+def test_simd_env_selects_the_path(path):
+    if path not in _AVAILABLE_PATHS:
+        pytest.skip(f"this CPU cannot run the {path} path")
+    code = "import weightinit.executors.compiled as c; print(c.simd())"
+    env = {**os.environ, "WEIGHTINIT_SIMD": path}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == path
+
+
+def test_default_path_is_the_widest():
+    code = "import weightinit.executors.compiled as c; print(c.simd())"
+    env = {k: v for k, v in os.environ.items() if k != "WEIGHTINIT_SIMD"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    widest = next(p for p in ("avx512", "avx2", "generic") if p in _AVAILABLE_PATHS)
+    assert out.stdout.strip() == widest
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)
+@pytest.mark.parametrize("dist", list(DISTS), ids=str)
+def test_indices_match_reference(simd_path, dist, dtype):
+    rng = np.random.default_rng(0)
+    idx = np.concatenate([[0, 1, 2, 3, 7, 2**32 - 1, 2**32, 2**33 + 5], rng.integers(0, 2**45, 1000)]).astype(np.uint64)
+    plan = make_plan(DISTS[dist], dtype)
+    a = np.empty(idx.size, plan.dtype)
+    b = np.empty(idx.size, plan.dtype)
+    _reference.fill_indices(plan, KEY, idx, a)
+    _compiled.EXECUTOR.fill_indices(plan, KEY, idx, b)
+    assert_same(b, a)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize(
+    "shape,region",
+    [
+        ((37, 53), (slice(3, 30), slice(1, 50))),  # short gathered runs at odd offsets
+        ((5, 300, 301), (slice(1, 4), slice(7, 290))),  # long runs
+        ((1000, 7), (slice(999, 0, -3),)),  # negative steps
+        ((2**31 + 11, 4), (slice(2**31 - 5, 2**31 + 9),)),  # flat indices beyond 2**32
+        ((300000,), None),
+    ],
+)
+@pytest.mark.parametrize("dtype", ["bfloat16", "float64"])
+def test_sample_regions_match_reference(shape, region, dtype, threads):
+    wi.set_num_threads(threads)
+    try:
+        for dist in (DISTS["normal"], DISTS["tn_mirror"], DISTS["uniform"]):
+            stream = wi.Stream(7).child("w")
+            got = wi.sample(dist, stream, shape, dtype, region)
+            ref = wi.sample(dist, stream, shape, dtype, region, executor=wi.random.sampling._EXECUTORS[_reference.NAME])
+            assert_same(got.ravel(), ref.ravel())
+    finally:
+        wi.set_num_threads(None)
+
+
+def test_non_contiguous_output():
+    plan = make_plan(DISTS["normal"], np.float32)
+    buf = np.zeros(2 * 301, np.float32)
+    _compiled.EXECUTOR.fill_range(plan, KEY, 11, buf[::2])
+    assert_same(buf[::2], reference_range(plan, 11, 301))
+    assert not buf[1::2].any()
+
+
+def test_compiled_is_the_default_executor():
+    assert wi.current_executor().name == "compiled"
+    assert "compiled" in wi.executors()
+
+
+def test_set_num_threads_validation():
+    with pytest.raises(InitializerValueError):
+        wi.set_num_threads(0)
+    with pytest.raises(InitializerTypeError):
+        wi.set_num_threads(1.5)
+    wi.set_num_threads(3)
+    assert wi.get_num_threads() == 3
+    wi.set_num_threads(None)
+    assert wi.get_num_threads() >= 1
+
+
+def test_env_thread_setting():
+    code = "import weightinit as wi; print(wi.get_num_threads())"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "WEIGHTINIT_NUM_THREADS": "5"},
+    )
+    assert out.stdout.strip() == "5"
+
+
+def test_fallback_warns_once_and_uses_the_reference():
+    code = (
+        "import sys, warnings\n"
+        "sys.modules['weightinit.executors._core_ext'] = None\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    import weightinit as wi\n"
+        "    x = wi.sample(wi.Normal(0.0, 1.0), wi.Stream(0), (8,), 'float32')\n"
+        "    wi.executors.compiled.register()\n"
+        "print(sum(issubclass(x.category, wi.FallbackWarning) for x in w), wi.current_executor().name)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "numpy-reference"]
