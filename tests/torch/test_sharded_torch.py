@@ -343,7 +343,7 @@ def _lstm_initialize(results: dict, errors: dict) -> None:
         model = _lstm_model()
     fully_shard(model)
     model.to_empty(device="cpu")
-    initialize(model, rules=LSTM_RULES, seed=5)
+    initialize(model, recipe=LSTM_RULES, seed=5)
     for name, p in model.named_parameters():
         results[f"lstm-{name}"] = _to_numpy(p.full_tensor())
 
@@ -508,7 +508,7 @@ def test_initialize_sharded_lstm_equals_single_process(world_results):
     from weightinit.torch import initialize
 
     model = _lstm_model()
-    initialize(model, rules=LSTM_RULES, seed=5)
+    initialize(model, recipe=LSTM_RULES, seed=5)
     for name, p in model.named_parameters():
         np.testing.assert_array_equal(res[f"lstm-{name}"], _as_bits(_to_numpy(p.detach())), err_msg=name)
 

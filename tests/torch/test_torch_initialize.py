@@ -379,7 +379,7 @@ def test_rules_patterns_first_match_and_unmatched():
     assert "unmatched: scale" in text and "enc.weight" in text
     with pytest.raises(ValueError, match="No rule matched"):
         wt.initialize(m, [("enc.*", "zeros")], seed=0, strict=True)
-    with pytest.raises(ValueError, match="Unknown preset"):
+    with pytest.raises(ValueError, match="Unknown recipe"):
         wt.initialize(m, "nope")
 
 
@@ -500,7 +500,7 @@ def _tokens_as_timm(model):
 
 def test_vit_preset_matches_timm_init_weights_vit_timm():
     model = TinyViT()
-    report = wt.initialize(model, "vit", seed=0)
+    report = wt.initialize(model, "timm_vit", seed=0)
     assert report.unmatched == []
     _tokens_as_timm(model)
     linear_w = _flat(*[p for n, p in model.named_parameters() if n.endswith("weight") and p.dim() == 2])
@@ -527,7 +527,7 @@ def test_vit_preset_matches_timm_init_weights_vit_timm():
 
 def test_jax_preset_matches_timm_init_weights_vit_jax():
     model = TinyViT()
-    report = wt.initialize(model, "jax", seed=1)
+    report = wt.initialize(model, "timm_vit_jax", seed=1)
     assert report.unmatched == []
     _tokens_as_timm(model)
     # xavier_uniform_ on the whole Linear (timm's jax mode does not split qkv)
@@ -557,29 +557,29 @@ def test_jax_preset_matches_timm_init_weights_vit_jax():
 
 def test_jax_head_bias_nlhb_and_custom():
     model = TinyViT(classes=10)
-    report = wt.initialize(model, "jax_nlhb", seed=2)
+    report = wt.initialize(model, "timm_vit_jax_nlhb", seed=2)
     for head in ("head", "head_dist"):
         assert torch.allclose(getattr(model, head).bias.detach(), torch.full((10,), -math.log(10)))
         assert float(getattr(model, head).weight.detach().abs().sum()) == 0
     assert report["head.bias"].rule == "timm jax: head bias -log(num_classes)"
     ref = TinyViT()
-    wt.initialize(ref, "jax", seed=2)
+    wt.initialize(ref, "timm_vit_jax", seed=2)
     for (n, a), b in zip(model.named_parameters(), ref.parameters()):  # only the head biases differ
         assert n.endswith("head.bias") or n == "head_dist.bias" or torch.equal(a, b), n
     m2 = TinyViT()
-    wt.initialize(m2, wt.PRESETS["jax"](head_bias=-1.5), seed=2)
+    wt.initialize(m2, wt.RECIPES["timm_vit_jax"](head_bias=-1.5), seed=2)
     assert torch.equal(m2.head.bias.detach(), torch.full((10,), -1.5))
     m3 = TinyViT()
-    wt.initialize(m3, [("head.weight", "ones"), wt.PRESETS["jax"](head_bias=0.25)], seed=2)  # nested in a list
+    wt.initialize(m3, [("head.weight", "ones"), wt.RECIPES["timm_vit_jax"](head_bias=0.25)], seed=2)  # nested in a list
     assert torch.equal(m3.head.weight.detach(), torch.ones(10, 64)) and float(m3.head.bias.detach()[0]) == 0.25
     with pytest.raises(ValueError, match="head_bias"):
-        wt.PRESETS["jax"](head_bias="nope")
+        wt.RECIPES["timm_vit_jax"](head_bias="nope")
 
 
 def test_vit_presets_are_reproducible_and_order_free():
     a, b = TinyViT(), TinyViT()
-    wt.initialize(a, "vit", seed=7)
-    wt.initialize(b, [("blocks.1.*", "skip"), "vit"], seed=7)
+    wt.initialize(a, "timm_vit", seed=7)
+    wt.initialize(b, [("blocks.1.*", "skip"), "timm_vit"], seed=7)
     assert torch.equal(a.blocks[0].attn.qkv.weight, b.blocks[0].attn.qkv.weight)
     assert torch.equal(a.cls_token, b.cls_token) and torch.equal(a.pos_embed, b.pos_embed)
     expected = wi.sample(
@@ -594,7 +594,7 @@ def test_vit_presets_are_reproducible_and_order_free():
 # ------------------------------------------------------------------------------------------------ MHA bias_k / bias_v
 
 
-@pytest.mark.parametrize("preset", sorted(wt.PRESETS))
+@pytest.mark.parametrize("preset", sorted(wt.RECIPES))
 def test_mha_bias_kv_matched_in_every_preset(preset):
     e = 256
     m = nn.MultiheadAttention(e, 4, add_bias_kv=True)
@@ -746,3 +746,34 @@ def test_unmatched_are_reported_and_strict_raises_before_writing():
     assert "unmatched: gamma (M), mix (M) -- left as they were" in str(report)
     report = wt.initialize(m, [("gamma", "ones"), ("mix", "skip"), "torch"], seed=0, strict=True)
     assert report.unmatched == [] and report["mix"].initializer == "left as is"
+
+
+# ------------------------------------------------------------------------------------------------ renamed names
+
+
+@pytest.mark.parametrize(
+    ("old", "new"), [("vit", "timm_vit"), ("jax", "timm_vit_jax"), ("jax_nlhb", "timm_vit_jax_nlhb")]
+)
+def test_old_recipe_names_warn_and_give_the_same_bits(old, new):
+    a, b = TinyViT(), TinyViT()
+    with pytest.warns(DeprecationWarning, match=f"'{old}'.*use '{new}'"):
+        wt.initialize(a, old, seed=4)
+    wt.initialize(b, new, seed=4)
+    for (n, p), q in zip(a.named_parameters(), b.parameters()):
+        assert torch.equal(p, q), n
+
+
+def test_presets_and_rules_keyword_are_deprecated_aliases():
+    with pytest.warns(DeprecationWarning, match="'PRESETS'.*use 'RECIPES'"):
+        presets = wt.PRESETS
+    assert "PRESETS" not in wt.__all__ and "RECIPES" in wt.__all__
+    with pytest.warns(DeprecationWarning, match="'jax'.*use 'timm_vit_jax'"):
+        fn = presets["jax"]
+    assert fn is wt.RECIPES["timm_vit_jax"] and presets["torch"] is wt.RECIPES["torch"]
+    a, b = nn.Linear(8, 4), nn.Linear(8, 4)
+    with pytest.warns(DeprecationWarning, match=r"use recipe="):
+        wt.initialize(a, rules="he", seed=1)
+    wt.initialize(b, recipe="he", seed=1)
+    assert torch.equal(a.weight, b.weight)
+    with pytest.raises(TypeError, match="recipe="):
+        wt.initialize(a, "he", rules="he", seed=1)

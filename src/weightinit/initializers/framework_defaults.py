@@ -160,8 +160,12 @@ class TorchEmbedding(RandomInitializer):
         if self.padding_idx is not None and not -shape[0] <= self.padding_idx < shape[0]:
             raise value_error("padding_idx", self.padding_idx, f"must be within num_embeddings={shape[0]}")
 
+    def distribution_for(self, shape):
+        """N(0, 1): the distribution of every row but the padding row."""
+        return Normal(0.0, 1.0)
+
     def _sample(self, shape, dtype, region, stream):
-        w = sample(Normal(0.0, 1.0), stream, shape, dtype)
+        w = sample(self.distribution_for(shape), stream, shape, dtype)
         if self.padding_idx is not None:
             w[self.padding_idx] = 0
         return w

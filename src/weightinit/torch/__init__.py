@@ -5,7 +5,7 @@ Importing this module imports torch; the core package never does.
 * Every ``torch.nn.init`` function with the same name, signature, defaults
   and semantics, plus ``seed=``; values come from weightinit's counter-based
   stream, so they are the same on every device and framework.
-* :func:`initialize` initializes a whole model by rules and presets, one
+* :func:`initialize` initializes a whole model by a recipe (rules), one
   stream per parameter path, and returns an :class:`InitReport`.
 
 >>> import torch, weightinit.torch as wt
@@ -42,7 +42,11 @@ from weightinit.torch.functions import (
     xavier_uniform_,
     zeros_,
 )
-from weightinit.torch.model_init.apply import PRESETS, InitReport, ParamInfo, ParamRecord, PerParameter, initialize
+from weightinit.torch.model_init.apply import initialize
+from weightinit.torch.model_init.facts import ParamInfo
+from weightinit.torch.model_init.recipes import RECIPES
+from weightinit.torch.model_init.report import InitReport, ParamRecord
+from weightinit.torch.model_init.rules import PerParameter
 from weightinit.torch.roles import ResidualInfo, find_residual_projections
 
 __all__ = [
@@ -80,7 +84,16 @@ __all__ = [
     "ParamRecord",
     "ParamInfo",
     "PerParameter",
-    "PRESETS",
+    "RECIPES",
     "find_residual_projections",
     "ResidualInfo",
 ]
+
+
+def __getattr__(name: str):
+    # ``PRESETS`` is the weightinit 0.1 name of ``RECIPES`` (kept for one minor version, with a warning).
+    if name == "PRESETS":
+        from weightinit.torch.model_init import recipes
+
+        return recipes.__getattr__("PRESETS")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
