@@ -42,7 +42,7 @@ from weightinit.torch.functions import (
     xavier_uniform_,
     zeros_,
 )
-from weightinit.torch.model_init.apply import initialize
+from weightinit.torch.model_init.apply import InitPlan, ParamPlan, initialize, plan
 from weightinit.torch.model_init.facts import ParamInfo
 from weightinit.torch.model_init.recipes import RECIPES
 from weightinit.torch.model_init.report import InitReport, ParamRecord
@@ -80,6 +80,9 @@ __all__ = [
     "sparse",
     # whole-model initialization
     "initialize",
+    "plan",
+    "InitPlan",
+    "ParamPlan",
     "InitReport",
     "ParamRecord",
     "ParamInfo",

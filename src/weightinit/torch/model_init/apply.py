@@ -19,6 +19,7 @@ import fnmatch
 import inspect
 import numbers
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -46,7 +47,7 @@ from weightinit.torch.model_init.rules import PerParameter, _Rule
 from weightinit.torch.place import draw_seed, numpy_dtype, resolve_stream, write_array, write_distribution
 from weightinit.torch.roles import find_residual_projections
 
-__all__ = ["initialize"]
+__all__ = ["initialize", "plan", "InitPlan", "ParamPlan"]
 
 
 def _resolve_value(value, info: ParamInfo):
@@ -76,15 +77,22 @@ def _resolve_value(value, info: ParamInfo):
     )
 
 
+def _elementwise_source(init, layout: Layout, shape: tuple, dtype: torch.dtype, stream: Stream):
+    """(distribution, stream) of an elementwise random initializer in a torch layout, else None."""
+    dist_for = getattr(init, "distribution_for", None)
+    if isinstance(init, RandomInitializer) and init.elementwise and callable(dist_for):
+        s = init.stream_for_call(shape, numpy_dtype(dtype, type(init).__name__), stream)
+        fan_shape = shape if getattr(init, "input_axes", None) is not None else layout.fan_shape
+        return dist_for(fan_shape), s
+    return None
+
+
 def _place_initializer(tensor: torch.Tensor, init, layout: Layout, stream: Stream) -> None:
     """Generate with a weightinit initializer in the parameter's torch layout (see weightinit.initializers.storage)."""
     shape = tuple(tensor.shape)
-    dist_for = getattr(init, "distribution_for", None)
-    if isinstance(init, RandomInitializer) and init.elementwise and callable(dist_for):
-        dt = numpy_dtype(tensor.dtype, type(init).__name__)
-        s = init.stream_for_call(shape, dt, stream)
-        fan_shape = shape if getattr(init, "input_axes", None) is not None else layout.fan_shape
-        write_distribution(tensor, dist_for(fan_shape), s)
+    source = _elementwise_source(init, layout, shape, tensor.dtype, stream)
+    if source is not None:
+        write_distribution(tensor, *source)
         return
     dt = standardize_dtype(str(tensor.dtype))
     if isinstance(init, BuiltinInitializer) and init.elementwise and not isinstance(init, RandomInitializer):
@@ -133,7 +141,83 @@ def _apply(op: str, payload, tensor: torch.Tensor, info: ParamInfo, stream: Stre
             _call_fn(payload, tensor, stream)
 
 
-def initialize(
+@dataclass
+class ParamPlan:
+    """How :func:`initialize` sets one (canonical) parameter, decided by :func:`plan`, written by :meth:`apply`.
+
+    Attributes:
+      info: the :class:`ParamInfo` the rules saw.
+      tensor: the parameter itself (possibly on the meta device).
+      op: ``"skip"``, ``"dist"`` (``payload`` a distribution), ``"const"``
+        (a number), ``"init"`` (a weightinit initializer) or ``"fn"`` (a
+        torch-style function).
+      payload: what ``op`` uses.
+      record: the parameter's :class:`ParamRecord` in the plan's report.
+      stream: the parameter's stream, ``Stream(seed).child(path)``.
+    """
+
+    info: ParamInfo
+    tensor: torch.Tensor
+    op: str
+    payload: Any
+    record: ParamRecord
+    stream: Stream
+
+    @property
+    def path(self) -> str:
+        return self.info.path
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.tensor.shape)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.tensor.dtype
+
+    @property
+    def padding_row(self) -> int | None:
+        """The row set to zero after generation (an ``nn.Embedding``'s ``padding_idx``), else None."""
+        row = getattr(self.info.module, "padding_idx", None) if self.info.role == "embedding" else None
+        return None if row is None or self.op == "skip" else int(row)
+
+    def elementwise(self):
+        """``(distribution, stream)`` when each value is drawn alone from the stream, else None.
+
+        Then the value at row-major flat index ``i`` is element ``i`` of
+        ``weightinit.sample(distribution, stream, (numel,), dtype)``, so any
+        region is generated alone (before the :attr:`padding_row` is zeroed).
+        """
+        if self.op == "dist":
+            return self.payload, self.stream
+        if self.op == "init":
+            return _elementwise_source(self.payload, self.info.layout, self.shape, self.dtype, self.stream)
+        return None
+
+    def apply(self, tensor: torch.Tensor | None = None) -> None:
+        """Write the parameter's values into ``tensor`` (default: the parameter; nothing on meta)."""
+        t = self.tensor if tensor is None else tensor
+        _apply(self.op, self.payload, t, self.info, self.stream)
+        if self.padding_row is not None and not t.is_meta:
+            with torch.no_grad():
+                t[self.padding_row].fill_(0)
+
+
+@dataclass
+class InitPlan:
+    """What :func:`plan` decided: the report :func:`initialize` returns and one :class:`ParamPlan` per parameter."""
+
+    report: InitReport
+    params: list
+
+    def __iter__(self):
+        return iter(self.params)
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+
+def plan(
     module: nn.Module,
     recipe=None,
     *,
@@ -141,17 +225,18 @@ def initialize(
     generator: torch.Generator | None = None,
     residual_projections=None,
     n_layers: int | None = None,
-    reset_buffers: bool = True,
     strict: bool = False,
     layouts=None,
     rules=None,
-) -> InitReport:
-    """Initialize every parameter of ``module`` in place by rules, and report what was done.
+) -> InitPlan:
+    """Decide, without writing anything, how :func:`initialize` sets each parameter of ``module``.
 
     Each parameter's values come from ``Stream(seed).child(path)`` (``path``
     its qualified name), so they depend on the seed, the path, the matching
     rule and the shape only: not on declaration or traversal order, nor on
-    other parameters.  Tied parameters are initialized once.
+    other parameters.  Tied parameters are planned once.  ``module`` may live
+    on the meta device: a plan needs shapes and types only, which is how
+    :mod:`weightinit.artifact` fingerprints models and writes checkpoints.
 
     Args:
       module: the model (parameters on any device; on the meta device nothing
@@ -192,7 +277,6 @@ def initialize(
         ``weightinit_residual = True``).
       n_layers: the GPT-2 depth; residual projections then use
         ``1/sqrt(2 n_layers)`` instead of ``1/sqrt(residual additions found)``.
-      reset_buffers: reset normalization running statistics (needed after ``to_empty``).
       strict: raise, before writing anything, if a parameter matches no rule
         (the message lists each one with its module type, shape and role).
         Otherwise unmatched parameters are left as they were and listed in
@@ -210,10 +294,11 @@ def initialize(
       rules: the name of ``recipe`` in weightinit 0.1 (deprecated; a DeprecationWarning names ``recipe=``).
 
     >>> import torch, weightinit.torch as wt
-    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8))
-    >>> report = wt.initialize(net, "keras", seed=0)
-    >>> report["0.bias"].rule, float(net[1].weight.detach().sum())
-    ('keras: bias zeros', 8.0)
+    >>> with torch.device("meta"):
+    ...     net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8))
+    >>> p = wt.plan(net, "keras", seed=0)
+    >>> [(e.path, e.record.rule) for e in p.params][:2]
+    [('0.weight', 'keras: glorot_uniform'), ('0.bias', 'keras: bias zeros')]
     """
     if not isinstance(module, nn.Module):
         raise InitializerTypeError(f"`module` must be a torch.nn.Module; received {type(module).__name__}.")
@@ -328,6 +413,8 @@ def initialize(
             report.unmatched.append(path)
             continue
         op, payload, label = _resolve_value(rule.init, info)  # errors surface before anything is written
+        if info.role == "embedding" and getattr(m, "padding_idx", None) is not None and op != "skip":
+            label += f"; row {m.padding_idx} (padding_idx) zeroed"
         rec.rule, rec.initializer = rule.label, label
         planned.append((info, p, op, payload, rec))
 
@@ -342,13 +429,58 @@ def initialize(
             "'role:<role>' or a module type), 'skip' them explicitly, or pass strict=False."
         )
 
-    for info, p, op, payload, rec in planned:
-        m, path = info.module, info.path
-        _apply(op, payload, p, info, root.child(path))
-        if info.role == "embedding" and getattr(m, "padding_idx", None) is not None and not p.is_meta and op != "skip":
-            with torch.no_grad():
-                p[m.padding_idx].fill_(0)
-            rec.initializer += f"; row {m.padding_idx} (padding_idx) zeroed"
+    return InitPlan(report, [ParamPlan(i, p, op, pl, rec, root.child(i.path)) for i, p, op, pl, rec in planned])
+
+
+def initialize(
+    module: nn.Module,
+    recipe=None,
+    *,
+    seed=None,
+    generator: torch.Generator | None = None,
+    residual_projections=None,
+    n_layers: int | None = None,
+    reset_buffers: bool = True,
+    strict: bool = False,
+    layouts=None,
+    rules=None,
+) -> InitReport:
+    """Initialize every parameter of ``module`` in place by rules, and report what was done.
+
+    It writes what :func:`plan` decides (its arguments are :func:`plan`'s; see
+    there for recipes, patterns and initializers), then, with
+    ``reset_buffers``, resets normalization running statistics (needed after
+    ``to_empty``).  Each parameter's values come from
+    ``Stream(seed).child(path)``, so they depend on the seed, the path, the
+    matching rule and the shape only.
+
+    >>> import torch, weightinit.torch as wt
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8))
+    >>> report = wt.initialize(net, "keras", seed=0)
+    >>> report["0.bias"].rule, float(net[1].weight.detach().sum())
+    ('keras: bias zeros', 8.0)
+    """
+    if rules is not None and recipe is None:
+        warnings.warn(
+            "initialize(rules=...) was renamed in weightinit 0.2 and will be removed in 0.3; use recipe=...",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        recipe, rules = rules, None
+    planned = plan(
+        module,
+        recipe,
+        seed=seed,
+        generator=generator,
+        residual_projections=residual_projections,
+        n_layers=n_layers,
+        strict=strict,
+        layouts=layouts,
+        rules=rules,
+    )
+    report = planned.report
+    for entry in planned.params:
+        entry.apply()
 
     if reset_buffers:
         for path, m in module.named_modules():
