@@ -274,7 +274,7 @@ def test_truncated_normal_distribution_errors():
         wi.TruncatedNormalDistribution(0.0, 1.0, 2.0, 2.0)
     with pytest.raises(wi.InitializerValueError, match=r"normal probability .* < 1e-30"):
         wi.TruncatedNormalDistribution(0.0, 1.0, 12.0, 13.0)
-    with pytest.raises(wi.InitializerValueError, match=r"With stddev=0 every value is the mean"):
+    with pytest.raises(wi.InitializerValueError, match=r"With std=0 every value is the mean"):
         wi.TruncatedNormalDistribution(5.0, 0.0, 0.0, 1.0)
 
 

@@ -49,6 +49,24 @@ def set_floatx(dtype) -> None:
 
 
 def standardize_dtype(dtype) -> np.dtype:
+    """Turn a dtype-like into a NumPy dtype weightinit supports (see :func:`_standardize`).
+
+    Extended precisions (``float128``/``longdouble``, ``complex256``) are
+    refused: their layout differs between platforms, so no initializer can
+    give the same bits in them everywhere.
+    """
+    dt = _standardize(dtype)
+    if (dt.kind == "f" and dt.itemsize > 8) or (dt.kind == "c" and dt.itemsize > 16):
+        raise value_error(
+            "dtype",
+            dtype,
+            f"is {dt.name}, an extended precision weightinit does not support (its layout differs between platforms)",
+            "Use float64 or complex128.",
+        )
+    return dt
+
+
+def _standardize(dtype) -> np.dtype:
     """Turn a dtype-like into a NumPy dtype.
 
     Accepts ``None`` (the default float, float32), names (``"float32"``,
@@ -87,7 +105,7 @@ def standardize_dtype(dtype) -> np.dtype:
     except TypeError:
         inner = getattr(dtype, "dtype", None)
         if inner is not None and inner is not dtype:
-            return standardize_dtype(inner)
+            return _standardize(inner)
         raise InitializerTypeError(
             f"`dtype` is not a dtype weightinit knows; received dtype={dtype!r} of type {type(dtype).__name__}."
         ) from None

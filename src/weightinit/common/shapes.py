@@ -12,76 +12,22 @@ time and memory never exceeds the output plus one chunk.
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
-from weightinit.common.errors import InitializerTypeError, InitializerValueError
+from weightinit.common import validate as _validate
 
 __all__ = ["normalize_shape", "normalize_region", "region_runs", "RegionPlan"]
 
 
 def normalize_shape(shape, arg: str = "shape") -> tuple[int, ...]:
-    """Validate a shape: a sequence of non-negative integers (Python or NumPy; not bool)."""
-    if isinstance(shape, (numbers.Integral,)) and not isinstance(shape, (bool, np.bool_)):
-        shape = (shape,)
-    try:
-        dims = tuple(shape)
-    except TypeError:
-        raise InitializerTypeError(
-            f"`{arg}` must be a sequence of non-negative integers such as (256, 128); "
-            f"received {arg}={shape!r} of type {type(shape).__name__}."
-        ) from None
-    out = []
-    for d in dims:
-        if isinstance(d, (bool, np.bool_)) or not isinstance(d, numbers.Integral):
-            # torch.Size / TensorShape dims are ints; 3.0 is not accepted.
-            raise InitializerTypeError(
-                f"`{arg}` must contain only integers; received {arg}={shape!r} with entry {d!r} of type "
-                f"{type(d).__name__}."
-            )
-        if int(d) < 0:
-            raise InitializerValueError(f"`{arg}` must contain only non-negative dimensions; received {arg}={dims!r}.")
-        out.append(int(d))
-    return tuple(out)
+    """Validate a shape (see :func:`weightinit.common.validate.shape`)."""
+    return _validate.shape(shape, arg)
 
 
 def normalize_region(region, shape: tuple[int, ...]) -> tuple[tuple[int, int, int], ...] | None:
-    """Validate a region against ``shape``; returns per-dimension ``(start, stop, step)`` or ``None``.
-
-    ``None`` (or a region covering the whole tensor) means "everything".
-    """
-    if region is None:
-        return None
-    if isinstance(region, slice):
-        region = (region,)
-    if not isinstance(region, tuple):
-        try:
-            region = tuple(region)
-        except TypeError:
-            raise InitializerTypeError(
-                f"`region` must be a tuple of slices, one per dimension; received region={region!r}."
-            ) from None
-    if len(region) > len(shape):
-        raise InitializerValueError(
-            f"`region` has {len(region)} slices but the shape {shape} has {len(shape)} dimensions; "
-            f"received region={region!r}."
-        )
-    out = []
-    for i, dim in enumerate(shape):
-        s = region[i] if i < len(region) else slice(None)
-        if not isinstance(s, slice):
-            raise InitializerTypeError(
-                f"`region` must contain only slice objects (use slice(i, i + 1) for one index); "
-                f"received region={region!r} with entry {s!r}."
-            )
-        for part in (s.start, s.stop, s.step):
-            if part is not None and (isinstance(part, bool) or not isinstance(part, numbers.Integral)):
-                raise InitializerTypeError(f"`region` slices must have integer bounds; received region={region!r}.")
-        if s.step == 0:
-            raise InitializerValueError(f"`region` slice steps must be non-zero; received region={region!r}.")
-        out.append(s.indices(dim))
-    return tuple(out)
+    """Validate a region against ``shape`` (see :func:`weightinit.common.validate.region`)."""
+    return _validate.region(region, shape)
 
 
 class RegionPlan:
@@ -95,6 +41,7 @@ class RegionPlan:
     """
 
     def __init__(self, shape: tuple[int, ...], region) -> None:
+        shape = _validate.shape(shape)
         self.shape = shape
         ranges = normalize_region(region, shape)
         if ranges is None:

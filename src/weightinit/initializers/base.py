@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import warnings
 from typing import Any, ClassVar
 
@@ -11,6 +12,7 @@ import numpy as np
 from weightinit.common.dtypes import standardize_dtype
 from weightinit.common.errors import UnseededReuseWarning, type_error
 from weightinit.common.shapes import normalize_region, normalize_shape
+from weightinit.common.validate import allocation
 from weightinit.random.seeds import SeedGenerator, resolve_seed_argument, serialize_seed
 from weightinit.random.streams import Stream
 
@@ -92,6 +94,11 @@ class BuiltinInitializer(Initializer):
         if stream is not None and not isinstance(stream, Stream):
             raise type_error("stream", stream, "must be a weightinit.Stream or None", "Build one with wi.Stream(seed).")
         self._check_shape(shape)
+        ranges = normalize_region(region, shape)
+        n_out = (
+            math.prod(len(range(*r)) for r in ranges) if ranges is not None and self.elementwise else math.prod(shape)
+        )
+        allocation(n_out, dt, "shape", shape)
         if region is not None and not self.elementwise:
             return np.ascontiguousarray(self._generate(shape, dt, None, stream)[region])
         return self._generate(shape, dt, region, stream)

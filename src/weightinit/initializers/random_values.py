@@ -49,7 +49,7 @@ class RandomNormal(_DistributionInitializer):
     formula = "w ~ N(mean, stddev^2)"
 
     def __init__(self, mean=0.0, stddev=0.05, seed=None) -> None:
-        self._dist = Normal(mean, stddev)
+        self._dist = Normal.checked(mean, stddev, ("mean", "stddev"))
         self.mean = mean
         self.stddev = stddev
         super().__init__(seed)
@@ -80,7 +80,7 @@ class RandomUniform(_DistributionInitializer):
     formula = "w ~ U[minval, maxval)"
 
     def __init__(self, minval=-0.05, maxval=0.05, seed=None) -> None:
-        self._dist = Uniform(minval, maxval)
+        self._dist = Uniform.checked(minval, maxval, ("minval", "maxval"))
         self.minval = minval
         self.maxval = maxval
         super().__init__(seed)
@@ -113,9 +113,12 @@ class TruncatedNormal(_DistributionInitializer):
     formula = "w ~ N(mean, stddev^2) truncated to [mean - 2 stddev, mean + 2 stddev]"
 
     def __init__(self, mean=0.0, stddev=0.05, seed=None) -> None:
-        Normal(mean, stddev)
-        m, s = float(mean), float(stddev)
-        self._dist = _TruncatedNormalDist(m, s, m - 2.0 * s, m + 2.0 * s) if s > 0 else Normal(m, 0.0)
+        m, s = Normal.checked(mean, stddev, ("mean", "stddev")).mean, float(stddev)
+        self._dist = (
+            _TruncatedNormalDist.checked(m, s, m - 2.0 * s, m + 2.0 * s, ("mean", "stddev", "mean", "stddev"))
+            if s > 0
+            else Normal(m, 0.0)
+        )
         self.mean = mean
         self.stddev = stddev
         super().__init__(seed)

@@ -67,19 +67,27 @@ def truncated_std(alpha: float, beta: float) -> float:
     return math.sqrt(max(0.0, 1.0 + (a_pa - b_pb) / z - m * m))
 
 
-def _sigma_for_absolute(target: float, mean: float, lo: float, hi: float) -> float:
+def _sigma_for_absolute(
+    target: float, mean: float, lo: float, hi: float, names=("mean", "stddev", "lower", "upper")
+) -> float:
     """The sigma whose N(mean, sigma^2) truncated to [lo, hi] has standard deviation ``target`` (bisection)."""
+    n_s, n_lo, n_hi = names[1], names[2], names[3]
     if math.isinf(lo) or math.isinf(hi):
         limit = math.inf
     else:
         limit = (hi - lo) / math.sqrt(12.0)  # sigma -> inf: uniform on [lo, hi]
 
     def tstd(s):
-        return s * truncated_std((lo - mean) / s, (hi - mean) / s)
+        try:
+            return s * truncated_std((lo - mean) / s, (hi - mean) / s)
+        except (ZeroDivisionError, OverflowError, ValueError):
+            raise value_error(
+                n_hi, hi, f"and `{n_lo}`={lo!r} give a truncated normal whose variance cannot be corrected"
+            ) from None
 
     if not target < limit * (1 - 1e-9):
         raise value_error(
-            "stddev",
+            n_s,
             target,
             f"cannot be reached by a normal truncated to [{lo!r}, {hi!r}] around mean={mean!r} "
             f"(the largest standard deviation there is {limit:.6g})",
@@ -132,17 +140,20 @@ class TruncNormal(RandomInitializer):
     """
 
     group = "truncated normal"
+    _names: tuple[str, str, str, str] = ("mean", "stddev", "lower", "upper")
+    """The user's spelling of (mean, std, lower bound, upper bound), for error messages."""
     formula = "w ~ N(mean, s^2) on [lo, hi]; std bounds: mean + [lower, upper]*s; absolute: [lower, upper]; s corrected optionally"
 
     def __init__(
         self, mean=0.0, stddev=1.0, lower=-2.0, upper=2.0, bounds="std", correct_variance=False, seed=None
     ) -> None:
-        m, s = real_number("mean", mean, finite=False), real_number("stddev", stddev, finite=False)
-        lo, hi = real_number("lower", lower, finite=False), real_number("upper", upper, finite=False)
-        Normal(m, s)
+        n_m, n_s, n_lo, n_hi = self._names
+        m, s = real_number(n_m, mean), real_number(n_s, stddev)
+        lo, hi = real_number(n_lo, lower, finite=False), real_number(n_hi, upper, finite=False)
+        Normal.checked(m, s, (n_m, n_s))
         if not lo < hi:
-            raise value_error("upper", upper, f"must be greater than `lower`={lower!r}")
-        if bounds not in BOUNDS:
+            raise value_error(n_hi, upper, f"must be greater than `{n_lo}`={lower!r}")
+        if not isinstance(bounds, str) or bounds not in BOUNDS:
             raise value_error("bounds", bounds, f"must be one of {list(BOUNDS)}")
         if not isinstance(correct_variance, bool):
             raise value_error("correct_variance", correct_variance, "must be True or False")
@@ -152,16 +163,31 @@ class TruncNormal(RandomInitializer):
         super().__init__(seed)
 
     def _build(self, m, s, lo, hi):
+        n_m, n_s, n_lo, n_hi = self._names
         if s == 0:
             alo, ahi = (lo, hi) if self.bounds == "absolute" else (m, m)
             if not alo <= m <= ahi:
-                raise value_error("mean", m, f"must lie in [lower, upper] = [{lo!r}, {hi!r}] when stddev=0")
+                raise value_error(n_m, m, f"must lie in [{n_lo}, {n_hi}] = [{lo!r}, {hi!r}] when {n_s}=0")
             return Normal(m, 0.0)
         if self.bounds == "std":
-            sigma = s / truncated_std(lo, hi) if self.correct_variance else s
-            return _TruncDist(m, sigma, m + lo * sigma, m + hi * sigma)
-        sigma = _sigma_for_absolute(s, m, lo, hi) if self.correct_variance else s
-        return _TruncDist(m, sigma, lo, hi)
+            sigma = s
+            if self.correct_variance:
+                try:
+                    t = truncated_std(lo, hi)
+                except (ZeroDivisionError, OverflowError):  # an interval of probability 0 in float64
+                    t = 0.0
+                if not (t > 0 and math.isfinite(s / t)):
+                    raise value_error(
+                        n_hi,
+                        hi,
+                        f"with `{n_lo}`={lo!r} leaves a truncated standard deviation of {t:.3g}, too small to "
+                        "correct the variance by (correct_variance=True)",
+                        "Widen the bounds or use correct_variance=False.",
+                    )
+                sigma = s / t
+            return _TruncDist.checked(m, sigma, m + lo * sigma, m + hi * sigma, self._names)
+        sigma = _sigma_for_absolute(s, m, lo, hi, self._names) if self.correct_variance else s
+        return _TruncDist.checked(m, sigma, lo, hi, self._names)
 
     def _check_dtype(self, dtype):
         return require_float(dtype, type(self).__name__)
@@ -213,6 +239,7 @@ class TorchTruncNormal(_FrameworkTrunc):
 
     formula = "w ~ N(mean, std^2) on [a, b] (absolute bounds, no correction)"
     _args = ("mean", "std", "a", "b")
+    _names = ("mean", "std", "a", "b")
 
     def __init__(self, mean=0.0, std=1.0, a=-2.0, b=2.0, seed=None) -> None:
         self._arg_mean, self._arg_std, self._arg_a, self._arg_b = mean, std, a, b
@@ -234,6 +261,7 @@ class TimmTruncNormalTF(_FrameworkTrunc):
 
     formula = "w = mean + std * z, z ~ N(0, 1) on [a, b] (std units, no correction)"
     _args = ("mean", "std", "a", "b")
+    _names = ("mean", "std", "a", "b")
 
     def __init__(self, mean=0.0, std=1.0, a=-2.0, b=2.0, seed=None) -> None:
         self._arg_mean, self._arg_std, self._arg_a, self._arg_b = mean, std, a, b

@@ -97,9 +97,12 @@ def _dtype(dtype) -> np.dtype:
 
 
 def _shape(shape) -> tuple[int, ...]:
-    from weightinit.common.shapes import normalize_shape
+    from weightinit.common import validate
 
-    return normalize_shape(shape)
+    shape = validate.shape(shape)
+    if jax.default_backend() == "cpu":  # XLA's CPU allocator aborts the process on a failed allocation
+        validate.allocation(math.prod(shape), np.uint8, "shape", shape)
+    return shape
 
 
 def _draw(dist_for, key, shape, dt: np.dtype, complex_ok: bool, who: str):
@@ -175,7 +178,9 @@ def uniform(scale=1e-2, dtype=None):
     >>> bool(w.min() >= 0 and w.max() < 1)
     True
     """
-    dist = Uniform(0.0, scale)
+    from weightinit.common.validate import real_number
+
+    dist = Uniform(0.0, real_number("scale", scale, minimum=0.0, strict_minimum=True))
     return _builder(lambda shape, cplx: dist, dtype, False, "uniform")
 
 
@@ -190,8 +195,8 @@ def normal(stddev=1e-2, dtype=None):
     >>> round(float(w.std()), 1)
     1.0
     """
-    real = Normal(0.0, stddev)
-    cplx_dist = Normal(0.0, float(stddev) / math.sqrt(2.0))
+    real = Normal.checked(0.0, stddev, ("mean", "stddev"))
+    cplx_dist = Normal(0.0, real.std / math.sqrt(2.0))
     return _builder(lambda shape, cplx: cplx_dist if cplx else real, dtype, True, "normal")
 
 
@@ -207,9 +212,12 @@ def truncated_normal(stddev=1e-2, dtype=None, lower=-2.0, upper=2.0):
     >>> bool(abs(w).max() <= 2.0)
     True
     """
-    Normal(0.0, stddev)
-    s = float(stddev)
-    dist = Normal(0.0, 0.0) if s == 0 else TruncatedNormal(0.0, s, float(lower) * s, float(upper) * s)
+    from weightinit.common.validate import real_number
+
+    s = Normal.checked(0.0, stddev, ("mean", "stddev")).std
+    lo, hi = real_number("lower", lower, finite=False), real_number("upper", upper, finite=False)
+    names = ("mean", "stddev", "lower", "upper")
+    dist = Normal(0.0, 0.0) if s == 0 else TruncatedNormal.checked(0.0, s, lo * s, hi * s, names)
     return _builder(lambda shape, cplx: dist, dtype, False, "truncated_normal")
 
 

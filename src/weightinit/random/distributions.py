@@ -27,6 +27,65 @@ MIN_TRUNCATED_MASS = 1e-30
 """Smallest normal probability of a truncation interval that float32 sampling resolves."""
 
 
+def _check_uniform(low, high, names=("low", "high")) -> tuple[float, float]:
+    n_lo, n_hi = names
+    lo = real_number(n_lo, low)
+    hi = real_number(n_hi, high)
+    if not lo < hi:
+        raise InitializerValueError(
+            f"`{n_lo}` must be smaller than `{n_hi}`; received {n_lo}={low!r}, {n_hi}={high!r}. "
+            "Swap them, or use Constant for a fixed value."
+        )
+    if not math.isfinite(hi - lo):
+        raise InitializerValueError(
+            f"`{n_hi}` - `{n_lo}` must be a finite float64 (the interval's width overflows); received "
+            f"{n_lo}={low!r}, {n_hi}={high!r}."
+        )
+    return lo, hi
+
+
+def _check_normal(mean, std, names=("mean", "std")) -> tuple[float, float]:
+    n_m, n_s = names
+    m = real_number(n_m, mean)
+    s = real_number(n_s, std)
+    if not s >= 0:
+        raise value_error(n_s, std, "must be a finite number >= 0")
+    return m, s
+
+
+def _check_truncated(mean, std, lower, upper, names=("mean", "std", "lower", "upper")):
+    n_m, n_s, n_lo, n_hi = names
+    m, s = _check_normal(mean, std, (n_m, n_s))
+    lo = real_number(n_lo, lower, finite=False)
+    hi = real_number(n_hi, upper, finite=False)
+    if not lo < hi:
+        raise InitializerValueError(
+            f"`{n_lo}` must be smaller than `{n_hi}`; received {n_lo}={lower!r}, {n_hi}={upper!r}."
+        )
+    if s == 0:
+        if not lo <= m <= hi:
+            raise InitializerValueError(
+                f"With {n_s}=0 every value is the mean, which lies outside [{n_lo}, {n_hi}]; "
+                f"received {n_m}={mean!r}, {n_lo}={lower!r}, {n_hi}={upper!r}."
+            )
+        return m, s, lo, hi, 0.0, 0.0
+    a, b = (lo - m) / s, (hi - m) / s
+    if math.isnan(a) or math.isnan(b) or not a < b:
+        raise InitializerValueError(
+            f"[`{n_lo}`, `{n_hi}`] is narrower than float64 resolves at {n_s}={std!r}; received "
+            f"{n_m}={mean!r}, {n_s}={std!r}, {n_lo}={lower!r}, {n_hi}={upper!r}."
+        )
+    mass = _mass(a, b)
+    if not mass >= MIN_TRUNCATED_MASS:
+        raise InitializerValueError(
+            f"The truncation interval [{n_lo}, {n_hi}] = [{lo!r}, {hi!r}] has normal probability {mass:.3g} < "
+            f"{MIN_TRUNCATED_MASS:g} for {n_m}={m!r}, {n_s}={s!r} (it lies {min(abs(a), abs(b)):.1f} "
+            f"standard deviations from the mean); it cannot be sampled accurately. "
+            f"Move the bounds closer to the mean or increase `{n_s}`."
+        )
+    return m, s, lo, hi, a, b
+
+
 @dataclass(frozen=True)
 class Uniform:
     """U[low, high): every value is >= low and < high in the output dtype."""
@@ -35,17 +94,14 @@ class Uniform:
     high: float
 
     def __post_init__(self):
-        lo = real_number("minval", self.low, finite=False)
-        hi = real_number("maxval", self.high, finite=False)
-        if not (math.isfinite(lo) and math.isfinite(hi)):
-            raise InitializerValueError(f"`minval` and `maxval` must be finite; received minval={lo!r}, maxval={hi!r}.")
-        if not lo < hi:
-            raise InitializerValueError(
-                f"`minval` must be smaller than `maxval`; received minval={lo!r}, maxval={hi!r}. "
-                "Swap them, or use Constant for a fixed value."
-            )
+        lo, hi = _check_uniform(self.low, self.high)
         object.__setattr__(self, "low", lo)
         object.__setattr__(self, "high", hi)
+
+    @classmethod
+    def checked(cls, low, high, names: tuple[str, str]) -> Uniform:
+        """Build it, with errors naming the arguments as ``names`` (the caller's spelling, e.g. ``("a", "b")``)."""
+        return cls(*_check_uniform(low, high, names))
 
 
 @dataclass(frozen=True)
@@ -56,14 +112,14 @@ class Normal:
     std: float
 
     def __post_init__(self):
-        m = real_number("mean", self.mean, finite=False)
-        s = real_number("stddev", self.std, finite=False)
-        if not math.isfinite(m):
-            raise value_error("mean", m, "must be finite")
-        if not (math.isfinite(s) and s >= 0):
-            raise value_error("stddev", s, "must be a finite number >= 0")
+        m, s = _check_normal(self.mean, self.std)
         object.__setattr__(self, "mean", m)
         object.__setattr__(self, "std", s)
+
+    @classmethod
+    def checked(cls, mean, std, names: tuple[str, str]) -> Normal:
+        """Build it, with errors naming the arguments as ``names`` (e.g. ``("mean", "stddev")``)."""
+        return cls(*_check_normal(mean, std, names))
 
 
 @dataclass(frozen=True)
@@ -78,35 +134,19 @@ class TruncatedNormal:
     beta: float = field(init=False, repr=False)
 
     def __post_init__(self):
-        Normal(self.mean, self.std)  # validates mean/std
-        m, s = float(self.mean), float(self.std)
-        lo = real_number("lower", self.lower, finite=False)
-        hi = real_number("upper", self.upper, finite=False)
-        if not lo < hi:
-            raise InitializerValueError(f"`lower` must be smaller than `upper`; received lower={lo!r}, upper={hi!r}.")
+        m, s, lo, hi, a, b = _check_truncated(self.mean, self.std, self.lower, self.upper)
         object.__setattr__(self, "mean", m)
         object.__setattr__(self, "std", s)
         object.__setattr__(self, "lower", lo)
         object.__setattr__(self, "upper", hi)
-        if s == 0:
-            if not lo <= m <= hi:
-                raise InitializerValueError(
-                    f"With stddev=0 every value is the mean, which lies outside [lower, upper]; "
-                    f"received mean={m!r}, lower={lo!r}, upper={hi!r}."
-                )
-            a = b = 0.0
-        else:
-            a, b = (lo - m) / s, (hi - m) / s
-            mass = _mass(a, b)
-            if not mass >= MIN_TRUNCATED_MASS:
-                raise InitializerValueError(
-                    f"The truncation interval [{lo!r}, {hi!r}] has normal probability {mass:.3g} < "
-                    f"{MIN_TRUNCATED_MASS:g} for mean={m!r}, stddev={s!r} (it lies {min(abs(a), abs(b)):.1f} "
-                    "standard deviations from the mean); it cannot be sampled accurately. "
-                    "Move the bounds closer to the mean or increase `stddev`."
-                )
         object.__setattr__(self, "alpha", a)
         object.__setattr__(self, "beta", b)
+
+    @classmethod
+    def checked(cls, mean, std, lower, upper, names: tuple[str, str, str, str]) -> TruncatedNormal:
+        """Build it, with errors naming the arguments as ``names`` (e.g. ``("mean", "std", "a", "b")``)."""
+        m, s, lo, hi, _a, _b = _check_truncated(mean, std, lower, upper, names)
+        return cls(m, s, lo, hi)
 
 
 def _mirror(a: float, b: float) -> bool:

@@ -37,7 +37,7 @@ def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None, *, region=None) -
     >>> wi.random.normal((2,), seed=0).dtype
     dtype('float32')
     """
-    return _draw(Normal(mean, stddev), shape, dtype, seed, region)
+    return _draw(Normal.checked(mean, stddev, ("mean", "stddev")), shape, dtype, seed, region)
 
 
 def uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None, *, region=None) -> np.ndarray:
@@ -47,7 +47,7 @@ def uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None, *, region=None
     >>> bool((wi.random.uniform((100,), seed=0) < 1.0).all())
     True
     """
-    return _draw(Uniform(minval, maxval), shape, dtype, seed, region)
+    return _draw(Uniform.checked(minval, maxval, ("minval", "maxval")), shape, dtype, seed, region)
 
 
 def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None, *, region=None) -> np.ndarray:
@@ -57,7 +57,8 @@ def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None, *, regi
     >>> bool((abs(wi.random.truncated_normal((1000,), seed=0)) <= 2).all())
     True
     """
-    m, s = float(mean), float(stddev)
-    Normal(m, s)
-    dist = TruncatedNormal(m, s, m - 2 * s, m + 2 * s) if s > 0 else Normal(m, 0.0)
+    base = Normal.checked(mean, stddev, ("mean", "stddev"))
+    m, s = base.mean, base.std
+    names = ("mean", "stddev", "mean", "stddev")
+    dist = TruncatedNormal.checked(m, s, m - 2 * s, m + 2 * s, names) if s > 0 else Normal(m, 0.0)
     return _draw(dist, shape, dtype, seed, region)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from weightinit.common import validate as _validate
 from weightinit.common.dtypes import standardize_dtype
 from weightinit.common.errors import InitializerValueError
 from weightinit.common.shapes import RegionPlan
@@ -95,7 +96,7 @@ def sample(dist, stream, shape: tuple[int, ...], dtype, region=None, *, out=None
     plan = make_plan(dist, dtype)
     rp = RegionPlan(shape, region)
     if out is None:
-        flat = np.empty(rp.size, dtype=plan.dtype)
+        flat = _validate.empty((rp.size,), plan.dtype)
     else:
         if out.dtype != plan.dtype or tuple(out.shape) != tuple(rp.out_shape) or not out.flags.c_contiguous:
             raise InitializerValueError(

@@ -22,9 +22,11 @@ from __future__ import annotations
 import math
 import warnings
 
+import numpy as np
+
 import torch
 from weightinit.common.dtypes import compute_dtype
-from weightinit.common.errors import InitializerValueError
+from weightinit.common.errors import InitializerTypeError, InitializerValueError, value_error
 from weightinit.initializers.gains import calculate_gain as _core_gain
 from weightinit.initializers.orthogonal import orthogonal_matrix
 from weightinit.initializers.storage import torch_default_fans
@@ -145,7 +147,9 @@ def uniform_(tensor, a: float = 0.0, b: float = 1.0, generator=None, *, seed=Non
     if tensor.is_meta:
         return tensor
     if a > b:
-        raise InitializerValueError(f"uniform_ expects to return a [from, to) range, but found from={a} > to={b}")
+        raise InitializerValueError(
+            f"uniform_ expects to return a [from, to) range: `a` must be <= `b`; received a={a!r}, b={b!r}."
+        )
     if a == b:
         with torch.no_grad():
             return tensor.fill_(a)
@@ -168,8 +172,8 @@ def normal_(tensor, mean: float = 0.0, std: float = 1.0, generator=None, *, seed
     if tensor.is_meta:
         return tensor
     if std < 0:
-        raise InitializerValueError(f"normal expects std >= 0.0, but found std {std}")
-    return write_distribution(tensor, Normal(mean, std), resolve_stream(seed, generator))
+        raise InitializerValueError(f"normal expects std >= 0.0: `std` must be >= 0; received std={std!r}.")
+    return write_distribution(tensor, Normal.checked(mean, std, ("mean", "std")), resolve_stream(seed, generator))
 
 
 def trunc_normal_(
@@ -198,7 +202,8 @@ def trunc_normal_(
             "mean is more than 2 std from [a, b] in nn.init.trunc_normal_. The distribution of values may be incorrect.",
             stacklevel=2,
         )
-    return write_distribution(tensor, TruncatedNormal(mean, std, a, b), resolve_stream(seed, generator))
+    dist = TruncatedNormal.checked(mean, std, a, b, ("mean", "std", "a", "b"))
+    return write_distribution(tensor, dist, resolve_stream(seed, generator))
 
 
 def constant_(tensor, val: float):
@@ -270,7 +275,9 @@ def dirac_(tensor, groups: int = 1):
         raise InitializerValueError("Only tensors with 3, 4, or 5 dimensions are supported")
     sizes = tensor.size()
     if sizes[0] % groups != 0:
-        raise InitializerValueError("dim 0 must be divisible by groups")
+        raise InitializerValueError(
+            f"dim 0 must be divisible by groups: `groups` must divide {sizes[0]}; received groups={groups!r}."
+        )
     if tensor.is_meta:
         return tensor
     out_per_group = sizes[0] // groups
@@ -420,7 +427,7 @@ def sparse_(tensor, sparsity, std: float = 0.01, generator=None, *, seed=None):
     num_zeros = math.ceil(sparsity * rows)
     stream = resolve_stream(seed, generator)
     with torch.no_grad():
-        write_distribution(tensor, Normal(0.0, std), stream.child("values"))
+        write_distribution(tensor, Normal.checked(0.0, std, ("mean", "std")), stream.child("values"))
         if rows == 0 or cols == 0:
             return tensor
         keys = torch.empty((rows, cols), dtype=torch.float64, device=tensor.device)
@@ -449,6 +456,98 @@ def _make_deprecate(meth):
     deprecated_init.__qualname__ = old_name
     return deprecated_init
 
+
+# --------------------------------------------------------------------------- argument checks
+# Every public function checks its arguments here, before any comparison or arithmetic on them, with
+# the names torch uses (`a`, `b`, `std`, ...): one table, one wrapper.
+
+_REAL = "real"  # a finite real number
+_NONNEG = "nonneg"  # a finite real number >= 0
+_FRACTION = "fraction"  # a real number in [0, 1]
+_ARGS: dict[str, dict[str, str]] = {
+    "uniform_": {"a": _REAL, "b": _REAL},
+    "normal_": {"mean": _REAL, "std": _REAL},
+    "trunc_normal_": {"mean": _REAL, "std": _REAL, "a": "bound", "b": "bound"},
+    "constant_": {"val": "value"},
+    "ones_": {},
+    "zeros_": {},
+    "eye_": {},
+    "dirac_": {"groups": "groups"},
+    "xavier_uniform_": {"gain": _REAL},
+    "xavier_normal_": {"gain": _REAL},
+    "kaiming_uniform_": {"a": _REAL, "mode": "text", "nonlinearity": "text"},
+    "kaiming_normal_": {"a": _REAL, "mode": "text", "nonlinearity": "text"},
+    "orthogonal_": {"gain": _REAL},
+    "sparse_": {"sparsity": _FRACTION, "std": _NONNEG},
+}
+
+
+def _check_arguments(fn):
+    import functools
+    import inspect
+
+    from weightinit.common import validate
+    from weightinit.common.errors import type_error
+
+    sig = inspect.signature(fn)
+    rules = _ARGS[fn.__name__]
+
+    @functools.wraps(fn)
+    def checked(*args, **kwargs):
+        try:
+            bound = sig.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise InitializerTypeError(f"{fn.__name__}(): {exc}") from None
+        values = bound.arguments
+        tensor = values.get("tensor")
+        if not isinstance(tensor, torch.Tensor) and not torch.overrides.has_torch_function_variadic(tensor):
+            raise type_error("tensor", tensor, f"must be a torch.Tensor for {fn.__name__}")
+        gen = values.get("generator")
+        if gen is not None and not isinstance(gen, torch.Generator):
+            raise type_error("generator", gen, "must be a torch.Generator or None")
+        for name, rule in rules.items():
+            if name not in values:
+                continue
+            v = values[name]
+            if rule in (_REAL, _NONNEG):
+                f = validate.real_number(name, v, minimum=0.0 if rule == _NONNEG else None)
+            elif rule == "bound":
+                f = validate.real_number(name, v, finite=False)
+            elif rule == _FRACTION:
+                f = validate.real_number(name, v)
+                if not 0.0 <= f <= 1.0:
+                    raise value_error(name, v, "must be a fraction in [0, 1]")
+            elif rule == "groups":
+                f = validate.integer(name, v, minimum=1)
+            elif rule == "text":
+                if not isinstance(v, str) and v is not None:
+                    raise type_error(name, v, "must be a string")
+                continue
+            else:  # "value": a number (bools and complex allowed, as torch's fill_)
+                if isinstance(v, torch.Tensor):
+                    if v.numel() != 1:
+                        raise value_error(name, v, "must be a number or a one-element tensor")
+                    continue
+                if isinstance(v, (bool, complex, np.bool_, np.complexfloating)):
+                    continue
+                f = validate.real_number(name, v, finite=False)
+                if isinstance(tensor, torch.Tensor):
+                    validate.representable(name, f, numpy_dtype(tensor.dtype, fn.__name__), fn.__name__)
+                continue
+            values[name] = f
+        if fn.__name__ == "uniform_" and isinstance(tensor, torch.Tensor) and not tensor.is_complex():
+            dt = numpy_dtype(tensor.dtype, fn.__name__)
+            for name in ("a", "b"):
+                if name in values:
+                    validate.representable(name, values[name], dt, fn.__name__)
+        return fn(*bound.args, **bound.kwargs)
+
+    return checked
+
+
+for _name in _ARGS:
+    globals()[_name] = _check_arguments(globals()[_name])
+del _name
 
 uniform = _make_deprecate(uniform_)
 normal = _make_deprecate(normal_)

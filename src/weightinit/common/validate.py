@@ -1,0 +1,329 @@
+"""The one validation layer: every argument a user passes is checked here, once, the same way.
+
+Each check takes the argument's name *as the user spelled it* (``std`` for
+``weightinit.torch.normal_``, ``stddev`` for Keras' ``RandomNormal``) and
+raises an error of weightinit's family (:mod:`weightinit.common.errors`) that
+names it and shows the value received.  The checks:
+
+* :func:`real_number` -- a real, finite number: Python or NumPy numbers and
+  0-d arrays; never text, bytes or a bool; ``10**400`` is refused with a typed
+  error, not an ``OverflowError``.
+* :func:`integer` -- an integer (never a bool, never ``3.0``) within bounds.
+* :func:`shape` -- a tuple/list-like sequence (not a set, dict or text) of
+  non-negative integers, rank <= :data:`MAX_RANK`, element count below
+  :data:`MAX_ELEMENTS` (the stream addresses values by 64-bit flat index).
+* :func:`allocation` -- refuses, before allocating, an output larger than the
+  machine's memory, and turns an allocator's ``MemoryError`` into a typed error.
+* :func:`representable` -- a parameter value the requested dtype can hold
+  (floats within the dtype's range, integers within range and integral).
+* :func:`region` -- a tuple of integer slices, one per leading dimension.
+* :func:`config` -- a config dict with string keys, checked against the keys
+  a constructor accepts.
+* :func:`text` -- a string without lone surrogates.
+
+>>> real_number("stddev", 0.5)
+0.5
+>>> shape((3, 4))
+(3, 4)
+>>> try:
+...     shape({3, 4})
+... except TypeError as e:
+...     print(str(e).split(";")[0])
+`shape` must be a sequence of non-negative integers (a tuple or list) such as (256, 128)
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from weightinit.common.errors import InitializerTypeError, InitializerValueError, type_error, value_error
+
+__all__ = [
+    "MAX_RANK",
+    "MAX_ELEMENTS",
+    "real_number",
+    "integer",
+    "boolean",
+    "shape",
+    "allocation",
+    "empty",
+    "representable",
+    "dtype_range",
+    "region",
+    "config",
+    "text",
+]
+
+MAX_RANK = 64
+"""Largest tensor rank accepted (NumPy's own limit)."""
+
+MAX_ELEMENTS = 2**63
+"""Element counts must be below this: flat indices are 64-bit and every executor adds them without wrapping."""
+
+
+def _is_bool(v) -> bool:
+    return isinstance(v, (bool, np.bool_)) or (isinstance(v, np.ndarray) and v.dtype == np.bool_)
+
+
+def real_number(
+    name: str, v, *, finite: bool = True, minimum: float | None = None, strict_minimum: bool = False
+) -> float:
+    """``v`` as a Python float, or a typed error naming ``name``.
+
+    Accepts Python and NumPy real numbers and 0-d real arrays.  Refuses text
+    (even when it parses: ``float("0.5")`` would accept it silently), bytes,
+    bools, complex numbers, NaN, and infinities when ``finite``.  Integers too
+    large for a float (``10**400``) are refused as not finite.  ``minimum``
+    adds ``v >= minimum`` (``v > minimum`` with ``strict_minimum``).
+
+    >>> real_number("gain", np.float32(2.0))
+    2.0
+    """
+    if isinstance(v, (str, bytes, bytearray)):
+        raise type_error(name, v, "must be a real number, not text")
+    if _is_bool(v):
+        raise type_error(name, v, "must be a real number, not a bool")
+    if isinstance(v, np.ndarray):
+        if v.ndim != 0 or (v.dtype.kind not in "iuf" and v.dtype.name != "bfloat16"):
+            raise type_error(name, v, "must be a real number (a 0-d real array at most)")
+        v = v[()]
+    if isinstance(v, (complex, np.complexfloating)):
+        raise type_error(name, v, "must be a real number, not complex")
+    if not isinstance(v, (numbers.Real, np.generic)):
+        # Framework scalars (0-d torch/jax arrays) convert through __float__; anything else is refused.
+        if not hasattr(v, "__float__") or getattr(v, "shape", ()) not in ((), None):
+            raise type_error(name, v, "must be a real number")
+    try:
+        f = float(v)
+    except OverflowError:
+        raise value_error(name, v, "must be a finite number (it does not fit in a float64)") from None
+    except (TypeError, ValueError, RuntimeError):
+        raise type_error(name, v, "must be a real number") from None
+    if math.isnan(f):
+        raise value_error(name, v, "must not be NaN")
+    if finite and math.isinf(f):
+        raise value_error(name, v, "must be finite")
+    if minimum is not None:
+        if strict_minimum and not f > minimum:
+            raise value_error(name, v, f"must be > {minimum:g}")
+        if not strict_minimum and not f >= minimum:
+            raise value_error(name, v, f"must be >= {minimum:g}")
+    return f
+
+
+def integer(name: str, v, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """``v`` as a Python int (Python or NumPy integer, not a bool, not a float), within bounds.
+
+    >>> integer("groups", np.int64(2), minimum=1)
+    2
+    """
+    if isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype.kind in "iu":
+        v = v[()]
+    if _is_bool(v) or not isinstance(v, numbers.Integral):
+        raise type_error(name, v, "must be an integer")
+    i = int(v)
+    if minimum is not None and i < minimum:
+        raise value_error(name, v, f"must be an integer >= {minimum}")
+    if maximum is not None and i > maximum:
+        raise value_error(name, v, f"must be an integer <= {maximum}")
+    return i
+
+
+def boolean(name: str, v) -> bool:
+    """``v`` as a bool (Python or NumPy bool only: ``"False"`` and ``0`` are refused)."""
+    if not isinstance(v, (bool, np.bool_)):
+        raise type_error(name, v, "must be True or False")
+    return bool(v)
+
+
+def text(name: str, v) -> str:
+    """``v`` as a str that encodes as UTF-8 (lone surrogates such as ``"\\ud800"`` are refused)."""
+    if not isinstance(v, str):
+        raise type_error(name, v, "must be a string")
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        raise value_error(name, v, "must be valid Unicode text (it contains a lone surrogate)") from None
+    return v
+
+
+def shape(v, arg: str = "shape", *, max_rank: int = MAX_RANK) -> tuple[int, ...]:
+    """Validate a shape: a sequence of non-negative integers (Python or NumPy; not bool).
+
+    A single integer means a 1-D shape.  Tuples, lists, ``torch.Size``,
+    TensorFlow shapes and 1-D integer arrays are accepted; sets, dicts, text
+    and iterators are not (a set's order is arbitrary: ``{6, 4}`` is not a
+    shape).  The rank must be at most ``max_rank`` and the element count
+    below :data:`MAX_ELEMENTS`.
+    """
+    if isinstance(v, numbers.Integral) and not _is_bool(v):
+        v = (v,)
+    if isinstance(v, np.ndarray):
+        if v.ndim != 1 or v.dtype.kind not in "iu":
+            raise type_error(arg, v, "must be a sequence of non-negative integers (a tuple or list) such as (256, 128)")
+        v = tuple(v.tolist())
+    if isinstance(v, (str, bytes, bytearray, Mapping, set, frozenset)) or not isinstance(v, Iterable):
+        raise type_error(arg, v, "must be a sequence of non-negative integers (a tuple or list) such as (256, 128)")
+    if not hasattr(v, "__len__") or not hasattr(v, "__getitem__"):
+        raise type_error(arg, v, "must be a sequence of non-negative integers (a tuple or list) such as (256, 128)")
+    try:
+        dims = tuple(v)
+    except Exception:
+        raise type_error(
+            arg, v, "must be a sequence of non-negative integers (a tuple or list) such as (256, 128)"
+        ) from None
+    if len(dims) > max_rank:
+        raise InitializerValueError(
+            f"`{arg}` must have at most {max_rank} dimensions; received {arg} with {len(dims)} dimensions."
+        )
+    out = []
+    for d in dims:
+        if _is_bool(d) or not isinstance(d, numbers.Integral):
+            # torch.Size / TensorShape dims are ints; 3.0, 3.5 and "3" are not accepted.
+            raise InitializerTypeError(
+                f"`{arg}` must contain only integers; received {arg}={v!r} with entry {d!r} of type {type(d).__name__}."
+            )
+        if int(d) < 0:
+            raise InitializerValueError(f"`{arg}` must contain only non-negative dimensions; received {arg}={dims!r}.")
+        out.append(int(d))
+    n = math.prod(out)
+    if n >= MAX_ELEMENTS:
+        raise InitializerValueError(
+            f"`{arg}` has {n} elements, more than a tensor can hold (at most 2**63 - 1: values are addressed "
+            f"by 64-bit flat index); received {arg}={tuple(out)!r}."
+        )
+    return tuple(out)
+
+
+def _memory_bytes() -> int | None:
+    """Physical memory of this machine in bytes (None when unknown)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return None
+
+
+def allocation(n_elements: int, dtype, arg: str = "shape", value=None) -> None:
+    """Refuse an output of ``n_elements`` of ``dtype`` larger than this machine's physical memory."""
+    itemsize = np.dtype(dtype).itemsize
+    nbytes = int(n_elements) * itemsize
+    mem = _memory_bytes()
+    if mem is not None and nbytes > mem:
+        shown = value if value is not None else n_elements
+        raise InitializerValueError(
+            f"`{arg}` asks for {nbytes / 2**30:.3g} GiB ({n_elements} values of {np.dtype(dtype).name}), more than "
+            f"this machine's {mem / 2**30:.3g} GiB of memory; received {arg}={shown!r}. Generate it in regions "
+            "(the `region=` argument) or shard it."
+        )
+
+
+def empty(out_shape, dtype, arg: str = "shape") -> np.ndarray:
+    """``np.empty(out_shape, dtype)`` after :func:`allocation`; a ``MemoryError`` becomes a typed error."""
+    allocation(math.prod(out_shape), dtype, arg, tuple(out_shape))
+    try:
+        return np.empty(out_shape, dtype=dtype)
+    except MemoryError:
+        raise InitializerValueError(
+            f"`{arg}` {tuple(out_shape)!r} of {np.dtype(dtype).name} cannot be allocated (out of memory); "
+            "generate it in regions or shard it."
+        ) from None
+
+
+def dtype_range(dt: np.dtype) -> tuple[float, float]:
+    """The finite range ``(lowest, highest)`` of a numeric dtype (bool: (0, 1))."""
+    dt = np.dtype(dt)
+    if dt.kind == "b":
+        return 0.0, 1.0
+    if dt.kind in "iu":
+        info = np.iinfo(dt)
+        return int(info.min), int(info.max)
+    real = dt
+    if dt.kind == "c":
+        real = np.dtype(f"f{dt.itemsize // 2}")
+    info = np.finfo(real)
+    return float(info.min), float(info.max)
+
+
+def representable(name: str, value: float, dt, who: str = "", *, integral_required: bool = True) -> None:
+    """Refuse a parameter ``value`` that ``dt`` cannot hold: out of range, or not integral for an integer dtype.
+
+    >>> representable("value", 300.0, np.dtype("int16"))
+    >>> try:
+    ...     representable("value", 7e4, np.dtype("float16"))
+    ... except ValueError as e:
+    ...     print(str(e).split(";")[0])
+    `value` must lie within float16's range [-65504, 65504]
+    """
+    dt = np.dtype(dt)
+    if dt.kind not in "biufc" and dt.name != "bfloat16":
+        return
+    lo, hi = dtype_range(dt) if dt.name != "bfloat16" else (-3.3895313892515355e38, 3.3895313892515355e38)
+    v = float(value)
+    for_who = f" for {who}" if who else ""
+    if not lo <= v <= hi:
+        raise value_error(name, value, f"must lie within {dt.name}'s range [{lo:g}, {hi:g}]{for_who}")
+    if dt.kind in "iub" and integral_required and v != math.floor(v):
+        raise value_error(
+            name,
+            value,
+            f"must be a whole number for the integer dtype {dt.name}{for_who} (it would be truncated)",
+            "Use a float dtype, or a whole value.",
+        )
+
+
+def region(v, shp: tuple[int, ...]) -> tuple[tuple[int, int, int], ...] | None:
+    """Validate a region against ``shp``; returns per-dimension ``(start, stop, step)`` or ``None``.
+
+    ``None`` means "everything".  A region is a tuple of ``slice`` objects with
+    integer (or ``None``) bounds, at most one per dimension.
+    """
+    if v is None:
+        return None
+    if isinstance(v, slice):
+        v = (v,)
+    if not isinstance(v, (tuple, list)):
+        raise InitializerTypeError(f"`region` must be a tuple of slices, one per dimension; received region={v!r}.")
+    v = tuple(v)
+    if len(v) > len(shp):
+        raise InitializerValueError(
+            f"`region` has {len(v)} slices but the shape {shp} has {len(shp)} dimensions; received region={v!r}."
+        )
+    out = []
+    for i, dim in enumerate(shp):
+        s = v[i] if i < len(v) else slice(None)
+        if not isinstance(s, slice):
+            raise InitializerTypeError(
+                f"`region` must contain only slice objects (use slice(i, i + 1) for one index); "
+                f"received region={v!r} with entry {s!r}."
+            )
+        for part in (s.start, s.stop, s.step):
+            if part is not None and (_is_bool(part) or not isinstance(part, numbers.Integral)):
+                raise InitializerTypeError(f"`region` slices must have integer bounds; received region={v!r}.")
+        if s.step == 0:
+            raise InitializerValueError(f"`region` slice steps must be non-zero; received region={v!r}.")
+        out.append(s.indices(dim))
+    return tuple(out)
+
+
+def config(cfg, arg: str = "config", *, allowed: Iterable[str] | None = None, who: str = "") -> dict:
+    """A config: a dict with string keys, every key among ``allowed`` (when given)."""
+    if not isinstance(cfg, Mapping):
+        raise type_error(arg, cfg, "must be a dict")
+    bad = [k for k in cfg if not isinstance(k, str)]
+    if bad:
+        raise type_error(arg, cfg, f"must have string keys only (found {bad[0]!r})")
+    if allowed is not None:
+        allowed = set(allowed)
+        unknown = sorted(k for k in cfg if k not in allowed)
+        if unknown:
+            for_who = f" of {who}" if who else ""
+            raise InitializerValueError(
+                f"`{arg}` has unknown key(s) {unknown}{for_who}; the accepted keys are {sorted(allowed)}; "
+                f"received {arg}={dict(cfg)!r}."
+            )
+    return dict(cfg)
