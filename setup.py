@@ -11,6 +11,7 @@ Set ``WEIGHTINIT_NO_EXTENSION=1`` to skip the build.
 
 from __future__ import annotations
 
+import glob
 import os
 import sys
 
@@ -45,7 +46,15 @@ if sys.platform == "win32":
     _ARGS: list[str] = ["/O2", "/fp:precise"]
     _LINK: list[str] = []
 else:
-    _ARGS = ["-O3", "-ffp-contract=off", "-fno-fast-math", "-fno-math-errno", "-fvisibility=hidden", "-pthread"]
+    _ARGS = [
+        "-O3",
+        "-ffp-contract=off",
+        "-fno-fast-math",
+        "-fno-math-errno",
+        "-fvisibility=hidden",
+        "-pthread",
+        "-Wno-psabi",
+    ]
     _LINK = ["-pthread"]
 
 ext_modules = []
@@ -54,7 +63,7 @@ if not os.environ.get("WEIGHTINIT_NO_EXTENSION"):
         Extension(
             "weightinit.executors._core_ext",
             sources=["src/weightinit/executors/_core/_core.c"],
-            depends=["src/weightinit/executors/_core/kernel.h"],
+            depends=sorted(glob.glob("src/weightinit/executors/_core/*.h")),
             extra_compile_args=_ARGS,
             extra_link_args=_LINK,
             optional=True,

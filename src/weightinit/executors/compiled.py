@@ -1,6 +1,6 @@
 """The compiled CPU executor: ``weightinit.executors._core_ext`` behind the executor interface.
 
-The C core (``src/weightinit/_core``) performs the per-value steps of
+The C core (``src/weightinit/executors/_core``, one header per concern) performs the per-value steps of
 docs/random.md with the constants of :func:`weightinit.random.distributions.make_plan`
 and writes straight into the output buffer, with the GIL released, split over
 threads by counter range.  Its values equal the NumPy reference bit for bit.

@@ -1,0 +1,177 @@
+/* Dispatch: the SIMD implementation table chosen at run time, L1-sized tiles, and the split of
+ * one request over threads by counter range.
+ */
+#ifndef WI_DISPATCH_H
+#define WI_DISPATCH_H
+
+typedef struct {
+    const char *name;
+    void (*philox8)(const uint32_t *, const uint32_t *, uint32_t, uint32_t, uint32_t *);
+    void (*philox_seq)(uint64_t, size_t, uint32_t, uint32_t, uint32_t *);
+    void (*values32)(const core_params *, const uint32_t *, size_t, float *, float *, uint32_t *);
+    void (*values64)(const core_params *, const uint32_t *, size_t, double *, double *, uint32_t *);
+    void (*finish32)(const core_params *, const float *, size_t, void *);
+    void (*finish64)(const core_params *, const double *, size_t, void *);
+    /* optional fused uniform float32 -> float32 writer: nblocks (multiple of 16) from block b0 */
+    void (*uniform32)(const core_params *, uint64_t, size_t, float *);
+} simd_impl;
+
+static const simd_impl IMPL_BASE = {"generic",     philox8_base,  philox_seq_base, values32_base,
+                                    values64_base, finish32_base, finish64_base,   NULL};
+#ifdef WI_X86
+static const simd_impl IMPL_AVX2 = {"avx2",        philox8_avx2,  philox_seq_avx2, values32_avx2,
+                                    values64_avx2, finish32_avx2, finish64_avx2,   NULL};
+static const simd_impl IMPL_AVX512 = {"avx512",        philox8_avx2,    philox_seq_avx512, values32_avx512,
+                                      values64_avx512, finish32_avx512, finish64_avx512,   uniform32_avx512};
+#endif
+static const simd_impl *IMPL = &IMPL_BASE;
+
+static int cpu_has_avx2(void) {
+#ifdef WI_X86
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
+#else
+    return 0;
+#endif
+}
+
+static int cpu_has_avx512(void) {
+#ifdef WI_X86
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
+#else
+    return 0;
+#endif
+}
+
+/* ------------------------------------------------------------ tiles */
+#define TILE 1024 /* values per tile: fits L1 with its words */
+
+typedef struct {
+    const core_params *P;
+    const simd_impl *impl;
+    char *out;          /* output base */
+    size_t itemsize;
+    uint64_t start;     /* flat index of out[0] (range mode) */
+    const uint64_t *idx; /* flat indices (index mode) or NULL */
+    size_t pos0, pos1;  /* this worker's part of out */
+} job;
+
+/* Values pos0 .. pos1 - 1 of the job through L1-sized tiles (words, values, store). */
+static void run_tiles(const job *J, size_t pos0, size_t pos1) {
+    const core_params *P = J->P;
+    const simd_impl *I = J->impl;
+    const int w = P->words, per_block = 4 / w;
+    uint32_t words[2 * (TILE + 16) + 64] __attribute__((aligned(32)));
+    float v32[TILE + 16] __attribute__((aligned(32)));
+    double v64[TILE + 16] __attribute__((aligned(32)));
+    float p32[TILE + 16] __attribute__((aligned(32)));
+    double p64[TILE + 16] __attribute__((aligned(32)));
+    uint32_t tidx[TILE + 16];
+    uint32_t c0[8], c1[8], blk[32];
+    for (size_t pos = pos0; pos < pos1; pos += TILE) {
+        size_t n = pos1 - pos < TILE ? pos1 - pos : TILE;
+        size_t nv = (n + 7) & ~(size_t)7; /* values computed (vector multiple) */
+        const uint32_t *wp;
+        if (!J->idx) {
+            uint64_t i0 = J->start + pos;
+            uint64_t b0 = i0 / (uint64_t)per_block;
+            size_t off = (size_t)(i0 - b0 * (uint64_t)per_block);
+            size_t nwords = (off + nv) * (size_t)w;
+            size_t nblocks = ((nwords + 3) / 4 + 7) & ~(size_t)7;
+            I->philox_seq(b0, nblocks, P->k0, P->k1, words);
+            wp = words + off * (size_t)w;
+        } else {
+            const uint64_t *ix = J->idx + pos;
+            for (size_t v = 0; v < nv; v += 8) {
+                int m = (int)((n - v) < 8 ? (n - v) : 8);
+                for (int l = 0; l < 8; l++) {
+                    uint64_t j = l < m ? ix[v + l] / (uint64_t)per_block : 0;
+                    c0[l] = (uint32_t)j;
+                    c1[l] = (uint32_t)(j >> 32);
+                }
+                I->philox8(c0, c1, P->k0, P->k1, blk);
+                for (int l = 0; l < 8; l++) {
+                    uint64_t lane = l < m ? ix[v + l] % (uint64_t)per_block : 0;
+                    for (int t = 0; t < w; t++) words[(v + l) * w + t] = blk[4 * l + lane * w + t];
+                }
+            }
+            wp = words;
+        }
+        char *dst = J->out + pos * J->itemsize;
+        if (w == 1) {
+            I->values32(P, wp, nv, v32, p32, tidx);
+            I->finish32(P, v32, n, dst);
+        } else {
+            I->values64(P, wp, nv, v64, p64, tidx);
+            I->finish64(P, v64, n, dst);
+        }
+    }
+}
+
+static void run_job(const job *J) {
+    const core_params *P = J->P;
+    if (J->impl->uniform32 && !J->idx && P->kind == KIND_UNIFORM && P->otype == OUT_F32) {
+        /* fused path for whole blocks: a head up to the next block, 64-value groups, a tail */
+        uint64_t i0 = J->start + J->pos0;
+        size_t n = J->pos1 - J->pos0;
+        size_t head = (size_t)((4u - (unsigned)(i0 & 3u)) & 3u);
+        if (head > n) head = n;
+        size_t mid = (n - head) / 64 * 64;
+        if (mid) {
+            if (head) run_tiles(J, J->pos0, J->pos0 + head);
+            J->impl->uniform32(P, (i0 + head) >> 2, mid / 4, (float *)J->out + J->pos0 + head);
+            if (J->pos0 + head + mid < J->pos1) run_tiles(J, J->pos0 + head + mid, J->pos1);
+            return;
+        }
+    }
+    run_tiles(J, J->pos0, J->pos1);
+}
+
+static void *job_thread(void *arg) {
+    run_job((const job *)arg);
+    return NULL;
+}
+
+#define MIN_PER_THREAD 32768
+#define MAX_THREADS 256
+
+/* Split [0, n) into contiguous parts (multiples of TILE) and run them; returns 0 or an errno. */
+static int run_parallel(job base, size_t n, int nthreads) {
+    if (nthreads < 1) nthreads = 1;
+    if (nthreads > MAX_THREADS) nthreads = MAX_THREADS;
+    size_t max_useful = n / MIN_PER_THREAD;
+    if ((size_t)nthreads > max_useful) nthreads = max_useful < 1 ? 1 : (int)max_useful;
+    if (nthreads == 1) {
+        base.pos0 = 0;
+        base.pos1 = n;
+        run_job(&base);
+        return 0;
+    }
+    job jobs[MAX_THREADS];
+    pthread_t tids[MAX_THREADS];
+    int started[MAX_THREADS];
+    size_t per = (n + (size_t)nthreads - 1) / (size_t)nthreads;
+    per = (per + TILE - 1) / TILE * TILE;
+    int err = 0;
+    for (int t = 0; t < nthreads; t++) {
+        jobs[t] = base;
+        jobs[t].pos0 = (size_t)t * per < n ? (size_t)t * per : n;
+        jobs[t].pos1 = (size_t)(t + 1) * per < n ? (size_t)(t + 1) * per : n;
+        started[t] = 0;
+    }
+    for (int t = 1; t < nthreads; t++) {
+        if (jobs[t].pos0 >= jobs[t].pos1) continue;
+        if (pthread_create(&tids[t], NULL, job_thread, &jobs[t]) == 0) started[t] = 1;
+    }
+    run_job(&jobs[0]);
+    for (int t = 1; t < nthreads; t++) {
+        if (started[t]) pthread_join(tids[t], NULL);
+        else if (jobs[t].pos0 < jobs[t].pos1) run_job(&jobs[t]); /* thread could not start: do it here */
+    }
+    return err;
+}
+
+#endif /* WI_DISPATCH_H */

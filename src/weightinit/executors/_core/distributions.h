@@ -1,0 +1,171 @@
+/* The per-value steps of docs/random.md for each distribution (uniform, normal, truncated
+ * normal), per SIMD target: words -> compute-precision values.  Included by kernels.h.
+ *
+ * The NumPy reference evaluates both branches of ndtri and selects; here the central branch
+ * runs on every lane and the tail branch (special.h) only on the lanes that take it, gathered
+ * through a compaction buffer, which gives each value the same operations.
+ */
+
+/* Compute-precision values y of n (a multiple of 8) float32-path values from words w.
+ * ndtri runs its central branch on every lane, then the tail branch only on the
+ * lanes that need it (gathered through pbuf / tidx); each value gets exactly the
+ * operations of the reference. */
+static KATTR void KFN(values32)(const core_params *P, const uint32_t *w, size_t n, float *out, float *pbuf,
+                                uint32_t *tidx) {
+    const float s24 = 0x1p-24f, s32 = 0x1p-32f, half = 0.5f, one = 1.0f;
+    if (P->kind == KIND_UNIFORM) {
+        const float scale = P->c32[0], offset = P->c32[1];
+        for (size_t i = 0; i < n; i += 8) {
+            v8u x;
+            memcpy(&x, w + i, sizeof x);
+            v8f u = __builtin_convertvector((v8i)(x >> 8), v8f) * s24;
+            v8f y = u * scale;
+            y = y + offset;
+            memcpy(out + i, &y, sizeof y);
+        }
+        return;
+    }
+    size_t nt = 0;
+    for (size_t i = 0; i < n; i += 8) {
+        v8u x;
+        memcpy(&x, w + i, sizeof x);
+        v8f p;
+        if (P->kind == KIND_NORMAL) {
+            v8i k = (v8i)((x >> 1) & 0x3FFFFFFFu);
+            p = __builtin_convertvector(k * 2 + 1, v8f) * s32;
+        } else {
+            v8i k = (v8i)(x >> 9);
+            v8f u = __builtin_convertvector(k * 2 + 1, v8f) * s24;
+            p = u * P->c32[0];
+            p = p + P->c32[1];
+            /* numpy maximum / minimum (p is never NaN here) */
+            p = KFN(sel8)(p > P->c32[2], p, splat8(P->c32[2]));
+            p = KFN(sel8)(p < P->c32[3], p, splat8(P->c32[3]));
+        }
+        v8f q = p - half;
+        v8f r = P7_CONST1 - q * q;
+        v8f num = splat8(P7_A3);
+        num = num * r; num = num + P7_A2;
+        num = num * r; num = num + P7_A1;
+        num = num * r; num = num + P7_A0;
+        v8f den = splat8(P7_B2);
+        den = den * r; den = den + P7_B1;
+        den = den * r; den = den + P7_B0;
+        den = den * r; den = den + one;
+        v8f central = (q * num) / den;
+        memcpy(out + i, &central, sizeof central);
+        v8f aq = (v8f)((v8u)q & 0x7FFFFFFFu);
+        unsigned bits = (unsigned)MASK8(aq > P7_SPLIT1);
+        /* branch-free compaction of the tail lanes' p and positions */
+        COMPRESS8(p, bits, pbuf + nt, tidx + nt, (uint32_t)i);
+        nt += (size_t)__builtin_popcount(bits);
+    }
+    for (size_t l = nt; l < ((nt + 7) & ~(size_t)7); l++) pbuf[l] = 0.25f; /* padding lanes */
+    for (size_t j = 0; j < nt; j += 8) {
+        v8f p;
+        memcpy(&p, pbuf + j, sizeof p);
+        v8f z = KFN(ndtri_tail8)(p);
+        size_t m = nt - j < 8 ? nt - j : 8;
+        for (size_t l = 0; l < m; l++) out[tidx[j + l]] = z[l];
+    }
+    if (P->kind == KIND_NORMAL) {
+        const float sd = P->c32[0], mu = P->c32[1];
+        for (size_t i = 0; i < n; i += 8) {
+            v8u x;
+            v8f z;
+            memcpy(&x, w + i, sizeof x);
+            memcpy(&z, out + i, sizeof z);
+            v8f xs = (v8f)((v8u)z ^ ((x >> 31) << 31)); /* x = -z if s else z */
+            v8f y = xs * sd;
+            y = y + mu;
+            memcpy(out + i, &y, sizeof y);
+        }
+    } else {
+        const float sd = P->c32[4], mu = P->c32[5];
+        for (size_t i = 0; i < n; i += 8) {
+            v8f z;
+            memcpy(&z, out + i, sizeof z);
+            v8f y = z * sd;
+            y = y + mu;
+            memcpy(out + i, &y, sizeof y);
+        }
+    }
+}
+
+/* Compute-precision values y of n (a multiple of 4) float64-path values from words w (2 per value). */
+static KATTR void KFN(values64)(const core_params *P, const uint32_t *w, size_t n, double *out, double *pbuf,
+                                uint32_t *tidx) {
+    const double s53 = 0x1p-53, s54 = 0x1p-54, half = 0.5, one = 1.0;
+    size_t nt = 0;
+    for (size_t i = 0; i < n; i += 4) {
+        v4ul x;
+        memcpy(&x, w + 2 * i, sizeof x);
+        v4ul hi = x & 0xFFFFFFFFull, lo = x >> 32;
+        v4d p;
+        if (P->kind == KIND_UNIFORM) {
+            v4d k = KFN(u2d)(hi) * 0x1p21 + KFN(u2d)(lo >> 11); /* (hi << 21) | (lo >> 11), exactly */
+            v4d u = k * s53;
+            v4d y = u * P->c64[0];
+            y = y + P->c64[1];
+            memcpy(out + i, &y, sizeof y);
+            continue;
+        } else if (P->kind == KIND_NORMAL) {
+            /* 2k + 1 with k = ((hi & 0x7FFFFFFF) << 21) | (lo >> 11), exactly */
+            v4d k2 = KFN(u2d)(hi & 0x7FFFFFFFull) * 0x1p22 + KFN(u2d)(((lo >> 11) << 1) | 1);
+            p = k2 * s54;
+        } else {
+            /* 2k + 1 with k = (hi << 20) | (lo >> 12), exactly */
+            v4d k2 = KFN(u2d)(hi) * 0x1p21 + KFN(u2d)(((lo >> 12) << 1) | 1);
+            v4d u = k2 * s53;
+            p = u * P->c64[0];
+            p = p + P->c64[1];
+            p = KFN(sel4)(p > P->c64[2], p, splat4(P->c64[2]));
+            p = KFN(sel4)(p < P->c64[3], p, splat4(P->c64[3]));
+        }
+        v4d q = p - half;
+        v4d r = P16_CONST1 - q * q;
+        v4d num = splat4(P16_A[7]);
+        for (int j = 6; j >= 0; j--) { num = num * r; num = num + P16_A[j]; }
+        v4d den = splat4(P16_B[6]);
+        for (int j = 5; j >= 0; j--) { den = den * r; den = den + P16_B[j]; }
+        den = den * r; den = den + one;
+        v4d central = (q * num) / den;
+        memcpy(out + i, &central, sizeof central);
+        v4d aq = (v4d)((v4ul)q & 0x7FFFFFFFFFFFFFFFull);
+        unsigned bits = (unsigned)MASK4(aq > P16_SPLIT1);
+        COMPRESS4(p, bits, pbuf + nt, tidx + nt, (uint32_t)i);
+        nt += (size_t)__builtin_popcount(bits);
+    }
+    if (P->kind == KIND_UNIFORM) return;
+    for (size_t l = nt; l < ((nt + 3) & ~(size_t)3); l++) pbuf[l] = 0.25; /* padding lanes */
+    for (size_t j = 0; j < nt; j += 4) {
+        v4d p;
+        memcpy(&p, pbuf + j, sizeof p);
+        v4d z = KFN(ndtri_tail4)(p);
+        size_t m = nt - j < 4 ? nt - j : 4;
+        for (size_t l = 0; l < m; l++) out[tidx[j + l]] = z[l];
+    }
+    if (P->kind == KIND_NORMAL) {
+        const double sd = P->c64[0], mu = P->c64[1];
+        for (size_t i = 0; i < n; i += 4) {
+            v4ul x;
+            v4d z;
+            memcpy(&x, w + 2 * i, sizeof x);
+            memcpy(&z, out + i, sizeof z);
+            v4d xs = (v4d)((v4ul)z ^ (((x & 0xFFFFFFFFull) >> 31) << 63));
+            v4d y = xs * sd;
+            y = y + mu;
+            memcpy(out + i, &y, sizeof y);
+        }
+    } else {
+        const double sd = P->c64[4], mu = P->c64[5];
+        for (size_t i = 0; i < n; i += 4) {
+            v4d z;
+            memcpy(&z, out + i, sizeof z);
+            v4d y = z * sd;
+            y = y + mu;
+            memcpy(out + i, &y, sizeof y);
+        }
+    }
+}
+

@@ -1,0 +1,56 @@
+/* Fused writers: values straight from the Philox registers into the output, no tile buffer.
+ * Same operations as distributions.h + writers.h, so the same bits.
+ */
+#ifndef WI_FUSED_H
+#define WI_FUSED_H
+
+#ifdef WI_X86
+/* Uniform float32 values straight into out, no intermediate buffer: sixteen words x to
+ * values, exactly the steps of values32 and finish32. */
+A512_INLINE __m512 uniform16_avx512(__m512i x, __m512 scale, __m512 offset, int clip, __m512 lo, __m512 hi) {
+    __m512 u = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(x, 8)), _mm512_set1_ps(0x1p-24f));
+    __m512 y = _mm512_mul_ps(u, scale);
+    y = _mm512_add_ps(y, offset);
+    if (clip) {
+        /* (y > lo || y != y) ? y : lo, then (y < hi || y != y) ? y : hi, as in finish32 */
+        y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(y, lo, _CMP_NLE_UQ), lo, y);
+        y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(y, hi, _CMP_NGE_UQ), hi, y);
+    }
+    return y;
+}
+
+A512_INLINE void uniform32_body(const core_params *P, uint64_t b0, size_t nblocks, float *out, int clip) {
+    const __m512 scale = _mm512_set1_ps(P->c32[0]);
+    const __m512 offset = _mm512_set1_ps(P->c32[1]);
+    const __m512 lo = _mm512_set1_ps(P->lo32), hi = _mm512_set1_ps(P->hi32);
+    size_t b = 0;
+    for (; b + 32 <= nblocks; b += 32) {
+        __m512i x[4][2];
+        philox32_avx512(b0 + b, P->k0, P->k1, x);
+        for (int s = 0; s < 2; s++) {
+            __m512 y0 = uniform16_avx512(x[0][s], scale, offset, clip, lo, hi);
+            __m512 y1 = uniform16_avx512(x[1][s], scale, offset, clip, lo, hi);
+            __m512 y2 = uniform16_avx512(x[2][s], scale, offset, clip, lo, hi);
+            __m512 y3 = uniform16_avx512(x[3][s], scale, offset, clip, lo, hi);
+            store_t16(y0, y1, y2, y3, out + 4 * (b + 16 * (size_t)s));
+        }
+    }
+    if (b < nblocks) { /* the last 16 blocks: compute 32, keep 16 */
+        __m512i x[4][2];
+        philox32_avx512(b0 + b, P->k0, P->k1, x);
+        __m512 y0 = uniform16_avx512(x[0][0], scale, offset, clip, lo, hi);
+        __m512 y1 = uniform16_avx512(x[1][0], scale, offset, clip, lo, hi);
+        __m512 y2 = uniform16_avx512(x[2][0], scale, offset, clip, lo, hi);
+        __m512 y3 = uniform16_avx512(x[3][0], scale, offset, clip, lo, hi);
+        store_t16(y0, y1, y2, y3, out + 4 * b);
+    }
+}
+
+/* Blocks b0 .. b0 + nblocks - 1 (nblocks a multiple of 16): the values at flat indices 4*b0 ... */
+A512 static void uniform32_avx512(const core_params *P, uint64_t b0, size_t nblocks, float *out) {
+    if (P->has_clip) uniform32_body(P, b0, nblocks, out, 1);
+    else uniform32_body(P, b0, nblocks, out, 0);
+}
+#endif /* WI_X86 */
+
+#endif /* WI_FUSED_H */

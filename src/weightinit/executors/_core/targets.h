@@ -1,0 +1,122 @@
+/* The per-value kernels (kernels.h) instantiated for each SIMD target: portable C with
+ * vector extensions (_base), AVX2 (_avx2) and AVX-512 (_avx512, 256-bit vectors with EVEX
+ * encodings).  Each instantiation gets its own lane helpers; all give the same bits.
+ */
+#ifndef WI_TARGETS_H
+#define WI_TARGETS_H
+/* ------------------------------------------------------------ compaction tables */
+/* CTAB8[bits]: the set lanes of an 8-bit mask, in order, then zeros.  CTAB4[bits]: the
+ * same for 4 lanes of 64 bits, as 32-bit lane pairs (for a 32-bit permute). */
+static uint8_t CTAB8[256][8];
+static uint32_t CTAB4[16][8];
+
+static void init_tables(void) {
+    for (int b = 0; b < 256; b++) {
+        int k = 0;
+        memset(CTAB8[b], 0, 8);
+        for (int l = 0; l < 8; l++)
+            if (b >> l & 1) CTAB8[b][k++] = (uint8_t)l;
+    }
+    for (int b = 0; b < 16; b++) {
+        int k = 0;
+        memset(CTAB4[b], 0, sizeof CTAB4[b]);
+        for (int l = 0; l < 4; l++)
+            if (b >> l & 1) {
+                CTAB4[b][2 * k] = (uint32_t)(2 * l);
+                CTAB4[b][2 * k + 1] = (uint32_t)(2 * l + 1);
+                k++;
+            }
+    }
+}
+
+#define KFN(name) name##_base
+#define KATTR __attribute__((unused))
+static inline v8f vsqrt8_base(v8f x) {
+    for (int i = 0; i < 8; i++) x[i] = sqrtf(x[i]);
+    return x;
+}
+static inline v4d vsqrt4_base(v4d x) {
+    for (int i = 0; i < 4; i++) x[i] = sqrt(x[i]);
+    return x;
+}
+static inline int mask8_base(v8i m) {
+    int b = 0;
+    for (int l = 0; l < 8; l++) b |= (m[l] < 0) << l;
+    return b;
+}
+static inline int mask4_base(v4l m) {
+    int b = 0;
+    for (int l = 0; l < 4; l++) b |= (m[l] < 0) << l;
+    return b;
+}
+#define VSQRT8(x) vsqrt8_base(x)
+#define VSQRT4(x) vsqrt4_base(x)
+#define MASK8(m) mask8_base(m)
+#define MASK4(m) mask4_base(m)
+#define COMPRESS8(v, bits, dst, idx, base)                                                          \
+    do {                                                                                            \
+        for (int l_ = 0; l_ < 8; l_++) {                                                            \
+            (dst)[l_] = (v)[CTAB8[bits][l_]];                                                       \
+            (idx)[l_] = (base) + CTAB8[bits][l_];                                                   \
+        }                                                                                           \
+    } while (0)
+#define COMPRESS4(v, bits, dst, idx, base)                                                          \
+    do {                                                                                            \
+        for (int l_ = 0; l_ < 4; l_++) {                                                            \
+            (dst)[l_] = (v)[CTAB4[bits][2 * l_] >> 1];                                              \
+            (idx)[l_] = (base) + (CTAB4[bits][2 * l_] >> 1);                                        \
+        }                                                                                           \
+    } while (0)
+#include "kernels.h"
+#undef KFN
+#undef KATTR
+#undef VSQRT8
+#undef VSQRT4
+#undef MASK8
+#undef MASK4
+#undef COMPRESS8
+#undef COMPRESS4
+
+#ifdef WI_X86
+/* Helpers shared by the AVX2 and AVX-512 instantiations of kernel.h (both use 256-bit vectors). */
+#define VSQRT8(x) ((v8f)_mm256_sqrt_ps((__m256)(x)))
+#define VSQRT4(x) ((v4d)_mm256_sqrt_pd((__m256d)(x)))
+#define MASK8(m) _mm256_movemask_ps((__m256)(m))
+#define MASK4(m) _mm256_movemask_pd((__m256d)(m))
+#define COMPRESS8(v, bits, dst, idx, base)                                                          \
+    do {                                                                                            \
+        __m256i perm_ = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)CTAB8[bits]));        \
+        _mm256_storeu_ps((float *)(dst), _mm256_permutevar8x32_ps((__m256)(v), perm_));             \
+        _mm256_storeu_si256((__m256i *)(idx), _mm256_add_epi32(perm_, _mm256_set1_epi32((int)(base)))); \
+    } while (0)
+#define COMPRESS4(v, bits, dst, idx, base)                                                          \
+    do {                                                                                            \
+        __m256i perm_ = _mm256_loadu_si256((const __m256i *)CTAB4[bits]);                          \
+        _mm256_storeu_ps((float *)(dst), _mm256_permutevar8x32_ps((__m256)(v), perm_));             \
+        __m128i li_ = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(                           \
+            _mm256_srli_epi32(perm_, 1), _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6)));               \
+        _mm_storeu_si128((__m128i *)(idx), _mm_add_epi32(li_, _mm_set1_epi32((int)(base))));       \
+    } while (0)
+#define KFN(name) name##_avx2
+#define KATTR __attribute__((target("avx2"), unused))
+#include "kernels.h"
+#undef KFN
+#undef KATTR
+
+/* The per-value kernels once more for the AVX-512 target (256-bit vectors with EVEX
+ * encodings: vpternlogd, mask registers); bit-identical operations. */
+#define KFN(name) name##_avx512
+#define KATTR __attribute__((target(WI_AVX512), unused))
+#include "kernels.h"
+#undef KFN
+#undef KATTR
+#undef VSQRT8
+#undef VSQRT4
+#undef MASK8
+#undef MASK4
+#undef COMPRESS8
+#undef COMPRESS4
+
+#endif
+
+#endif /* WI_TARGETS_H */

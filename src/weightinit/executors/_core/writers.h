@@ -1,0 +1,84 @@
+/* Writers: cast compute-precision values to the output dtype (round to nearest even), clip,
+ * and store, per SIMD target.  Included by kernels.h; the scalar casts are in convert.h.
+ */
+
+/* Cast to the output dtype, clip, and store n values (float32 compute path). */
+static KATTR void KFN(finish32)(const core_params *P, const float *v, size_t n, void *dst) {
+    size_t i = 0;
+    if (P->otype == OUT_F32) {
+        float *o = (float *)dst;
+        if (!P->has_clip) {
+            memcpy(o, v, n * sizeof(float));
+            return;
+        }
+        const float lo = P->lo32, hi = P->hi32;
+        for (; i + 8 <= n; i += 8) {
+            v8f y;
+            memcpy(&y, v + i, sizeof y);
+            v8i nan = y != y;
+            y = KFN(sel8)((y > lo) | nan, y, splat8(lo));
+            y = KFN(sel8)((y < hi) | nan, y, splat8(hi));
+            memcpy(o + i, &y, sizeof y);
+        }
+        for (; i < n; i++) {
+            float y = v[i];
+            y = (y > lo || y != y) ? y : lo;
+            y = (y < hi || y != y) ? y : hi;
+            o[i] = y;
+        }
+        return;
+    }
+    uint16_t *o = (uint16_t *)dst;
+    if (P->otype == OUT_BF16) {
+        for (; i + 8 <= n; i += 8) {
+            v8f y;
+            memcpy(&y, v + i, sizeof y);
+            v8u b = (v8u)y;
+            v8i nan = y != y;
+            v8u r = (b + 0x7FFFu + ((b >> 16) & 1u)) >> 16;
+            r = (v8u)(((v8i)r & ~nan) | ((v8i)(((b >> 16) & 0x8000u) | 0x7FC0u) & nan));
+            if (P->has_clip) {
+                v8f c = (v8f)(r << 16);
+                v8i below = ~((c > P->lo32) | nan), above = ~((c < P->hi32) | nan);
+                r = (v8u)(((v8i)r & ~below) | ((v8i)(r * 0u + P->lo16) & below));
+                r = (v8u)(((v8i)r & ~above) | ((v8i)(r * 0u + P->hi16) & above));
+            }
+            v8us h = __builtin_convertvector(r, v8us);
+            memcpy(o + i, &h, sizeof h);
+        }
+    }
+    for (; i < n; i++) {
+        uint16_t h = P->otype == OUT_BF16 ? f32_to_bf16(v[i]) : f32_to_f16(v[i]);
+        if (P->has_clip) {
+            float c = P->otype == OUT_BF16 ? bf16_to_f32(h) : f16_to_f32(h);
+            if (!(c > P->lo32 || c != c)) h = P->lo16;
+            else if (!(c < P->hi32 || c != c)) h = P->hi16;
+        }
+        o[i] = h;
+    }
+}
+
+static KATTR void KFN(finish64)(const core_params *P, const double *v, size_t n, void *dst) {
+    double *o = (double *)dst;
+    if (!P->has_clip) {
+        memcpy(o, v, n * sizeof(double));
+        return;
+    }
+    const double lo = P->lo64, hi = P->hi64;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        v4d y;
+        memcpy(&y, v + i, sizeof y);
+        v4l nan = y != y;
+        y = KFN(sel4)((y > lo) | nan, y, splat4(lo));
+        y = KFN(sel4)((y < hi) | nan, y, splat4(hi));
+        memcpy(o + i, &y, sizeof y);
+    }
+    for (; i < n; i++) {
+        double y = v[i];
+        y = (y > lo || y != y) ? y : lo;
+        y = (y < hi || y != y) ? y : hi;
+        o[i] = y;
+    }
+}
+
