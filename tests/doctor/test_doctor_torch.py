@@ -215,7 +215,7 @@ def test_cli_smoke(tmp_path, capsys):
     assert "before" in out and "after" in out and html.exists()
     f = tmp_path / "m.py"
     f.write_text("import torch\ndef build():\n    return torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh())\n")
-    assert main(["doctor", f"{f}:build", "--plain", "--fix", "lsuv"]) == 0
+    assert main(["doctor", f"{f}:build", "--plain", "--fix", "lsuv", "--no-html"]) == 0
     assert main(["doctor", f"{tmp_path}/nope.py:build"]) == 2
 
 

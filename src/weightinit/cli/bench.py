@@ -75,10 +75,13 @@ def _shape(n: int) -> tuple[int, int]:
 
 
 class _Table:
-    def __init__(self) -> None:
+    def __init__(self, progress: Callable[[str], object] | None = None) -> None:
         self.rows: list[dict] = []
+        self.progress = progress
 
     def add(self, group: str, size: int, name: str, seconds: float, baseline: str | None = None) -> None:
+        if self.progress is not None:
+            self.progress(f"{group} n={size:.0e} {name}: {size / seconds / 1e6:.1f} M values/s")
         self.rows.append(
             {
                 "group": group,
@@ -315,12 +318,35 @@ def _bench_keras(tab: _Table, sizes, budget: float) -> None:
             tab.add(group, n, f"keras.initializers ({backend} backend, subprocess)", sec)
 
 
+def needs(args: argparse.Namespace) -> tuple[str, ...]:
+    """The optional modules this run imports (checked before it starts by ``weightinit.cli.main``)."""
+    return () if "torch" in {x.strip() for x in args.skip.split(",")} else ("torch",)
+
+
+def _counts(text: str, option: str) -> list[int]:
+    """``"1e4,1e6"`` -> ``[10000, 1000000]``; anything else is a one-line CLIError."""
+    from weightinit.cli.common import CLIError
+
+    out = []
+    for part in text.split(","):
+        try:
+            v = float(part)
+        except ValueError:
+            raise CLIError(f"{option} must be comma-separated counts such as 1e4,1e6; got {text!r}") from None
+        if not math.isfinite(v) or v < 1 or v != int(v):
+            raise CLIError(f"{option} counts must be whole numbers >= 1; got {part.strip()!r} in {text!r}")
+        out.append(int(v))
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark described by ``args``; prints a Markdown table and optionally writes JSON."""
     import weightinit as wi
+    from weightinit.cli.common import Steps, check_output_path
 
-    sizes = [int(float(x)) for x in args.sizes.split(",") if x.strip()]
-    orthos = [int(float(x)) for x in args.ortho.split(",") if x.strip()]
+    sizes = _counts(args.sizes, "--sizes")
+    orthos = _counts(args.ortho, "--ortho")
+    check_output_path(args.json, "--json")
     skip = {x.strip() for x in args.skip.split(",") if x.strip()}
     threads = args.threads or wi.get_num_threads()
     wi.set_num_threads(threads)
@@ -330,7 +356,8 @@ def run(args: argparse.Namespace) -> int:
         _limits = threadpool_limits(threads)  # kept alive for the run
     except ImportError:
         pass
-    tab = _Table()
+    steps = Steps(None, "bench")  # one line (or a bar on a terminal) per measured row, on stderr
+    tab = _Table(steps.advance)
     info = {"threads": threads, "device": args.device, "executor": wi.current_executor().name}
     try:
         from weightinit.executors import compiled as _compiled
@@ -356,6 +383,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"jax skipped: {exc}", file=sys.stderr)
         if "keras" not in skip:
             _bench_keras(tab, sizes, args.budget)
+    steps.close()
     tab.ratios()
     order = {
         g: i

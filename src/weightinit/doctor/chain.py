@@ -222,7 +222,7 @@ def doctor_chain(chain: Chain, inputs=None, *, targets=None, seed: int = 0, batc
     back = _backward(chain, outs, x, targets, seed) if failed is None and outs else "the forward pass failed"
     grads = back[1] if isinstance(back, tuple) else [({}, float("nan"))] * len(outs)
     if isinstance(back, tuple):
-        rep.loss = back[0]
+        rep.loss, rep.loss_is_probe = back[0], targets is None
     rng = np.random.default_rng(seed)
     q = _input_q(x, inputs)
     inc = None

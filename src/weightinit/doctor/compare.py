@@ -1,4 +1,4 @@
-"""``weightinit compare``: train one architecture with several initializers on digits and plot the curves.
+"""Train one architecture with several initializers on digits and plot the curves.
 
 Reproduces the classic comparisons on a CPU in seconds: a deep ReLU MLP stalls
 with PyTorch's default ``U(-1/sqrt(n), 1/sqrt(n))`` and with Glorot/Xavier
@@ -11,9 +11,8 @@ initializers (Keras layout ``(fan_in, fan_out)``, transposed into torch's
 from __future__ import annotations
 
 import copy
-import time
 
-__all__ = ["add_arguments", "run", "compare", "apply_initializer"]
+__all__ = ["compare", "apply_initializer", "plot", "check_inits", "DEFAULT_INITS"]
 
 DEFAULT_INITS = ("default", "glorot_uniform", "he_normal", "orthogonal", "lsuv")
 
@@ -56,37 +55,50 @@ def apply_initializer(model, name: str, seed: int = 0, data=None) -> None:
                 m.bias.zero_()
 
 
+def check_inits(inits) -> tuple[str, ...]:
+    """``inits`` as a tuple, each a weightinit initializer name, ``"default"`` or ``"lsuv"``; raises
+    :class:`weightinit.common.errors.InitializerValueError` naming the first unknown one (before any training)."""
+    from weightinit import get
+    from weightinit.common.errors import value_error
+
+    inits = tuple(inits)
+    if not inits:
+        raise value_error("inits", inits, "must name at least one initializer")
+    for name in inits:
+        if name in ("default", "lsuv"):
+            continue
+        try:
+            get(name)
+        except ValueError as e:
+            hint = str(e).split("`weightinit list`")[0].strip()
+            raise value_error("inits", name, "must list initializer names (see `weightinit list`), 'default' or 'lsuv'",
+                              hint) from None  # fmt: skip
+    return inits
+
+
 def compare(inits=DEFAULT_INITS, depth: int = 20, width: int = 64, activation: str = "relu", epochs: int = 5,
-            lr: float = 0.01, seed: int = 0, progress: bool = False):  # fmt: skip
-    """Train a copy of the same MLP per initializer; returns ``{init: [(train_loss, test_acc), ...]}``."""
+            lr: float = 0.01, seed: int = 0, progress=None):  # fmt: skip
+    """Train a copy of the same MLP per initializer; returns ``{init: [(train_loss, test_acc), ...]}``.
+
+    ``progress(description)``, if given, is called after each of the ``len(inits) * epochs`` epochs.
+    """
     import torch
+    from weightinit.common.errors import value_error
     from weightinit.doctor.example import digits, make_mlp, train
 
+    inits = check_inits(inits)
+    if epochs < 1:
+        raise value_error("epochs", epochs, "must be >= 1")
     torch.set_num_threads(1)
     data = digits(seed)
     base = make_mlp(depth, width, activation, seed=seed)
     out = {}
-    bar = None
-    if progress:
-        try:
-            from rich.progress import Progress
-
-            bar = Progress(transient=True)
-            bar.start()
-            task = bar.add_task("training", total=len(inits) * epochs)
-        except ImportError:  # pragma: no cover
-            bar = None
-    try:
-        for name in inits:
-            model = copy.deepcopy(base)
-            apply_initializer(model, name, seed, data[0][:256])
-            if bar is not None:
-                bar.update(task, description=f"training ({name})")
-            out[name] = train(model, data, epochs, lr=lr, seed=seed,
-                              on_epoch=(lambda: bar.advance(task)) if bar is not None else None)  # fmt: skip
-    finally:
-        if bar is not None:
-            bar.stop()
+    for name in inits:
+        model = copy.deepcopy(base)
+        apply_initializer(model, name, seed, data[0][:256])
+        count = iter(range(1, epochs + 1))
+        on_epoch = (lambda name=name, count=count: progress(f"{name}, epoch {next(count)}")) if progress else None
+        out[name] = train(model, data, epochs, lr=lr, seed=seed, on_epoch=on_epoch)
     return out
 
 
@@ -109,37 +121,3 @@ def plot(hist: dict, path: str, title: str) -> None:
     fig.suptitle(title)
     fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
-
-
-def add_arguments(p) -> None:
-    p.add_argument("--inits", default=",".join(DEFAULT_INITS), help="comma-separated initializer names (and lsuv)")
-    p.add_argument("--depth", type=int, default=20)
-    p.add_argument("--width", type=int, default=64)
-    p.add_argument("--activation", default="relu", choices=["relu", "tanh", "sigmoid", "gelu", "silu"])
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="weightinit-compare.png", help="where to write the PNG of the curves")
-
-
-def run(args) -> int:
-    t0 = time.perf_counter()
-    inits = tuple(s.strip() for s in args.inits.split(",") if s.strip())
-    hist = compare(inits, args.depth, args.width, args.activation, args.epochs, args.lr, args.seed, progress=True)
-    title = f"{args.depth}-layer {args.activation} MLP on digits, SGD lr {args.lr}, seed {args.seed}"
-    plot(hist, args.out, title)
-    try:
-        from rich.console import Console
-        from rich.table import Table
-
-        t = Table(title=title)
-        for c in ("initializer", "first loss", "final loss", "final test acc"):
-            t.add_column(c, justify="left" if c == "initializer" else "right")
-        for k, h in hist.items():
-            t.add_row(k, f"{h[0][0]:.3f}", f"{h[-1][0]:.3f}", f"{100 * h[-1][1]:.1f}%")
-        Console(width=100).print(t)
-    except ImportError:  # pragma: no cover
-        for k, h in hist.items():
-            print(f"{k:<16} loss {h[0][0]:.3f} -> {h[-1][0]:.3f}  acc {100 * h[-1][1]:.1f}%")
-    print(f"curves written to {args.out}; done in {time.perf_counter() - t0:.1f} s")
-    return 0

@@ -101,8 +101,12 @@ EXAMPLE_LR = 0.003
 
 
 def run_example(depth: int = 30, width: int = 64, mode: str = "analytic", epochs: int = 5, seed: int = 0,
-                batch: int = 256):  # fmt: skip
-    """Diagnose, fix and (briefly) train the example; returns ``(before, fix_report, histories)``."""
+                batch: int = 256, progress=None):  # fmt: skip
+    """Diagnose, fix and (briefly) train the example; returns ``(before, fix_report, histories)``.
+
+    ``progress(step_description)``, if given, is called after each of the ``3 + 2 * epochs`` steps.
+    """
+    step = progress if progress is not None else (lambda what: None)
     import torch
     from weightinit.doctor.api import doctor, fix
 
@@ -111,12 +115,17 @@ def run_example(depth: int = 30, width: int = 64, mode: str = "analytic", epochs
     xb, yb = data[0][:batch], data[1][:batch]
     model = make_mlp(depth, width, seed=seed)
     before = doctor(model, xb, targets=yb, seed=seed, title=f"{depth}-layer ReLU MLP, PyTorch default init")
+    step("diagnosed the default init")
     fixed = copy.deepcopy(model)
     rep = fix(fixed, mode, xb if mode == "lsuv" else None, targets=yb, seed=seed, measure=False)
+    step(f"fixed ({mode})")
     after = doctor(fixed, xb, targets=yb, seed=seed, title=f"after weightinit.fix(mode={mode!r})")
+    step("diagnosed the fixed model")
     rep.before, rep.after = before, after
     hist = {}
     if epochs:
-        hist["default init"] = train(model, data, epochs, lr=EXAMPLE_LR, seed=seed)
-        hist[f"fixed ({mode})"] = train(fixed, data, epochs, lr=EXAMPLE_LR, seed=seed)
+        for label, m in (("default init", model), (f"fixed ({mode})", fixed)):
+            count = iter(range(1, epochs + 1))
+            hist[label] = train(m, data, epochs, lr=EXAMPLE_LR, seed=seed,
+                                on_epoch=lambda label=label, count=count: step(f"trained {label}, epoch {next(count)}"))  # fmt: skip
     return before, rep, hist

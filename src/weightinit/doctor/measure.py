@@ -179,6 +179,7 @@ def measure_torch(
                 else:
                     g = torch.randn(y.shape, generator=torch.Generator().manual_seed(seed + 1), dtype=y.dtype)
                     loss = (y * g).sum() / math.sqrt(max(n, 1))
+                    report.loss_is_probe = True
                 report.loss = float(loss.detach())  # a non-finite loss is flagged by diagnose()
                 if loss.requires_grad:
                     loss.backward()

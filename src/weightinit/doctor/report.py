@@ -103,6 +103,9 @@ class Report:
     flags: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     loss: float = float("nan")
+    #: True when ``loss`` is the doctor's random-projection probe ``sum(y * g) / sqrt(batch)`` (no targets):
+    #: a number without meaning as a loss (it is often negative), so it is not printed
+    loss_is_probe: bool = False
     batch: int = 0
 
     # -- views -----------------------------------------------------------------------------
@@ -139,7 +142,7 @@ class Report:
             ]
         if predicted:
             cols += [
-                ("pred std", lambda s: _fmt(math.sqrt(s.q_pred) if s.q_pred >= 0 else float("nan"))),
+                ("pred rms", lambda s: _fmt(math.sqrt(s.q_pred) if s.q_pred >= 0 else float("nan"))),
                 ("gain", lambda s: _fmt(s.gain)),
                 ("chi", lambda s: _fmt(s.chi)),
             ]
@@ -167,7 +170,7 @@ class Report:
         gn = [s.grad_norm for s in self.layers if np.isfinite(s.grad_norm)]
         if len(gn) >= 2:
             parts.append(f"weight-grad norm first {gn[0]:.3g}, last {gn[-1]:.3g}")
-        if not math.isnan(self.loss):
+        if not math.isnan(self.loss) and not self.loss_is_probe:
             parts.append(f"loss {self.loss:.4g}")
         n = len([f for f in self.flags if f.severity != "info"])
         parts.append(f"{n} problem(s)" if n else "no problems found")
@@ -208,7 +211,7 @@ class Report:
         colors = {"error": "red", "warning": "yellow", "info": "cyan"}
         for f in self.flags:
             t = Text()
-            t.append(f"{f.kind} ", style=f"bold {colors.get(f.severity, 'white')}")
+            t.append(f"[{f.severity}] {f.kind} ", style=f"bold {colors.get(f.severity, 'white')}")
             t.append(f"at {f.layer}: ", style="bold")
             t.append(f.message + " ")
             t.append("Fix: ", style="bold green")
@@ -334,7 +337,7 @@ def _figures(rep: Report, other: Report | None) -> list[tuple[str, str]]:
         drawn = False
         for r, lab in pairs:
             xs, ys = _series(r, attr)
-            if not xs and attr == "std":
+            if not xs and attr == "signal":
                 xs, ys = (
                     [s.depth for s in r.layers if s.q_pred > 0],
                     [math.sqrt(s.q_pred) for s in r.layers if s.q_pred > 0],
@@ -382,7 +385,7 @@ def _html_section(rep: Report, before: Report | None, heading: str | None = None
     parts += [f"<p><i>note: {html.escape(n)}</i></p>" for n in rep.notes]
     for f in rep.flags:
         parts.append(
-            f'<div class="flag {f.severity}"><b>{html.escape(f.kind)}</b> at <code>{html.escape(f.layer)}</code>: '
+            f'<div class="flag {f.severity}"><b>[{f.severity}] {html.escape(f.kind)}</b> at <code>{html.escape(f.layer)}</code>: '
             f"{html.escape(f.message)} <b>Fix:</b> {html.escape(f.fix)}</div>"
         )
     if plots:

@@ -1,0 +1,93 @@
+"""``weightinit doctor`` / ``compare`` output: severity words, the HTML report by default, progress, columns."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from weightinit.cli.main import main
+
+pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize("plain", [True, False])
+def test_example_writes_html_by_default_and_shows_severity_words(capsys, monkeypatch, tmp_path, plain):
+    monkeypatch.chdir(tmp_path)
+    epochs = 1 if plain else 0
+    argv = ["doctor", "--depth", "10", "--width", "16", "--epochs", str(epochs)] + (["--plain"] if plain else [])
+    assert main(argv) == 0
+    cap = capsys.readouterr()
+    assert (tmp_path / "weightinit-doctor.html").read_text().startswith("<!doctype html>")
+    assert "HTML report written to weightinit-doctor.html" in cap.out
+    # PyTorch's default init over 11 layers shrinks the signal ~6**-5: flagged, with its severity as a word
+    assert re.search(r"\[(warning|error)\] vanishing_activations at ", cap.out)
+    assert "pred rms" in cap.out and "pred std" not in cap.out
+    # progress: one line per step on stderr (not a terminal): 3 doctor steps, 2 x epochs, the HTML report
+    n = 3 + 2 * epochs + 1
+    steps = [ln for ln in cap.err.splitlines() if ln.startswith("doctor [")]
+    assert len(steps) == n and steps[-1].startswith(f"doctor [{n}/{n}]"), cap.err
+
+
+def test_no_html_and_chosen_path(capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    f = tmp_path / "m.py"
+    f.write_text("import torch\ndef build():\n    return torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Tanh())\n")
+    assert main(["doctor", f"{f}:build", "--no-html", "--plain"]) == 0
+    out = capsys.readouterr().out
+    assert not (tmp_path / "weightinit-doctor.html").exists() and "HTML report" not in out
+    # no targets: the probe loss sum(y * g) / sqrt(batch) has no meaning as a loss and is not printed
+    assert "loss" not in out.split("\n")[-3:][0] or "loss " not in out
+    html = tmp_path / "r.html"
+    assert main(["doctor", f"{f}:build", "--html", str(html), "--plain"]) == 0
+    assert html.exists() and f"HTML report written to {html}" in capsys.readouterr().out
+
+
+def test_probe_loss_is_not_reported_but_a_real_loss_is():
+    import torch
+    import weightinit as wi
+
+    m = torch.nn.Sequential(torch.nn.Linear(8, 4))
+    x = torch.randn(32, 8)
+    probe = wi.doctor(m, x)
+    assert probe.loss_is_probe and "loss" not in probe.summary()
+    real = wi.doctor(m, x, targets=torch.randint(0, 4, (32,)))
+    assert not real.loss_is_probe and f"loss {real.loss:.4g}" in real.summary()
+
+
+def test_compare_progress_lines(capsys, tmp_path):
+    png = tmp_path / "c.png"
+    assert main(["compare", "--depth", "3", "--width", "8", "--epochs", "2", "--inits", "he_normal,default",
+                 "--out", str(png)]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert [ln.split("]")[0] for ln in err.splitlines() if ln.startswith("compare [")] == [
+        "compare [1/4",
+        "compare [2/4",
+        "compare [3/4",
+        "compare [4/4",
+    ]
+
+
+def test_keras_backend_chosen_when_tensorflow_is_absent(tmp_path):
+    pytest.importorskip("keras")
+    pytest.importorskip("jax")
+    f = tmp_path / "k.py"
+    f.write_text(
+        textwrap.dedent("""
+        import keras
+        def build():
+            return keras.Sequential([keras.Input((6,)), keras.layers.Dense(6, activation="tanh"), keras.layers.Dense(2)])
+    """)
+    )
+    code = ("import sys; sys.modules['tensorflow'] = None\n"  # tensorflow not installed
+            "from weightinit.cli.main import main\n"
+            f"sys.exit(main(['doctor', {str(f) + ':build'!r}, '--no-html', '--plain']))")  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Keras runs on jax" in r.stdout and "keras" in r.stdout and "(jax)" in r.stdout
