@@ -169,3 +169,43 @@ def weight_layers(model: nn.Module):
             seen.add(id(w))
             out.append((name, m))
     return out
+
+
+def _minus_bias(m: nn.Module, y: torch.Tensor) -> torch.Tensor:
+    b = getattr(m, "bias", None)
+    if b is None:
+        return y
+    if isinstance(m, nn.modules.conv._ConvNd):
+        return y - b.view(1, -1, *([1] * (y.ndim - 2)))
+    return y - b
+
+
+def correct_on_probe(model: nn.Module, x, weight_q: dict) -> dict:
+    """One forward pass of the probe batch ``x`` that rescales each weight layer named in ``weight_q`` so the
+    measured second moment of its weight part ``E[(W x)**2]`` is the value given; returns ``{name: factor}``.
+
+    Layers are corrected in forward order inside the pass (a forward hook rescales the weight and returns the
+    corrected output), so every layer is measured on inputs its predecessors already corrected.  A layer
+    called twice (tied) is corrected at its first call only.
+    """
+    names = {m: n for n, m in model.named_modules()}
+    done: dict = {}
+
+    def hook(mod, args, out):
+        name = names.get(mod)
+        if name not in weight_q or name in done or not isinstance(out, torch.Tensor):
+            return None
+        part = _minus_bias(mod, out.detach()).double()
+        a = float((part * part).mean())
+        if not (a > 0 and np.isfinite(a)) or not weight_q[name] > 0:
+            done[name] = 1.0
+            return None
+        s = float(np.sqrt(weight_q[name] / a))
+        with torch.no_grad():
+            mod.weight.mul_(s)
+        done[name] = s
+        return out - part.to(out.dtype) * (1 - s)
+
+    mods = [m for m in model.modules() if names.get(m) in weight_q]
+    forward_with_hooks(model, x, mods, hook)
+    return done
