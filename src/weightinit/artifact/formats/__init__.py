@@ -1,0 +1,1 @@
+"""Checkpoint formats of :mod:`weightinit.artifact`: safetensors (Hugging Face layout) and torch DCP."""
