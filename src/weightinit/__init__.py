@@ -18,6 +18,7 @@ defaults) -> ``registry`` (names, get/serialize/register) -> adapters ``torch``,
 from typing import TYPE_CHECKING
 
 from weightinit import random
+from weightinit.artifact import fingerprint, materialize, verify
 from weightinit.common.dtypes import floatx, set_floatx, standardize_dtype
 from weightinit.common.errors import (
     FallbackWarning,
@@ -259,4 +260,7 @@ __all__ = [
     "torch_embedding",
     "flax_embed",
     "haiku_linear",
+    "fingerprint",
+    "verify",
+    "materialize",
 ]

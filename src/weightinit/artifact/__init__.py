@@ -11,6 +11,7 @@ The core of the digest (:mod:`.fingerprint`) imports no framework; models and
 checkpoints import torch (and safetensors) when used.
 """
 
+from weightinit.artifact.errors import CheckpointError, VerificationError
 from weightinit.artifact.fingerprint import (
     CHUNK,
     DIGEST_VERSION,
@@ -21,11 +22,17 @@ from weightinit.artifact.fingerprint import (
     fingerprint,
 )
 from weightinit.artifact.materialize import MaterializeResult, materialize
+from weightinit.artifact.verify import ParamCheck, VerifyResult, verify
 
 __all__ = [
     "fingerprint",
     "materialize",
     "MaterializeResult",
+    "verify",
+    "VerifyResult",
+    "ParamCheck",
+    "VerificationError",
+    "CheckpointError",
     "combine",
     "TensorDigest",
     "ModelDigest",

@@ -127,3 +127,37 @@ def model_fingerprint(model, recipe, seed, **kwargs):
         for i, e in enumerate(sharded):
             digests[e.path] = combine(rank_parts[i] for rank_parts in gathered)
     return model_digest(digests)
+
+
+def _as_range(ix: np.ndarray) -> slice | None:
+    if ix.size == 0:
+        return slice(0, 0)
+    if ix.size == 1 or (np.all(np.diff(ix) == ix[1] - ix[0]) and ix[1] > ix[0]):
+        step = int(ix[1] - ix[0]) if ix.size > 1 else 1
+        return slice(int(ix[0]), int(ix[-1]) + 1, step)
+    return None
+
+
+def expected_local(entry, idx) -> np.ndarray:
+    """The values a shard holding global indices ``idx`` (per dimension) gets from the plan.
+
+    Elementwise parameters generate exactly the shard (``region=``); the others
+    are generated whole and indexed.
+    """
+    shape, tdt = tuple(entry.shape), entry.dtype
+    dt = numpy_dtype_of(tdt)
+    src = entry.elementwise() if (len(shape) > 0 and not tdt.is_complex) else None
+    region = [_as_range(np.asarray(ix)) for ix in idx] if idx is not None else None
+    local_shape = tuple(len(ix) for ix in idx)
+    if entry.op == "const":
+        return to_numpy(torch.full(local_shape, entry.payload, dtype=tdt))
+    if src is not None and region is not None and all(r is not None for r in region):
+        out = sample(src[0], src[1], shape, dt, tuple(region))
+        pad = entry.padding_row
+        if pad is not None:
+            hit = np.flatnonzero(np.asarray(idx[0]) == pad)
+            out[hit] = 0
+        return out
+    t = torch.empty(shape, dtype=tdt)
+    entry.apply(t)
+    return to_numpy(t)[np.ix_(*[np.asarray(ix, dtype=np.int64) for ix in idx])]

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from weightinit.artifact.errors import CheckpointError
-from weightinit.artifact.fingerprint import CHUNK, TensorDigest, _finish, _leaf, model_digest
+from weightinit.artifact.fingerprint import CHUNK, _finish, _leaf, model_digest
 
 __all__ = ["materialize", "MaterializeResult", "BLOCK"]
 
@@ -317,7 +317,7 @@ def _write_safetensors(entries, partial, max_bytes, meta, rank, world, dist, pro
     written = 0
     try:
         for e in mine:
-            lay, (offset, nbytes, shape, dtype) = where[e.path]
+            lay, (offset, _nbytes, _shape, _dtype) = where[e.path]
             src = plan_source(e)
             item = src.dtype.itemsize
             mine_leaves = []
@@ -362,11 +362,11 @@ def _write_safetensors(entries, partial, max_bytes, meta, rank, world, dist, pro
 
 
 def _write_dcp(entries, partial, rank, world, dist, progress) -> _Written:
-    import torch
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint import FileSystemWriter
     from torch.distributed.checkpoint.default_planner import DefaultSavePlanner
 
+    import torch
     from weightinit.artifact._torch import plan_source
 
     by_path = {e.path: e for e in entries}

@@ -163,7 +163,7 @@ class Reader:
 
     def rows(self, name: str, r0: int, r1: int) -> np.ndarray:
         """Rows ``[r0, r1)`` of tensor ``name`` (the flat values of a 0-d tensor)."""
-        p, off, nbytes, shape, dtype = self.tensors[name]
+        p, off, _nbytes, shape, dtype = self.tensors[name]
         dt = _np_dtype(dtype)
         row = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
         if not shape:
