@@ -30,6 +30,9 @@ _EXTERNAL = {
     "bench": ("weightinit.cli.bench", "measure generation speed against torch, numpy, jax and keras"),
     "doctor": ("weightinit.cli.doctor", "measure signal flow through a model at init and fix it"),
     "compare": ("weightinit.cli.compare", "train one model with several initializers and compare"),
+    "fingerprint": ("weightinit.cli.artifact", "digest of the values a recipe and seed give (docs/artifact.md)"),
+    "verify": ("weightinit.cli.artifact", "check a checkpoint or model against a recipe and seed"),
+    "materialize": ("weightinit.cli.artifact", "write an initialized checkpoint tensor by tensor"),
 }
 
 #: the optional dependencies each external subcommand imports, and the extra that installs them
