@@ -89,3 +89,19 @@ def _ks_pvalue(x, cdf, upper_clip=None) -> float:
 @pytest.fixture(scope="session")
 def ks_pvalue():
     return _ks_pvalue
+
+
+@pytest.fixture(scope="session")
+def transformers():
+    """:mod:`transformers`, importable here only with ``torchvision._meta_registrations`` replaced by an empty module.
+
+    transformers imports torchvision, and torchvision 0.28.0's ``_meta_registrations`` registers fake kernels
+    for ``torchvision::nms``, an operator this CPU build of torch 2.13.0 does not define, so the import raises.
+    The meta registrations only matter for tracing torchvision ops on the meta device.
+    """
+    import sys
+    import types
+
+    pytest.importorskip("torch")
+    sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
+    return pytest.importorskip("transformers")

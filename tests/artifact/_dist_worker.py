@@ -14,14 +14,16 @@ import os
 import sys
 from datetime import timedelta
 
-import torch
 import torch.distributed as dist
+
+import torch
 
 
 def main(out_dir: str, dcp_single: str) -> None:
+    from torch.distributed.fsdp import fully_shard
+
     import weightinit as wi
     import weightinit.torch as wt
-    from torch.distributed.fsdp import fully_shard
     from weightinit.artifact.models import build_meta
 
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])

@@ -82,7 +82,7 @@ def _files(d: Path) -> dict:
 
 @pytest.mark.parametrize("world", [1, 2, 4])
 def test_safetensors_bytes_equal_single_process(runs, world):
-    out, single, _ = runs
+    out, _single, _ = runs
     ref, got = _files(out / "st_single"), _files(out / f"st{world}")
     assert sorted(got) == sorted(ref) and len([n for n in ref if n.endswith(".safetensors")]) > 1
     for name in ref:

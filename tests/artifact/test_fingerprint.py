@@ -55,7 +55,10 @@ def test_digest_matches_the_written_definition(case):
 
 def test_golden_digests_frozen():
     golden = json.loads(GOLDEN.read_text())
-    got = {f"{n}/{'x'.join(map(str, s))}/{d}/{seed}": fp.fingerprint(n, s, d, wi.Stream(seed)).hex for n, s, d, seed in CASES}
+    got = {
+        f"{n}/{'x'.join(map(str, s))}/{d}/{seed}": fp.fingerprint(n, s, d, wi.Stream(seed)).hex
+        for n, s, d, seed in CASES
+    }
     got["model/tiny-llama/torch/0"] = wi.fingerprint("tiny-llama", "torch", 0).hex
     got["model/tiny-llama-tied/gpt2/5"] = wi.fingerprint("tiny-llama-tied", "gpt2", 5).hex
     assert got == golden
