@@ -98,6 +98,7 @@ def transformers():
     transformers imports torchvision, and torchvision 0.28.0's ``_meta_registrations`` registers fake kernels
     for ``torchvision::nms``, an operator this CPU build of torch 2.13.0 does not define, so the import raises.
     The meta registrations only matter for tracing torchvision ops on the meta device.
+    This is the one place the test suite replaces that module (``model_zoo`` builds on it).
     """
     import sys
     import types
@@ -105,3 +106,14 @@ def transformers():
     pytest.importorskip("torch")
     sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
     return pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="session")
+def model_zoo(transformers):
+    """transformers, timm and torchvision (imported after the ``transformers`` fixture's replacement)."""
+    import types
+
+    import timm
+    import torchvision
+
+    return types.SimpleNamespace(transformers=transformers, timm=timm, torchvision=torchvision)

@@ -367,6 +367,7 @@ def test_rules_patterns_first_match_and_unmatched():
             ("emb.*", "ones"),
         ],
         seed=0,
+        unmatched="keep",
     )
     w = m.enc.weight.detach()
     assert torch.allclose(w.T @ w, torch.eye(10), atol=1e-5)  # (out=20, in=10): orthonormal columns
@@ -635,7 +636,10 @@ class InOut(nn.Module):  # a custom (in, out) dense layer with no HF signature
     def __init__(self, n_in, n_out):
         super().__init__()
         self.w = nn.Parameter(torch.empty(n_in, n_out))
-        self.b = nn.Parameter(torch.zeros(n_out))  # 1-D, not named "bias": no rule of the presets matches it
+        self.b = nn.Parameter(torch.zeros(n_out))  # 1-D, not named "bias": no rule of the recipes matches it
+
+    def reset_parameters(self):  # its own init, which initialize falls back to for `b`
+        nn.init.zeros_(self.b)
 
     def forward(self, x):
         return x @ self.w + self.b
@@ -703,9 +707,12 @@ def test_layouts_argument_and_module_attribute():
     wt.initialize(b, "lecun", seed=5, layouts={"enc": {"w": "linear_in_out"}, "d*": "linear_in_out"})
     c = model()
     c.enc.weightinit_layout = c.dec.weightinit_layout = "linear_in_out"
+    c.enc.b.data.fill_(3.0)
     report = wt.initialize(c, "lecun", seed=5)
     assert report["dec.w"].kind == "linear_in_out"
     assert report.unmatched == ["enc.b", "dec.b"]
+    assert report.own_init == {"enc.b": "InOut.reset_parameters", "dec.b": "InOut.reset_parameters"}
+    assert float(c.enc.b.detach().abs().sum()) == 0 and "own init: enc.b (InOut.reset_parameters)" in str(report)
     for x, y, z in ((a.enc.w, b.enc.w, c.enc.w), (a.dec.w, b.dec.w, c.dec.w)):
         assert torch.equal(x, y) and torch.equal(x, z)
     # layouts= wins over the attribute
@@ -739,7 +746,15 @@ def test_unmatched_are_reported_and_strict_raises_before_writing():
     assert "gamma: M, shape (8,), role 'vector'" in msg and "mix: M, shape (2, 3, 4)" in msg
     for k, v in _values(m).items():  # strict failed before anything was written
         assert torch.equal(v, before[k]), k
-    report = wt.initialize(m, "torch", seed=0)
+    # no rule and no init of their own: refused by default, naming them, before anything is written
+    with pytest.raises(ValueError, match=r"define no init of their own.*\['gamma', 'mix'\]") as exc:
+        wt.initialize(m, "torch", seed=0)
+    assert "gamma: M, shape (8,)" in str(exc.value) and "unmatched='keep'" in str(exc.value)
+    for k, v in _values(m).items():
+        assert torch.equal(v, before[k]), k
+    with pytest.raises(ValueError, match="unmatched"):
+        wt.initialize(m, "torch", seed=0, unmatched="left")
+    report = wt.initialize(m, "torch", seed=0, unmatched="keep")
     assert report.unmatched == ["gamma", "mix"]
     assert report["gamma"].rule is None and report["gamma"].module_type == "M"
     assert torch.equal(m.gamma.detach(), torch.full((8,), 7.0)) and not torch.equal(m.fc.weight, before["fc.weight"])

@@ -19,8 +19,9 @@ import fnmatch
 import inspect
 import numbers
 import warnings
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 
@@ -40,12 +41,14 @@ from weightinit.torch.model_init.facts import (
     _layout_override,
     _layout_rules,
     canonical_alias,
+    layer_index,
 )
 from weightinit.torch.model_init.recipes import expand
 from weightinit.torch.model_init.report import InitReport, ParamRecord
-from weightinit.torch.model_init.rules import PerParameter, _Rule
+from weightinit.torch.model_init.rules import PerParameter
 from weightinit.torch.place import draw_seed, numpy_dtype, resolve_stream, write_array, write_distribution
 from weightinit.torch.roles import find_residual_projections
+from weightinit.torch.tracing import example_inputs_for, record_roles
 
 __all__ = ["initialize", "plan", "InitPlan", "ParamPlan"]
 
@@ -205,10 +208,16 @@ class ParamPlan:
 
 @dataclass
 class InitPlan:
-    """What :func:`plan` decided: the report :func:`initialize` returns and one :class:`ParamPlan` per parameter."""
+    """What :func:`plan` decided: the report :func:`initialize` returns and one :class:`ParamPlan` per parameter.
+
+    ``own_inits`` lists the modules' own inits that give values to parameters no rule matched
+    (``unmatched="own_init"``), as ``(fn, module_path, stream)``; :func:`initialize` runs them
+    before writing the planned parameters (they may write more than the unmatched ones).
+    """
 
     report: InitReport
     params: list
+    own_inits: list = field(default_factory=list)  # (fn, module path, stream): modules' own inits, run first
 
     def __iter__(self):
         return iter(self.params)
@@ -227,6 +236,8 @@ def plan(
     n_layers: int | None = None,
     strict: bool = False,
     layouts=None,
+    example_inputs=None,
+    unmatched: Literal["own_init", "keep", "error"] = "own_init",
     rules=None,
 ) -> InitPlan:
     """Decide, without writing anything, how :func:`initialize` sets each parameter of ``module``.
@@ -278,8 +289,9 @@ def plan(
       n_layers: the GPT-2 depth; residual projections then use
         ``1/sqrt(2 n_layers)`` instead of ``1/sqrt(residual additions found)``.
       strict: raise, before writing anything, if a parameter matches no rule
-        (the message lists each one with its module type, shape and role).
-        Otherwise unmatched parameters are left as they were and listed in
+        (the message lists each one with its module type, shape and role), or
+        when the recipe needs roles and some were not found.  Otherwise
+        unmatched parameters follow ``unmatched=`` and are listed in
         ``report.unmatched`` (and at the end of ``str(report)``).
       layouts: how custom modules store their weights, for fans:
         ``{module type, tuple of types or module-path glob: kind}``, the kind
@@ -291,6 +303,20 @@ def plan(
         (``layouts=`` wins).  Hugging Face's ``Conv1D`` (a class named
         ``Conv1D`` with ``nf`` and a weight of shape ``(nx, nf)``) is
         recognized as ``"linear_in_out"`` without importing transformers.
+      example_inputs: a small batch for the recorded forward that finds roles
+        (a tensor, a tuple of arguments, a dict of keyword arguments, or
+        ``(args, kwargs)``); None makes one for Hugging Face, timm and
+        torchvision models.  Roles are looked for only when a rule needs them;
+        the forward runs once, on the parameters' device (the meta device
+        computes shapes only).  See :mod:`weightinit.torch.tracing`.
+      unmatched: what happens to a parameter no rule matches. ``"own_init"``
+        (default): its module's own init, run with torch's RNG seeded from
+        the parameter's stream (the module's ``reset_parameters``, else a
+        Hugging Face model's ``_init_weights(module)``, else the nearest
+        ancestor's ``init_weights()``, as timm and torchtitan define), and a
+        parameter with none is refused (an error naming it, before anything
+        is written). ``"keep"``: left as it is. ``"error"``: like ``strict``.
+        After ``meta`` -> ``to_empty`` a kept parameter holds uninitialized memory.
       rules: the name of ``recipe`` in weightinit 0.1 (deprecated; a DeprecationWarning names ``recipe=``).
 
     >>> import torch, weightinit.torch as wt
@@ -311,9 +337,14 @@ def plan(
             stacklevel=2,
         )
         recipe = rules
+    if unmatched not in ("own_init", "keep", "error"):
+        raise InitializerValueError(
+            f"`unmatched` must be 'own_init', 'keep' or 'error'; received unmatched={unmatched!r}."
+        )
     root_seed = draw_seed(generator) if seed is None else seed
     root = resolve_stream(root_seed)
     rule_list = expand(recipe)
+    ties_restored = _restore_ties(module)
     modules = dict(module.named_modules(remove_duplicate=False))
     parents: dict[int, nn.Module] = {}
     for m in modules.values():
@@ -332,24 +363,26 @@ def plan(
             if all(full != a[0] for a in groups[id(p)]):
                 groups[id(p)].append((full, m, pname))
 
-    if residual_projections is not None or any(r.needs_roles for r in rule_list):
-        residual = _residual_info(module, rule_list, residual_projections)
-    else:
-        from weightinit.torch.roles import ResidualInfo
-
-        residual = ResidualInfo()
-    n_res = 2 * int(n_layers) if n_layers is not None else residual.n_residual
-    res_modules = set(residual.projections)
+    needs_roles = residual_projections is not None or any(r.needs_roles for r in rule_list)
+    roles = _find_roles(module, residual_projections, example_inputs) if needs_roles else _Roles()
+    n_res = 2 * int(n_layers) if n_layers is not None else roles.n_residual
+    res_modules = set(roles.projections)
+    layers = {layer_index(p) for p in res_modules} - {None}
+    n_blocks = int(n_layers) if n_layers is not None else (n_res // 2 if n_res >= 2 else len(layers))
 
     report = InitReport(
         seed=int(root_seed) if isinstance(root_seed, numbers.Integral) else None,
         residual_projections=sorted(res_modules),
         n_residual=n_res,
+        ties_restored=ties_restored,
+        roles_method=roles.method,
+        module_roles=dict(roles.module_roles),
     )
 
     params = dict(module.named_parameters(remove_duplicate=False))
     layout_rules = _layout_rules(layouts)
     planned: list[tuple[ParamInfo, torch.Tensor, str, Any, ParamRecord]] = []
+    unmatched_infos: list[ParamInfo] = []
     for pid in order:
         aliases = groups[pid]
         k = canonical_alias([(a[0], a[1]) for a in aliases])
@@ -390,6 +423,10 @@ def plan(
             residual=module_path in res_modules,
             n_residual=n_res,
             aliases=alias_paths,
+            module_role=roles.module_roles.get(module_path),
+            layer=layer_index(module_path),
+            n_layers=n_blocks,
+            model=module,
         )
         rule = next((r for r in rule_list if r.match(info)), None)
         rec = ParamRecord(
@@ -409,8 +446,11 @@ def plan(
         report.records[path] = rec
         if len(alias_paths) > 1:
             report.tied[path] = list(alias_paths[1:])
+        if needs_roles and roles.unknown(path, module_path) and len(p.shape) >= 2:
+            report.roles_unknown.append(path)
         if rule is None:
             report.unmatched.append(path)
+            unmatched_infos.append(info)
             continue
         op, payload, label = _resolve_value(rule.init, info)  # errors surface before anything is written
         if info.role == "embedding" and getattr(m, "padding_idx", None) is not None and op != "skip":
@@ -418,7 +458,7 @@ def plan(
         rec.rule, rec.initializer = rule.label, label
         planned.append((info, p, op, payload, rec))
 
-    if strict and report.unmatched:
+    if (strict or unmatched == "error") and report.unmatched:
         details = "\n".join(
             f"  {r.path}: {r.module_type}, shape {tuple(r.shape)}, role {r.role!r}, kind {r.kind!r}"
             for r in (report.records[u] for u in report.unmatched)
@@ -428,8 +468,43 @@ def plan(
             f'initialized.\n{details}\nAdd rules for them (e.g. ("{report.unmatched[0]}", initializer), '
             "'role:<role>' or a module type), 'skip' them explicitly, or pass strict=False."
         )
-
-    return InitPlan(report, [ParamPlan(i, p, op, pl, rec, root.child(i.path)) for i, p, op, pl, rec in planned])
+    if strict and report.roles_unknown:
+        raise InitializerValueError(
+            f"The recipe needs the roles of layers (residual projections, attention, MLP, head), and "
+            f"{len(report.roles_unknown)} parameter(s) were not seen by role finding "
+            f"({roles.why or 'the forward pass did not read them'}): {report.roles_unknown}. Nothing was "
+            "initialized. Pass example_inputs= (a batch the model accepts), residual_projections=[...], or "
+            "strict=False."
+        )
+    own_inits: dict[int, tuple[Callable[[], None], str]] = {}
+    path_of = {id(m): p for p, m in module.named_modules()}
+    if unmatched == "own_init" and unmatched_infos:
+        refused = []
+        for info in unmatched_infos:
+            found = _own_init(module, info, parents)
+            if found is None:
+                refused.append(info)
+                continue
+            owner, label, fn = found
+            own_inits.setdefault(id(owner), (fn, path_of[id(owner)]))
+            rec = report.records[info.path]
+            rec.rule, rec.initializer = "own init", label
+            report.own_init[info.path] = label
+        if refused:
+            details = "\n".join(
+                f"  {i.path}: {type(i.module).__name__}, shape {tuple(i.shape)}, role {i.role!r}" for i in refused
+            )
+            raise InitializerValueError(
+                f"No rule matched {len(refused)} parameter(s) and their modules define no init of their own "
+                f"(reset_parameters, _init_weights, init_weights): {[i.path for i in refused]}. Nothing was "
+                f'initialized.\n{details}\nAdd rules for them (e.g. ("{refused[0].path}", initializer)), '
+                "'skip' them explicitly, or pass unmatched='keep' to leave them as they are."
+            )
+    return InitPlan(
+        report,
+        [ParamPlan(i, p, op, pl, rec, root.child(i.path)) for i, p, op, pl, rec in planned],
+        [(fn, owner_path, root.child("own_init:" + owner_path)) for fn, owner_path in own_inits.values()],
+    )
 
 
 def initialize(
@@ -443,6 +518,8 @@ def initialize(
     reset_buffers: bool = True,
     strict: bool = False,
     layouts=None,
+    example_inputs=None,
+    unmatched: Literal["own_init", "keep", "error"] = "own_init",
     rules=None,
 ) -> InitReport:
     """Initialize every parameter of ``module`` in place by rules, and report what was done.
@@ -476,9 +553,14 @@ def initialize(
         n_layers=n_layers,
         strict=strict,
         layouts=layouts,
+        example_inputs=example_inputs,
+        unmatched=unmatched,
         rules=rules,
     )
     report = planned.report
+    # Modules' own inits first (they may write more than the unmatched parameters), then the rules.
+    for fn, _, stream in planned.own_inits:
+        _run_own_init(fn, module, stream)
     for entry in planned.params:
         entry.apply()
 
@@ -491,26 +573,129 @@ def initialize(
     return report
 
 
-def _residual_info(module: nn.Module, rules: list[_Rule], explicit):
-    from weightinit.torch.roles import ResidualInfo
+@dataclass
+class _Roles:
+    projections: list = field(default_factory=list)
+    n_residual: int = 0
+    module_roles: dict = field(default_factory=dict)
+    seen: set | None = None  # parameter paths the recorded forward read (None: not recorded)
+    traced: list | None = None  # module prefixes fx traced (None: not by fx)
+    method: str = ""
+    why: str = ""
 
+    def unknown(self, path: str, module_path: str) -> bool:
+        if self.method in ("explicit", "marked"):
+            return False
+        if self.seen is not None:
+            return path not in self.seen
+        if self.traced is not None:
+            return not any(t == "" or module_path == t or module_path.startswith(t + ".") for t in self.traced)
+        return True
+
+
+def _find_roles(module: nn.Module, explicit, example_inputs) -> _Roles:
+    """Residual projections and module roles: explicit, marked, a recorded forward, else torch.fx."""
     if explicit is not None:
         if isinstance(explicit, str):
             explicit = [explicit]
         names = [n for n, _ in module.named_modules()]
         found = [n for n in names if any(fnmatch.fnmatchcase(n, pat) for pat in explicit)]
-        return ResidualInfo(projections=found, n_residual=len(found))
+        return _Roles(projections=found, n_residual=len(found), method="explicit")
     marked = [n for n, m in module.named_modules() if getattr(m, "weightinit_residual", False)]
     if marked:
-        return ResidualInfo(projections=marked, n_residual=len(marked))
+        return _Roles(projections=marked, n_residual=len(marked), method="marked")
+    forward_error = ""
+    if example_inputs is not None or example_inputs_for(module) is not None:
+        rec = record_roles(module, example_inputs)
+        if rec.method:
+            return _Roles(rec.projections, rec.n_residual, dict(rec.roles), set(rec.seen), None, "forward")
+        forward_error = rec.error
     info = find_residual_projections(module)
     if info.n_residual == 0 and info.failed:
         warnings.warn(
-            f"weightinit could not trace {info.failed[0] or type(module).__name__} with torch.fx and found no "
-            "residual output projections, so residual scaling is not applied. Pass "
-            "`residual_projections=[...]` (module paths or globs) or set `weightinit_residual = True` on those "
-            "modules.",
+            f"weightinit could not trace {info.failed[0] or type(module).__name__} with torch.fx"
+            + (f" nor run it on an example batch ({forward_error})" if forward_error else "")
+            + " and found no residual output projections, so residual scaling is not applied. Pass "
+            "`example_inputs=` (a batch the model accepts), `residual_projections=[...]` (module paths or globs) "
+            "or set `weightinit_residual = True` on those modules.",
             UserWarning,
             stacklevel=3,
         )
-    return info
+    why = forward_error or ("torch.fx could not trace " + ", ".join(p or "the model" for p in info.failed))
+    return _Roles(info.projections, info.n_residual, {}, None, list(info.traced), "fx", why)
+
+
+def _restore_ties(module: nn.Module) -> list[str]:
+    """Re-tie what a Hugging Face model declares tied (``to_empty`` unties ``lm_head`` from the embedding)."""
+    expand_keys = getattr(module, "get_expanded_tied_weights_keys", None)
+    tie = getattr(module, "tie_weights", None)
+    if not callable(expand_keys) or not callable(tie):
+        return []
+    try:
+        keys = dict(expand_keys(all_submodels=True))
+    except Exception:
+        return []
+    untied = []
+    for target, source in keys.items():
+        try:
+            if module.get_parameter(target) is not module.get_parameter(source):
+                untied.append((target, source))
+        except AttributeError:
+            continue
+    if not untied:
+        return []
+    tie()
+    return [f"{t} -> {s}" for t, s in untied if module.get_parameter(t) is module.get_parameter(s)]
+
+
+def _chain(m: nn.Module, root: nn.Module, parents: dict) -> list[nn.Module]:
+    out = [m]
+    while out[-1] is not root and id(out[-1]) in parents:
+        out.append(parents[id(out[-1])])
+    return out
+
+
+def _own_init(root: nn.Module, info: ParamInfo, parents: dict):
+    """(module whose init runs, label, fn) for an unmatched parameter, or None."""
+    m = info.module
+    if callable(getattr(m, "reset_parameters", None)):
+        return m, f"{type(m).__name__}.reset_parameters", m.reset_parameters
+    chain = _chain(m, root, parents)
+    for a in chain:
+        if callable(getattr(a, "_init_weights", None)) and hasattr(a, "config"):
+            return m, f"{type(a).__name__}._init_weights({type(m).__name__})", _hf_init(a, m)
+    for a in chain:
+        if callable(getattr(a, "init_weights", None)) and not hasattr(a, "config"):
+            return a, f"{type(a).__name__}.init_weights", a.init_weights
+    return None
+
+
+def _hf_init(model: nn.Module, m: nn.Module) -> Callable[[], None]:
+    def run() -> None:
+        # transformers' init functions skip tensors flagged as loaded; these are to be initialized.
+        flagged = [p for p in m.parameters(recurse=False) if getattr(p, "_is_hf_initialized", False)]
+        for p in flagged:
+            p._is_hf_initialized = False
+        was = getattr(m, "_is_hf_initialized", None)
+        if was:
+            m._is_hf_initialized = False
+        try:
+            model._init_weights(m)
+        finally:
+            for p in flagged:
+                p._is_hf_initialized = True
+            if was:
+                m._is_hf_initialized = was
+
+    return run
+
+
+def _run_own_init(fn: Callable[[], None], module: nn.Module, stream: Stream) -> None:
+    """Run a module's own init with torch's RNG seeded from ``stream`` (restored afterwards)."""
+    params = list(module.parameters())
+    if params and all(p.is_meta for p in params):
+        return
+    devices = sorted({p.device.index or 0 for p in params if p.device.type == "cuda"})
+    with torch.random.fork_rng(devices=devices), torch.no_grad():
+        torch.manual_seed(stream.to_int() & ((1 << 63) - 1))
+        fn()

@@ -53,6 +53,16 @@ class ParamInfo:
       residual: True for the weight (and bias) of a residual output projection.
       n_residual: residual additions found in the model (0 unless needed).
       aliases: every path of a tied parameter (the canonical one first).
+      module_role: what its module does in the forward pass, found by
+        :func:`weightinit.torch.tracing.record_roles` when a rule needs it:
+        ``"attn_q"``, ``"attn_k"``, ``"attn_v"``, ``"attn_qkv"``, ``"attn_o"``,
+        ``"mlp_in"``, ``"mlp_gate"``, ``"mlp_up"``, ``"mlp_out"``, ``"head"``,
+        ``"embedding"`` (None when unknown).
+      layer: the block index, the first integer component of the module path
+        (``"model.layers.3.mlp.down_proj"`` -> 3), or None.
+      n_layers: the number of blocks (``n_layers=`` of ``initialize``, else
+        half the residual additions found, else the distinct ``layer`` values).
+      model: the root module given to ``initialize`` (recipes read its ``config``).
     """
 
     path: str
@@ -67,6 +77,10 @@ class ParamInfo:
     residual: bool = False
     n_residual: int = 0
     aliases: tuple = ()
+    module_role: str | None = None
+    layer: int | None = None
+    n_layers: int = 0
+    model: nn.Module | None = None
 
     @property
     def fan_in(self) -> int:
@@ -241,3 +255,11 @@ def canonical_alias(aliases: list[tuple[str, nn.Module]]) -> int:
         (0 if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) else 1, path, k) for k, (path, m) in enumerate(aliases)
     ]
     return min(keyed)[2]
+
+
+def layer_index(module_path: str) -> int | None:
+    """The first integer component of a module path (its block index), or None."""
+    for part in module_path.split("."):
+        if part.isdigit():
+            return int(part)
+    return None

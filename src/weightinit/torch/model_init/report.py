@@ -34,13 +34,25 @@ class InitReport:
 
     Attributes:
       records: canonical path -> record, in ``named_parameters`` order.
-      unmatched: canonical paths no rule matched (left as they were; their
-        records have ``rule=None``; ``strict=True`` raises instead).
+      unmatched: canonical paths no rule matched (given their module's own
+        init, listed in ``own_init``, or left as they were with
+        ``unmatched="keep"``, their records then having ``rule=None``;
+        ``strict=True`` raises instead).
       tied: canonical path -> its other paths, for tied parameters.
       residual_projections: module paths found to project into a residual stream.
       n_residual: residual additions found (2 per GPT-style layer).
       buffers_reset: modules whose running statistics were reset.
       seed: the 64-bit root seed used.
+      own_init: canonical path -> the module init that gave it its value, for
+        parameters no rule matched (``unmatched="own_init"``).
+      ties_restored: ``"target -> source"`` for each tie a model declares
+        (Hugging Face's ``tie_weights``) that was broken (by ``to_empty``) and restored.
+      roles_unknown: parameters (2-D and more) whose role could not be found
+        when the recipe needs roles (not read by the recorded forward, or
+        in a module torch.fx could not trace); ``strict=True`` refuses them.
+      roles_method: how roles were found: ``"forward"`` (a recorded forward
+        pass), ``"fx"``, ``"explicit"``, ``"marked"``, or ``""`` (not needed).
+      module_roles: module path -> role found (``attn_q``, ``mlp_out``, ``head``, ...).
     """
 
     records: dict = field(default_factory=dict)
@@ -50,6 +62,11 @@ class InitReport:
     n_residual: int = 0
     buffers_reset: list = field(default_factory=list)
     seed: int | None = None
+    own_init: dict = field(default_factory=dict)
+    ties_restored: list = field(default_factory=list)
+    roles_unknown: list = field(default_factory=list)
+    roles_method: str = ""
+    module_roles: dict = field(default_factory=dict)
 
     def __getitem__(self, path: str) -> ParamRecord:
         return self.records[path]
@@ -77,10 +94,17 @@ class InitReport:
         lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in (head, *rows)]
         lines.insert(1, "  ".join("-" * w for w in widths))
         lines.append(f"{len(self.records)} parameters, {len(self.unmatched)} unmatched, seed {self.seed}")
-        if self.unmatched:
+        for t in self.ties_restored:
+            lines.append(f"tie restored: {t}")
+        if self.roles_unknown:
+            lines.append("role not found: " + ", ".join(self.roles_unknown))
+        kept = [u for u in self.unmatched if u not in self.own_init]
+        if self.own_init:
+            lines.append("own init: " + ", ".join(f"{p} ({how})" for p, how in self.own_init.items()))
+        if kept:
             lines.append(
                 "unmatched: "
-                + ", ".join(f"{u} ({self.records[u].module_type})" if u in self.records else u for u in self.unmatched)
+                + ", ".join(f"{u} ({self.records[u].module_type})" if u in self.records else u for u in kept)
                 + " -- left as they were (strict=True raises)"
             )
         return "\n".join(lines)

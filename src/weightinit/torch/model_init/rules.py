@@ -17,7 +17,12 @@ from torch import nn
 from weightinit.common.errors import InitializerTypeError
 from weightinit.torch.model_init.facts import ParamInfo, _glob_or_regex, _pattern_label
 
-__all__ = ["PerParameter"]
+__all__ = ["PerParameter", "MODULE_ROLES"]
+
+# Roles of a module in the forward pass (weightinit.torch.tracing); "role:<one of these>" needs role finding.
+MODULE_ROLES = frozenset(
+    {"attn_q", "attn_k", "attn_v", "attn_qkv", "attn_kv", "attn_o", "mlp_in", "mlp_gate", "mlp_up", "mlp_out", "head"}
+)
 
 
 class PerParameter:
@@ -54,6 +59,8 @@ def _make_rule(pattern, init, label: str | None = None) -> _Rule:
         role = pattern[5:]
         if role == "residual":
             return _Rule(lambda i: i.residual, init, text, needs_roles=True)
+        if role in MODULE_ROLES:
+            return _Rule(lambda i, r=role: i.module_role == r, init, text, needs_roles=True)
         return _Rule(lambda i, r=role: i.role == r, init, text)
     if isinstance(pattern, (str, re.Pattern)):
         f = _glob_or_regex(pattern)
