@@ -464,3 +464,19 @@ def test_recipes_same_bits_whatever_the_construction_device_or_threads(hf):
         torch.set_num_threads(n)
     for (name, p), q in zip(a.named_parameters(), b.parameters()):
         assert torch.equal(p, q), name
+
+
+def test_hf_declared_ties_kept_and_restored(hf):
+    report = wt.initialize(_bert(hf), "torch", seed=0)
+    assert report.tied["bert.embeddings.word_embeddings.weight"] == ["cls.predictions.decoder.weight"]
+    assert report.own_init == {"cls.predictions.bias": "BertForMaskedLM._init_weights(BertLMPredictionHead)"}
+    with torch.device("meta"):
+        t5 = _t5(hf)
+    t5.to_empty(device="cpu")
+    report = wt.initialize(t5, "hf_t5", seed=0)
+    assert sorted(report.ties_restored) == [
+        "decoder.embed_tokens.weight -> shared.weight",
+        "encoder.embed_tokens.weight -> shared.weight",
+        "lm_head.weight -> shared.weight",
+    ]
+    assert t5.lm_head.weight is t5.shared.weight and _matches(t5.shared.weight, wi.Normal(0.0, 1.0))

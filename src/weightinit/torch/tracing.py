@@ -25,8 +25,11 @@ graph:
 * a projection whose output reaches the model output through shape-only
   operations is ``head``; a parameter read by ``embedding`` is ``embedding``.
 
-On the meta device nothing is computed (shapes only), so this is cheap for
-models of any size built on ``meta``.
+The forward runs on the meta device first (``torch.func.functional_call``
+with meta stand-ins for the parameters and buffers): only shapes are
+computed, so it costs next to nothing for a model of any size, and the
+parameters are not read.  A forward that needs real values (data-dependent
+control flow) is then run on the model's own device.
 """
 
 from __future__ import annotations
@@ -422,6 +425,57 @@ def example_inputs_for(model: nn.Module):
     return None
 
 
+def _to_meta(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.to("meta")
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_meta(o) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _to_meta(v) for k, v in obj.items()}
+    return obj
+
+
+def _record(model: nn.Module, args: tuple, kwargs: dict, meta: bool):
+    params = dict(model.named_parameters())
+    if meta and any(type(p.data) is not torch.Tensor for p in params.values()):
+        raise TypeError("parameters are tensor subclasses (DTensor): recorded on their device")
+    if meta:
+        stand_ins = {n: torch.empty_like(p, device="meta") for n, p in params.items()}
+        buffers = {n: torch.empty_like(b, device="meta") for n, b in model.named_buffers()}
+        param_paths = {id(t): n for n, t in stand_ins.items()}
+        args, kwargs = _to_meta(args), _to_meta(kwargs)
+    else:
+        param_paths = {id(p): n for n, p in params.items()}
+    rec = _Recorder(param_paths)
+    handles = []
+
+    def hook(path):
+        def fn(mod, inp, out):
+            for t in _tensors(out, []):
+                n = rec.node_of.get(id(t))
+                if n is not None:
+                    n.modules.append(path)
+
+        return fn
+
+    for path, m in model.named_modules():
+        handles.append(m.register_forward_hook(hook(path)))
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        with torch.no_grad(), rec:
+            if meta:
+                out = torch.func.functional_call(model, {**stand_ins, **buffers}, args, kwargs)
+            else:
+                out = model(*args, **kwargs)
+    finally:
+        for h in handles:
+            h.remove()
+        for m, t in modes.items():
+            m.training = t
+    return rec, out
+
+
 def record_roles(model: nn.Module, example_inputs=None) -> RoleInfo:
     """Find roles by running ``model`` once on ``example_inputs`` (see the module doc).
 
@@ -451,34 +505,20 @@ def record_roles(model: nn.Module, example_inputs=None) -> RoleInfo:
         args, kwargs = tuple(example_inputs), {}
     else:
         args, kwargs = (example_inputs,), {}
-    param_paths = {id(p): n for n, p in model.named_parameters()}
-    rec = _Recorder(param_paths)
-    handles = []
-
-    def hook(path):
-        def fn(mod, inp, out):
-            for t in _tensors(out, []):
-                n = rec.node_of.get(id(t))
-                if n is not None:
-                    n.modules.append(path)
-
-        return fn
-
-    for path, m in model.named_modules():
-        handles.append(m.register_forward_hook(hook(path)))
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
-    try:
-        with torch.no_grad(), rec:
-            out = model(*args, **kwargs)
-    except Exception as e:  # a forward that fails on the tiny batch leaves roles to fx
-        info.error = f"{type(e).__name__}: {e}"[:300]
+    # First on the meta device (shapes only, nothing computed: cheap for any model size), through
+    # functional_call with meta stand-ins for the parameters and buffers; if the forward needs real
+    # values (data-dependent control flow), on the model's own device.
+    out = rec = None
+    errors = []
+    for meta in (True, False):
+        try:
+            rec, out = _record(model, args, kwargs, meta)
+            break
+        except Exception as e:  # a forward that fails here leaves roles to torch.fx
+            errors.append(f"{type(e).__name__}: {e}"[:300])
+    if rec is None:
+        info.error = errors[-1]
         return info
-    finally:
-        for h in handles:
-            h.remove()
-        for m, t in modes.items():
-            m.training = t
     outputs = [rec.node_of[id(t)] for t in _tensors(out, []) if id(t) in rec.node_of]
     _analyze(rec, outputs, info)
     info.method = "forward"
