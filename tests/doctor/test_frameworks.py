@@ -58,17 +58,22 @@ def test_keras_numpy_backend_reports_why_gradients_are_missing():
     assert any("gradients not measured" in n and "numpy backend cannot differentiate" in n for n in r.notes), r.notes
 
 
-def _relu_mlp(nnx, jax, kernel_init, depth=10, width=64):
+def _relu_mlp(nnx, jax, kernel_init, depth=10, width=64, bias=0.0):
     layers = []
     for i in range(depth):
-        layers += [nnx.Linear(width, width, rngs=nnx.Rngs(i), kernel_init=kernel_init), jax.nn.relu]
+        layers += [nnx.Linear(width, width, rngs=nnx.Rngs(i), kernel_init=kernel_init,
+                              bias_init=nnx.initializers.constant(bias)), jax.nn.relu]  # fmt: skip
     return nnx.Sequential(*layers)
 
 
 def test_flax_nnx_gradients_flag_vanishing_with_depth():
     jax = pytest.importorskip("jax")
     nnx = pytest.importorskip("flax.nnx")
-    bad = wi.doctor(_relu_mlp(nnx, jax, jax.nn.initializers.normal(0.02)))
+    # gradients judged per parameter: with zero biases a ReLU net's relative weight gradients are balanced
+    # whatever the init scale (homogeneity); biases that dominate the vanished signal starve the first layer
+    balanced = wi.doctor(_relu_mlp(nnx, jax, jax.nn.initializers.normal(0.02)))
+    assert balanced.flagged("vanishing_activations") and not balanced.flagged("vanishing_gradients")
+    bad = wi.doctor(_relu_mlp(nnx, jax, jax.nn.initializers.normal(0.02), bias=0.1))
     assert bad.flagged("vanishing_gradients") and np.isfinite(bad.loss)
     good = wi.doctor(_relu_mlp(nnx, jax, jax.nn.initializers.he_normal()))
     assert not good.flagged("vanishing_gradients") and not good.flagged("exploding_gradients"), good.flags
@@ -120,10 +125,12 @@ import weightinit as wi
 
 backend = keras.backend.backend()
 init = keras.initializers.RandomUniform(-(32**-0.5), 32**-0.5, seed=0)
-def mlp(init):
+def mlp(init, bias="zeros"):
     return keras.Sequential([keras.Input((32,))] +
-                            [keras.layers.Dense(32, activation="tanh", kernel_initializer=init) for _ in range(12)])
-bad = wi.doctor(mlp(init))
+                            [keras.layers.Dense(32, activation="tanh", kernel_initializer=init,
+                                                bias_initializer=bias) for _ in range(12)])
+# biases that dominate the shrinking signal: the first layer's relative gradient vanishes
+bad = wi.doctor(mlp(init, keras.initializers.Constant(0.5)))
 assert bad.flagged("vanishing_gradients") and bad.flagged("vanishing_activations"), bad.flags
 good = wi.doctor(mlp(keras.initializers.GlorotNormal(seed=1)))
 assert not good.flagged("vanishing_gradients") and not good.flagged("exploding_gradients"), good.flags

@@ -242,6 +242,7 @@ def doctor_chain(chain: Chain, inputs=None, *, targets=None, seed: int = 0, batc
         q_in = q
         k = chain.kernel(lay)
         if k is not None:
+            s.weight_norm = float(np.linalg.norm(k))
             inc = _sigma_w2(k)
             q = inc * q + chain.bias_q(lay)
         act = chain.activation(lay)

@@ -8,8 +8,11 @@ Rules (thresholds are deliberately loose; the doctor reports, it does not judge 
   times its input std: PyTorch's default ``U(-1/sqrt(n), 1/sqrt(n))`` with
   ReLU gives ``c = 1/6`` and 30 layers shrink the std by ``~1e-12``
   (He et al. 2015, Glorot & Bengio 2010).
-* **vanishing / exploding gradients**: the same test on the std of
-  ``dL/dy`` at the weight layers, read backwards (first layer vs last).
+* **vanishing / exploding gradients**: judged per parameter, the relative weight gradient
+  ``||dL/dW|| / ||W||`` of the first weight layer over the last one's below 1e-2 (above 1e2).  Not the
+  per-element ``dL/dy``: average pooling over ``k`` positions divides it by ``k`` while no parameter
+  learns slower.  When every weight layer feeds a normalization, the suggested fix is an optimizer
+  change (an init cannot change the ratio).
 * **dead**: at least half of a layer's units are zero on every example.
 * **saturated**: at least 30% of a tanh/sigmoid/hardtanh-like layer's outputs sit
   where the derivative is below ~0.02.
@@ -45,6 +48,49 @@ def _trend(layers, attr, transform=lambda v: v):
     pts = [(s, transform(getattr(s, attr))) for s in layers if _is_weight(s)]
     pts = [(s, v) for s, v in pts if v is not None and math.isfinite(v)]
     return pts
+
+
+_NORM_KINDS = ("BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm", "RMSNorm", "LayerNormalization",
+               "BatchNormalization", "GroupNormalization", "RMSNormalization", "layer_norm", "batch_norm",
+               "group_norm", "rms_norm")  # fmt: skip
+
+
+def _norm_fed(layers, i: int) -> bool:
+    """Whether the weight layer ``layers[i]`` feeds a normalization (the next recorded layer is one)."""
+    return i + 1 < len(layers) and layers[i + 1].kind.startswith(_NORM_KINDS)
+
+
+def _gradient_flags(layers) -> list:
+    """Vanishing/exploding gradients judged per parameter: the relative weight gradient ``||dL/dW|| / ||W||`` of
+    the first weight layer against the last one's (not the per-element ``dL/dy``, which pooling divides by the
+    pooled area without any parameter learning slower)."""
+    pts = [(i, s) for i, s in enumerate(layers) if _is_weight(s) and math.isfinite(s.rel_grad) and s.rel_grad > 0]
+    if len(pts) < 3:
+        return []
+    first, last = pts[0][1], pts[-1][1]
+    ratio = first.rel_grad / last.rel_grad
+    if VANISH <= ratio <= EXPLODE:
+        return []
+    normed = all(_norm_fed(layers, i) for i, _ in pts[:-1])
+    if normed:
+        fix = (f"Every weight layer before the last feeds a normalization, so the forward signal does not depend "
+               f"on their scale, but a layer's effective learning rate is lr/||W||^2: re-initialize the outlier "
+               f"({first.name}) at the scale of the others (a fan-in init such as he_normal), or use per-layer "
+               "learning rates (LARS/LAMB).")  # fmt: skip
+    else:
+        fix = _FIX_INIT
+    what = (f"The first weight layer ({first.name}) gets a relative gradient ||dL/dW||/||W|| of {first.rel_grad:.3g} "
+            f"(||dL/dW|| {first.weight_grad:.3g}, ||W|| {first.weight_norm:.3g}); the last ({last.name}) "
+            f"{last.rel_grad:.3g}: {ratio:.2g} times as much")  # fmt: skip
+    if ratio < VANISH:
+        return [Flag("vanishing_gradients", first.name,
+                     what + ". With one learning rate the early layers barely move (the backward pass shrinks "
+                     "by a factor per layer, chi < 1 in Schoenholz et al. 2017).",
+                     fix, "error" if ratio < 1e-4 else "warning")]  # fmt: skip
+    return [Flag("exploding_gradients", first.name,
+                 what + ". The early layers get huge updates and training diverges (chi > 1).",
+                 fix + ("" if normed else " Or clip gradients / add normalization."),
+                 "error" if ratio > 1e4 else "warning")]  # fmt: skip
 
 
 def diagnose(report, predicted: bool = False) -> list:
@@ -99,28 +145,7 @@ def diagnose(report, predicted: bool = False) -> list:
                     _FIX_INIT + " Lower the gain of the layers.", "error" if ratio > 1e4 else "warning",
                 )
             )  # fmt: skip
-    gpts = _trend(layers, "grad_std")
-    if len(gpts) >= 3 and gpts[-1][1] > 0:
-        ratio = gpts[0][1] / gpts[-1][1]
-        if ratio < VANISH:
-            flags.append(
-                Flag(
-                    "vanishing_gradients", gpts[0][0].name,
-                    f"The gradient reaching the first weight layer's output is {ratio:.2g} times the one at the last: "
-                    "early layers will barely learn (the backward pass multiplies by the same shrinking factor "
-                    "per layer, chi < 1 in Schoenholz et al. 2017).",
-                    _FIX_INIT, "error" if ratio < 1e-4 else "warning",
-                )
-            )  # fmt: skip
-        elif ratio > EXPLODE:
-            flags.append(
-                Flag(
-                    "exploding_gradients", gpts[0][0].name,
-                    f"The gradient reaching the first weight layer's output is {ratio:.2g} times the one at the last: "
-                    "early layers get huge updates and training diverges (chi > 1).",
-                    _FIX_INIT + " Or clip gradients / add normalization.", "error" if ratio > 1e4 else "warning",
-                )
-            )  # fmt: skip
+    flags += _gradient_flags(layers)
     dead = [s for s in layers if s.dead is not None and math.isfinite(s.dead) and s.dead >= 0.5 and not _is_weight(s)]
     if dead:
         worst = max(dead, key=lambda s: s.dead)

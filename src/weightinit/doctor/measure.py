@@ -188,6 +188,8 @@ def measure_torch(
             h.remove()
     for s in records:
         for pn, p in param_owner.get(s.name, []):
+            if pn == "weight":
+                s.weight_norm = float(p.detach().double().norm())
             if p.grad is not None:
                 s.grad_norms[pn] = float(p.grad.detach().double().norm())
     for p in params:

@@ -52,12 +52,27 @@ class LayerStats:
     saturated: float = float("nan")
     grad_std: float = float("nan")
     grad_norms: dict = field(default_factory=dict)
+    weight_norm: float = float("nan")  # ||W||_2 of the layer's weight (kernel), for the relative gradient
     q_pred: float = float("nan")
     gain: float = float("nan")
     chi: float = float("nan")
     nonfinite: bool = False
     sample: Any = None  # a 1-D sample of output values, for histograms
     note: str = ""
+
+    @property
+    def weight_grad(self) -> float:
+        """``||dL/dW||`` of the layer's weight (``weight`` or ``kernel``) alone; NaN if not measured."""
+        for k in ("weight", "kernel"):
+            if k in self.grad_norms:
+                return self.grad_norms[k]
+        return float("nan")
+
+    @property
+    def rel_grad(self) -> float:
+        """``||dL/dW|| / ||W||``: the relative change of the weight per unit learning rate; NaN if unknown."""
+        w = self.weight_norm
+        return self.weight_grad / w if w is not None and w > 0 else float("nan")
 
     @property
     def grad_norm(self) -> float:
@@ -139,6 +154,7 @@ class Report:
                 ("sat", lambda s: _pct(s.saturated)),
                 ("grad(y) std", lambda s: _fmt(s.grad_std)),
                 ("|grad W|", lambda s: _fmt(s.grad_norm)),
+                ("|grad W|/|W|", lambda s: _fmt(s.rel_grad)),
             ]
         if predicted:
             cols += [
