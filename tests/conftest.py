@@ -5,12 +5,44 @@
 * ``ks_pvalue``: a Kolmogorov-Smirnov p-value that is valid for values rounded to a float
   dtype (float16 and bfloat16 are coarse enough to fail a continuous KS test on 1e5 samples).
 * ``bits``: the raw bit pattern of an array, for bitwise comparisons.
+* ``moment_failures``: which of the mean and variance of a sample lie outside ``k`` standard errors
+  of the distribution's (standard errors from the sample size and the distribution's kurtosis),
+  so a 2x variance error is caught at the sample sizes the tests use.
+
+The suite refuses to run without the compiled core (``pytest_configure`` below): an
+installation whose C build failed silently would otherwise skip every compiled-executor test
+and pass.  Set ``WEIGHTINIT_NO_EXTENSION=1`` (the variable that also makes ``setup.py`` skip
+the build) to test a NumPy-only installation on purpose; the compiled-core tests then skip
+and say why.
 """
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
+
+NO_EXTENSION_ENV = "WEIGHTINIT_NO_EXTENSION"
+
+
+def extension_opted_out() -> bool:
+    """Whether the person running the tests chose a NumPy-only run (any non-empty value, as in setup.py)."""
+    return bool(os.environ.get(NO_EXTENSION_ENV))
+
+
+def pytest_configure(config):
+    from weightinit.executors import compiled
+
+    if compiled.available() or extension_opted_out():
+        return
+    raise pytest.UsageError(
+        "weightinit's compiled core (weightinit.executors._core_ext) is not loaded "
+        f"({compiled._IMPORT_ERROR}), so its tests cannot run. Build it with a C compiler "
+        "(`pip install -e .` or `python setup.py build_ext --inplace`), or set "
+        f"{NO_EXTENSION_ENV}=1 to test the NumPy reference alone (the compiled-core tests then skip)."
+    )
+
 
 _M32 = 0xFFFFFFFF
 
@@ -117,3 +149,28 @@ def model_zoo(transformers):
     import torchvision
 
     return types.SimpleNamespace(transformers=transformers, timm=timm, torchvision=torchvision)
+
+
+def _moment_failures(x, mean: float, var: float, kurtosis: float, k: float = 5.0) -> list[str]:
+    """Checks of the sample mean and variance of ``x`` against a distribution's, ``k`` standard errors wide.
+
+    ``kurtosis`` is the distribution's (non-excess) kurtosis E[(X - mean)^4] / var^2 (3 for a normal,
+    1.8 for a uniform): the standard error of the sample variance is ``var * sqrt((kurtosis - 1) / n)``,
+    that of the mean ``sqrt(var / n)``.  Returns a message per failed check (empty: both hold).
+    """
+    x = np.asarray(x, dtype=np.float64).ravel()
+    n = x.size
+    se_mean = np.sqrt(var / n)
+    se_var = var * np.sqrt((kurtosis - 1.0) / n)
+    m, v = float(x.mean()), float(x.var(ddof=1))
+    out = []
+    if abs(m - mean) > k * se_mean:
+        out.append(f"mean {m:.6g} is {abs(m - mean) / se_mean:.1f} standard errors from {mean:.6g} (n={n})")
+    if abs(v - var) > k * se_var:
+        out.append(f"variance {v:.6g} is {abs(v - var) / se_var:.1f} standard errors from {var:.6g} (n={n})")
+    return out
+
+
+@pytest.fixture(scope="session")
+def moment_failures():
+    return _moment_failures

@@ -21,7 +21,10 @@ from weightinit.executors import compiled as _compiled
 from weightinit.executors import reference as _reference
 from weightinit.random.distributions import Normal, TruncatedNormal, Uniform, make_plan
 
-pytestmark = pytest.mark.skipif(not _compiled.available(), reason="compiled core not built")
+# Only reachable with WEIGHTINIT_NO_EXTENSION=1: otherwise tests/conftest.py stops the run when the core is missing.
+pytestmark = pytest.mark.skipif(
+    not _compiled.available(), reason="compiled core not built (WEIGHTINIT_NO_EXTENSION=1 chose a NumPy-only run)"
+)
 
 DTYPES = [np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16), np.dtype(np.float32), np.dtype(np.float64)]
 DISTS = {
