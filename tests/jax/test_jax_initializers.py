@@ -76,6 +76,50 @@ def test_semantics_follow_jax():
         wij.uniform()(key, (2,), jnp.complex64)
 
 
+UNIFORM_N, UNIFORM_SCALE = 100_000, 2.5
+
+
+def _uniform_failures(x, scale, moment_failures, ks_pvalue) -> list[str]:
+    """KS (p > 1e-6) and mean/variance within 5 standard errors of U[0, scale), from the sample size."""
+    from scipy import stats
+
+    x = np.asarray(x)
+    out = moment_failures(x, scale / 2, scale**2 / 12, 1.8)
+    p = ks_pvalue(x, stats.uniform(0.0, scale).cdf)
+    if p <= 1e-6:
+        out.append(f"KS p-value {p:.3g}")
+    return out
+
+
+def test_uniform_follows_its_distribution_and_jax(moment_failures, ks_pvalue):
+    """uniform(scale) is U[0, scale): 1e5 values pass KS and moment checks that see a 2x variance error."""
+    from scipy import stats
+
+    key = jax.random.key(3)
+    u = np.asarray(wij.uniform(UNIFORM_SCALE)(key, (UNIFORM_N,)))
+    assert u.dtype == np.float32 and u.min() >= 0 and u.max() < UNIFORM_SCALE
+    assert _uniform_failures(u, UNIFORM_SCALE, moment_failures, ks_pvalue) == []
+    # The peer as oracle: jax.nn.initializers.uniform's values have the same distribution.
+    peer = np.asarray(jax.nn.initializers.uniform(UNIFORM_SCALE)(key, (UNIFORM_N,)))
+    assert stats.ks_2samp(u, peer).pvalue > 1e-6
+    # The checks can fail: the same values with 2x and 0.5x their variance are rejected.
+    centre = UNIFORM_SCALE / 2
+    for factor in (2.0, 0.5):
+        failed = _uniform_failures(centre + math.sqrt(factor) * (u - centre), UNIFORM_SCALE, moment_failures, ks_pvalue)
+        assert any(f.startswith("variance") for f in failed) and any(f.startswith("KS") for f in failed), failed
+
+
+def test_uniform_checks_catch_a_builder_with_a_wrong_width(monkeypatch, moment_failures, ks_pvalue):
+    """A builder bug drawing U[0, sqrt(2) scale) (2x the variance) fails the checks above."""
+    import weightinit.jax.initializers as wji
+
+    real = wji.Uniform
+    monkeypatch.setattr(wji, "Uniform", lambda lo, hi: real(lo, lo + math.sqrt(2.0) * (hi - lo)))
+    u = wji.uniform(UNIFORM_SCALE)(jax.random.key(3), (UNIFORM_N,))
+    failed = _uniform_failures(u, UNIFORM_SCALE, moment_failures, ks_pvalue)
+    assert any(f.startswith("variance") for f in failed), failed
+
+
 def test_dtypes_and_complex():
     key = jax.random.key(2)
     for dt in (jnp.float16, jnp.bfloat16, jnp.float32):

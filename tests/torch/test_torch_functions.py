@@ -268,6 +268,62 @@ def test_kaiming(fn, dims, use_a, mode):
         assert _is_normal(t, 0, std)
 
 
+# Beside the ports: 16,384 values per call.  The ports' 30-50 value tensors cannot see a 2x variance
+# error; at this size it moves the variance by ~90 standard errors and the KS distance to ~5x the
+# p = 1e-4 critical value.  Each case is checked against its formula (KS, mean and variance within 5
+# standard errors) and against torch.nn.init's own values (two-sample KS), and the same checks must
+# reject the values with their variance doubled or halved.
+_G = math.sqrt(2.0 / (1 + 0.5**2))  # leaky_relu gain for a = 0.5
+_LARGE = {
+    "uniform_": ((128, 128), {"a": -1.5, "b": 2.5}, lambda: stats.uniform(-1.5, 4.0)),
+    "normal_": ((128, 128), {"mean": 0.5, "std": 2.0}, lambda: stats.norm(0.5, 2.0)),
+    "trunc_normal_": (
+        (128, 128),
+        {"mean": 0.1, "std": 0.8, "a": -1.0, "b": 1.5},
+        lambda: stats.truncnorm((-1.0 - 0.1) / 0.8, (1.5 - 0.1) / 0.8, loc=0.1, scale=0.8),
+    ),
+    "xavier_uniform_": (
+        (128, 64, 2),  # fan_in 128, fan_out 256
+        {"gain": 1.3},
+        lambda: stats.uniform(-1.3 * math.sqrt(6 / 384), 2 * 1.3 * math.sqrt(6 / 384)),
+    ),
+    "xavier_normal_": ((128, 64, 2), {"gain": 1.3}, lambda: stats.norm(0, 1.3 * math.sqrt(2 / 384))),
+    "kaiming_uniform_": (
+        (64, 128, 2),  # fan_out 128
+        {"a": 0.5, "mode": "fan_out"},
+        lambda: stats.uniform(-_G * math.sqrt(3 / 128), 2 * _G * math.sqrt(3 / 128)),
+    ),
+    "kaiming_normal_": (
+        (128, 128),
+        {"mode": "fan_in", "nonlinearity": "relu"},
+        lambda: stats.norm(0, math.sqrt(2 / 128)),
+    ),
+}
+
+
+def _large_failures(x, law, peer, moment_failures) -> list[str]:
+    mean, var, _, excess = (float(v) for v in law.stats(moments="mvsk"))
+    out = moment_failures(x, mean, var, excess + 3.0)
+    if (p := stats.kstest(x, law.cdf).pvalue) <= P_MIN:
+        out.append(f"KS p-value {p:.3g} against the formula")
+    if (p := stats.ks_2samp(x, peer).pvalue) <= P_MIN:
+        out.append(f"KS p-value {p:.3g} against torch.nn.init")
+    return out
+
+
+@pytest.mark.parametrize("name", list(_LARGE))
+def test_large_sample_matches_formula_and_torch(name, moment_failures):
+    shape, kwargs, law = _LARGE[name]
+    law = law()
+    ours = getattr(init, name)(torch.empty(shape, dtype=torch.float64), **kwargs, seed=5).flatten().numpy()
+    peer = getattr(torch.nn.init, name)(torch.empty(shape, dtype=torch.float64), **kwargs).flatten().numpy()
+    assert _large_failures(ours, law, peer, moment_failures) == []
+    centre = float(law.mean())
+    for factor in (2.0, 0.5):  # the checks can fail: a 2x (or 0.5x) variance error fails all but the mean's
+        failed = _large_failures(centre + math.sqrt(factor) * (ours - centre), law, peer, moment_failures)
+        assert [f.split(" ")[0] for f in failed] == ["variance", "KS", "KS"], (factor, failed)
+
+
 def test_sparse_only_works_on_2d_inputs():
     for dims in [1, 3]:
         with pytest.raises(ValueError, match="Only tensors with 2 dimensions are supported"):
