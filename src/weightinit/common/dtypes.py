@@ -17,6 +17,7 @@ __all__ = [
     "require_float",
     "require_numeric",
     "FLOAT_DTYPES",
+    "real_dtype_of",
 ]
 
 bfloat16 = np.dtype(ml_dtypes.bfloat16)
@@ -146,3 +147,12 @@ def require_numeric(dtype, who: str) -> np.dtype:
     if dt.kind in "biufc" or dt == bfloat16:
         return dt
     raise value_error("dtype", dt.name, f"must be a numeric or bool dtype for {who}")
+
+
+def real_dtype_of(dt) -> np.dtype:
+    """The dtype of each part of a complex dtype: float32 for complex64, float64 for complex128.
+
+    >>> real_dtype_of(np.complex64)
+    dtype('float32')
+    """
+    return np.dtype(np.float32) if np.dtype(dt) == np.complex64 else np.dtype(np.float64)

@@ -30,6 +30,8 @@ from weightinit.doctor.analytic import chi, depth_stability, moment_map, rescale
 from weightinit.doctor.diagnose import diagnose
 from weightinit.doctor.lsuv import lsuv_rescale
 from weightinit.doctor.report import FixReport, Flag, LayerStats, Report
+from weightinit.initializers.orthogonal import Orthogonal
+from weightinit.random.streams import Stream
 
 __all__ = ["Chain", "chain_loss", "doctor_chain", "fix_chain"]
 
@@ -286,8 +288,6 @@ def _lsuv_kernel(chain: Chain, state, layer, k: np.ndarray, target: float, tol: 
 def fix_chain(chain: Chain, mode: str, inputs, *, target: float = 1.0, tol: float = 0.1, max_iter: int = 10,
               seed: int = 0, batch: int = 64, input_shape=None, measure: bool = True) -> FixReport:  # fmt: skip
     """Rescale the kernels of ``chain``'s model in place (``mode`` ``"lsuv"`` or ``"analytic"``)."""
-    from weightinit import Orthogonal, Stream
-
     x = chain_input(chain, inputs, batch, input_shape, seed)
     rep = FixReport(mode=mode)
     if measure:

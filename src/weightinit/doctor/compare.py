@@ -22,8 +22,9 @@ def apply_initializer(model, name: str, seed: int = 0, data=None) -> None:
     import numpy as np
 
     import torch
-    from weightinit import Stream, get
     from weightinit.doctor.backends import torch as tu
+    from weightinit.random.streams import Stream
+    from weightinit.registry.api import get
 
     if name == "default":
         return

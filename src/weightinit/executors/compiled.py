@@ -28,6 +28,7 @@ import numpy as np
 
 from weightinit.common.dtypes import bfloat16
 from weightinit.common.errors import FallbackWarning, type_error, value_error
+from weightinit.random.sampling import register_executor
 
 try:  # pragma: no branch
     from weightinit.executors import _core_ext as _core_ext
@@ -183,8 +184,6 @@ _WARNED = {"done": False}
 
 def register() -> None:
     """Register the compiled executor as the default, or warn once that the NumPy reference is used."""
-    from weightinit.random.sampling import register_executor
-
     if _core_ext is not None:
         forced = os.environ.get("WEIGHTINIT_SIMD", "").strip()
         if forced:

@@ -33,8 +33,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from weightinit.common.dtypes import real_dtype_of
 from weightinit.common.errors import value_error
 from weightinit.random.distributions import Uniform
+from weightinit.random.sampling import sample, widen_region
 from weightinit.random.special import log32, log64
 
 __all__ = ["ComplexDisk", "ComplexTruncatedNormal", "real_dtype_of", "COMPLEX_TRUNCATED_STD_FACTOR"]
@@ -43,11 +45,6 @@ COMPLEX_TRUNCATED_STD_FACTOR = 0.95311164380491208
 """sqrt(E|z|^2) of a standard complex normal truncated to |z| < 2 (JAX's correction)."""
 
 _UNIT = Uniform(0.0, 1.0)
-
-
-def real_dtype_of(dt: np.dtype) -> np.dtype:
-    """float32 for complex64, float64 for complex128."""
-    return np.dtype(np.float32) if np.dtype(dt) == np.complex64 else np.dtype(np.float64)
 
 
 def _positive(name, v) -> float:
@@ -68,8 +65,6 @@ class _Polar:
 
     def draw(self, stream, shape, dtype, region, out=None) -> np.ndarray:
         """``x[region]`` of a complex tensor ``x`` of ``shape`` (``dtype`` complex64/complex128)."""
-        from weightinit.random.sampling import sample, widen_region
-
         dt = np.dtype(dtype)
         if dt.kind != "c":
             raise value_error("dtype", dt.name, f"must be complex64 or complex128 for {type(self).__name__}")

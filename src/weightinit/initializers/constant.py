@@ -9,7 +9,7 @@ from weightinit.common.dtypes import bfloat16, require_numeric
 from weightinit.common.errors import InitializerValueError, value_error
 from weightinit.common.shapes import RegionPlan
 from weightinit.initializers.base import BuiltinInitializer
-from weightinit.registry.api import builtin
+from weightinit.initializers.names import builtin
 
 __all__ = ["Zeros", "Ones", "Constant", "Identity", "cast_exact"]
 

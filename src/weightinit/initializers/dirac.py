@@ -21,8 +21,8 @@ from weightinit.common.checks import real_number
 from weightinit.common.dtypes import compute_dtype, require_float, require_numeric
 from weightinit.common.errors import InitializerValueError, value_error
 from weightinit.initializers.base import BuiltinInitializer, RandomInitializer
+from weightinit.initializers.names import builtin
 from weightinit.initializers.orthogonal import orthogonal_matrix
-from weightinit.registry.api import builtin
 
 __all__ = ["Dirac", "DeltaOrthogonal"]
 

@@ -31,11 +31,11 @@ from weightinit.common.errors import InitializerValueError, value_error
 from weightinit.common.shapes import RegionPlan
 from weightinit.initializers.base import RandomInitializer
 from weightinit.initializers.constant import Zeros
+from weightinit.initializers.names import builtin
 from weightinit.initializers.random_values import RandomUniform
 from weightinit.initializers.variance_scaling import GlorotUniform, LecunNormal, _Preset
 from weightinit.random.distributions import Normal, TruncatedNormal, Uniform
 from weightinit.random.sampling import sample
-from weightinit.registry.api import builtin
 
 __all__ = ["TorchLinearWeight", "TorchLinearBias", "TorchEmbedding", "FlaxEmbed", "HaikuLinear"]
 

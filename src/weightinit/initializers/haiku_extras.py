@@ -11,9 +11,9 @@ from weightinit.common.dtypes import require_float, require_numeric
 from weightinit.common.errors import InitializerValueError, value_error
 from weightinit.common.shapes import RegionPlan
 from weightinit.initializers.base import BuiltinInitializer, RandomInitializer
+from weightinit.initializers.names import builtin
 from weightinit.random.distributions import Uniform
 from weightinit.random.sampling import sample
-from weightinit.registry.api import builtin
 
 __all__ = ["BatchedIdentity", "UniformScaling"]
 

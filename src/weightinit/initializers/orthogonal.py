@@ -10,9 +10,9 @@ from weightinit.common.checks import real_number
 from weightinit.common.dtypes import compute_dtype, require_float
 from weightinit.common.errors import InitializerValueError, value_error
 from weightinit.initializers.base import RandomInitializer
+from weightinit.initializers.names import builtin
 from weightinit.random.distributions import Normal
 from weightinit.random.sampling import sample
-from weightinit.registry.api import builtin
 
 __all__ = ["Orthogonal", "orthogonal_matrix"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from weightinit.common.dtypes import require_float
 from weightinit.initializers.base import RandomInitializer
+from weightinit.initializers.names import builtin
 from weightinit.random.distributions import Normal, Uniform
 from weightinit.random.distributions import TruncatedNormal as _TruncatedNormalDist
 from weightinit.random.sampling import sample
-from weightinit.registry.api import builtin
 
 __all__ = ["RandomNormal", "RandomUniform", "TruncatedNormal"]
 

@@ -20,9 +20,9 @@ from weightinit.common.errors import value_error
 from weightinit.common.shapes import RegionPlan
 from weightinit.initializers.base import RandomInitializer
 from weightinit.initializers.fans import compute_fans
+from weightinit.initializers.names import builtin
 from weightinit.random.distributions import Normal, Uniform
 from weightinit.random.sampling import sample
-from weightinit.registry.api import builtin
 
 __all__ = ["ScaledResidual", "Fixup", "TFixup", "MuP"]
 

@@ -25,9 +25,9 @@ import numpy as np
 from weightinit.common.dtypes import require_float
 from weightinit.common.errors import InitializerValueError, value_error
 from weightinit.initializers.base import RandomInitializer
+from weightinit.initializers.names import builtin
 from weightinit.random.distributions import Normal, Uniform
 from weightinit.random.sampling import sample
-from weightinit.registry.api import builtin
 
 __all__ = ["Sparse", "MartensSparse", "MASK_CHILD"]
 

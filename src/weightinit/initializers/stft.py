@@ -7,7 +7,7 @@ import numpy as np
 from weightinit.common.dtypes import require_float
 from weightinit.common.errors import InitializerValueError, value_error
 from weightinit.initializers.base import BuiltinInitializer
-from weightinit.registry.api import builtin
+from weightinit.initializers.names import builtin
 
 __all__ = ["STFT", "get_window"]
 

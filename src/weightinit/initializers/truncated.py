@@ -24,10 +24,10 @@ from weightinit.common.checks import real_number
 from weightinit.common.dtypes import require_float
 from weightinit.common.errors import value_error
 from weightinit.initializers.base import RandomInitializer
+from weightinit.initializers.names import builtin
 from weightinit.random.distributions import Normal
 from weightinit.random.distributions import TruncatedNormal as _TruncDist
 from weightinit.random.sampling import sample
-from weightinit.registry.api import builtin
 
 __all__ = [
     "TruncNormal",

@@ -10,9 +10,9 @@ from weightinit.common.errors import InitializerTypeError, InitializerValueError
 from weightinit.initializers.base import RandomInitializer
 from weightinit.initializers.complex import COMPLEX_TRUNCATED_STD_FACTOR, ComplexDisk, ComplexTruncatedNormal
 from weightinit.initializers.fans import check_axes, compute_fans
+from weightinit.initializers.names import builtin
 from weightinit.random.distributions import Normal, TruncatedNormal, Uniform
 from weightinit.random.sampling import sample
-from weightinit.registry.api import builtin
 
 __all__ = [
     "VarianceScaling",

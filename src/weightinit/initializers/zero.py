@@ -9,7 +9,7 @@ import numpy as np
 from weightinit.common.dtypes import require_float, require_numeric
 from weightinit.common.errors import InitializerValueError, value_error
 from weightinit.initializers.base import BuiltinInitializer
-from weightinit.registry.api import builtin
+from weightinit.initializers.names import builtin
 
 __all__ = ["ZerO", "IRNN", "hadamard", "zero_matrix"]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from weightinit.common import validate as _validate
-from weightinit.common.dtypes import standardize_dtype
+from weightinit.common.dtypes import real_dtype_of, standardize_dtype
 from weightinit.common.errors import InitializerValueError
 from weightinit.common.shapes import RegionPlan
 from weightinit.random.distributions import make_plan
@@ -121,8 +121,6 @@ def widen_region(region, shape: tuple[int, ...]):
 
 
 def _sample_componentwise(dist, stream, shape, cdt, region, out, executor) -> np.ndarray:
-    from weightinit.initializers.complex import real_dtype_of
-
     rdt = real_dtype_of(cdt)
     rout = None
     if out is not None:

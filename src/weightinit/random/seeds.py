@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import secrets
 import threading
+from typing import Union
+
+import numpy as np
 
 from weightinit.common.errors import type_error
 from weightinit.random.philox import philox4x32_scalar
@@ -27,6 +30,7 @@ __all__ = [
     "resolve_seed_argument",
     "serialize_seed",
     "deserialize_seed",
+    "SeedLike",
 ]
 
 _lock = threading.Lock()
@@ -112,6 +116,10 @@ class SeedGenerator:
 
     def __repr__(self) -> str:
         return f"SeedGenerator(seed={self.seed}, calls={self._count})"
+
+
+SeedLike = Union[int, np.integer, SeedGenerator, Stream, None]
+"""An initializer seed: a non-negative int below 2**64, a SeedGenerator, a Stream, or None."""
 
 
 def resolve_seed_argument(seed):

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import re
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from weightinit.common.dtypes import standardize_dtype
 from weightinit.common.errors import InitializerTypeError, InitializerValueError
+from weightinit.common.shapes import normalize_shape
 from weightinit.initializers.base import Initializer
+from weightinit.initializers.names import _BUILTINS, aliases_of, builtin, builtin_classes, builtin_names, to_snake_case
 
 __all__ = [
     "builtin",
@@ -30,48 +32,8 @@ __all__ = [
     "to_snake_case",
 ]
 
-_BUILTINS: dict[str, type] = {}
 _CUSTOM: dict[str, Any] = {}
 _MODULE = "weightinit"
-
-
-def to_snake_case(name: str) -> str:
-    """Keras' snake_case rule: ``GlorotUniform`` -> ``glorot_uniform``, ``STFT`` -> ``stft``."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    name = re.sub("([a-z])([A-Z])", r"\1_\2", name)
-    return name.lower()
-
-
-def builtin(*aliases: str) -> Callable[[type], type]:
-    """Class decorator registering a built-in under its names and ``aliases``."""
-
-    def deco(cls: type) -> type:
-        for name in (cls.__name__, to_snake_case(cls.__name__), *aliases):
-            if name in _BUILTINS and _BUILTINS[name] is not cls:
-                raise RuntimeError(f"initializer name {name!r} registered twice")
-            _BUILTINS[name] = cls
-        return cls
-
-    return deco
-
-
-def builtin_names() -> list[str]:
-    """Every identifier :func:`get` accepts for a built-in."""
-    return sorted(_BUILTINS)
-
-
-def builtin_classes() -> list[type]:
-    """Each built-in class once, in registration order."""
-    seen: dict[type, None] = {}
-    for cls in _BUILTINS.values():
-        seen.setdefault(cls, None)
-    return list(seen)
-
-
-def aliases_of(cls: type) -> list[str]:
-    """All names registered for ``cls``."""
-    return [n for n, c in _BUILTINS.items() if c is cls]
 
 
 def register(package: str = "Custom", name: str | None = None) -> Callable[[Any], Any]:
@@ -200,9 +162,6 @@ def _array_initializer(value):
     arr = np.asarray(value)
 
     def initialize_fn(shape, dtype=None, **kwargs):
-        from weightinit.common.dtypes import standardize_dtype
-        from weightinit.common.shapes import normalize_shape
-
         shape = normalize_shape(shape)
         if tuple(arr.shape) != shape:
             raise InitializerValueError(

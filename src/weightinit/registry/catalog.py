@@ -6,6 +6,8 @@ test checks that every registered name appears in it.
 
 from __future__ import annotations
 
+from weightinit.registry.api import aliases_of, builtin_classes
+
 __all__ = ["SOURCES", "DIFFERENCES", "render"]
 
 DIFFERENCES = [
@@ -97,9 +99,6 @@ def _cell(text: str) -> str:
 
 def render() -> str:
     """The Markdown of docs/catalog.md, from the registry."""
-    import weightinit  # noqa: F401  (registers every built-in)
-    from weightinit.registry.api import aliases_of, builtin_classes
-
     lines = [
         "# Catalog of initializers",
         "",

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 from weightinit.common.errors import InitializerTypeError, InitializerValueError
+from weightinit.initializers.orthogonal import Orthogonal
+from weightinit.random.streams import Stream
 
 CHANNELS_FIRST = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.modules.pooling._MaxPoolNd,
                   nn.modules.pooling._AvgPoolNd, nn.modules.pooling._AdaptiveAvgPoolNd, nn.GroupNorm,
@@ -143,7 +145,6 @@ def orthogonal_(weight: torch.Tensor, seed: int, name: str) -> None:
     not depend on the order layers are visited.  A DTensor ``weight`` (e.g. an FSDP2 parameter) gets its shard of
     the same full matrix, so the gathered weight equals the single-device one.
     """
-    from weightinit import Orthogonal, Stream
     from weightinit.torch.dtensor import fill_via_full_, is_dtensor
 
     out = weight.shape[0]
