@@ -10,6 +10,7 @@ so these tests can fail.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -85,8 +86,11 @@ def test_checks_catch_a_2x_variance_error(name, factor, samples, moment_failures
 @pytest.mark.parametrize("name", ["normal", "truncated_normal"])
 def test_checks_catch_a_sampler_with_a_wrong_stddev(name, monkeypatch, moment_failures):
     """A sampler bug that draws with stddev * sqrt(2) (a 2x variance error) fails the test above."""
-    real_normal, real_truncated = functional.Normal, functional.TruncatedNormal
-    monkeypatch.setattr(functional, "Normal", lambda m, s: real_normal(m, s * math.sqrt(2.0)))
-    monkeypatch.setattr(functional, "TruncatedNormal", lambda m, s, a, b: real_truncated(m, s * math.sqrt(2.0), a, b))
+    real_sample = functional.sample
+
+    def wrong_sample(dist, *args, **kwargs):
+        return real_sample(dataclasses.replace(dist, std=dist.std * math.sqrt(2.0)), *args, **kwargs)
+
+    monkeypatch.setattr(functional, "sample", wrong_sample)
     failed = _failures(name, _draw(name), moment_failures)
     assert any(f.startswith("variance") for f in failed), failed

@@ -76,4 +76,5 @@ __all__ = [
     "wrap",
     "stream_key",
     "sample",
+    "jax_fans",
 ]
