@@ -16,7 +16,9 @@ The graph is grimp's (import-linter's engine), built from the source without imp
 from __future__ import annotations
 
 import ast
+import itertools
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -40,9 +42,7 @@ _LINT = (
 
 def _lint(src_dir: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(src_dir), os.environ.get("PYTHONPATH", "")]))
-    return subprocess.run(
-        [sys.executable, "-c", _LINT], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([sys.executable, "-c", _LINT], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,9 @@ def test_import_linter_contracts_can_fail(tmp_path):
     copy = tmp_path / "weightinit"
     shutil.copytree(SRC, copy, ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__", "_core"))
     errors = copy / "common" / "errors.py"
-    errors.write_text(errors.read_text() + "\n\ndef _upward():\n    from weightinit.registry.api import get\n\n    return get\n")
+    errors.write_text(
+        errors.read_text() + "\n\ndef _upward():\n    from weightinit.registry.api import get\n\n    return get\n"
+    )
     proc = _lint(tmp_path)
     assert proc.returncode != 0, proc.stdout[-3000:]
     assert "weightinit.common is not allowed to import weightinit.registry" in proc.stdout, proc.stdout[-3000:]
@@ -88,7 +90,7 @@ def test_no_import_cycles(graph):
             if i == "weightinit" or (m, i) == _EXTENSION_IMPORT:
                 continue
             back = graph.find_shortest_chain(importer=i, imported=m)
-            if back and _EXTENSION_IMPORT not in zip(back, back[1:]):
+            if back and _EXTENSION_IMPORT not in itertools.pairwise(back):
                 cycles.append(f"{m} -> {' -> '.join(back)}")
     assert cycles == []
 
@@ -137,3 +139,70 @@ def test_function_local_import_finder_sees_hidden_imports(tmp_path):
         "def f():\n    from weightinit.registry import api\n    return api\n"
     )
     assert _function_local_imports(p) == [(4, "a.b"), (6, "weightinit.registry")]
+
+
+# ------------------------------------------------------------------------------------- docs/architecture.md
+
+_DOC = ROOT / "docs" / "architecture.md"
+_DOTTED = re.compile(r"(?<![\w.])weightinit(?:\.[A-Za-z_]\w*)+")
+_PATH = re.compile(r"`([\w.-]+/[\w./-]+\.(?:py|md|json|toml|h|c))`")  # paths with a directory
+
+
+def _top_level_names(path: Path) -> set[str]:
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return names
+
+
+def _module_file(dotted: str) -> Path | None:
+    base = ROOT / "src" / Path(*dotted.split("."))
+    for p in (base.with_suffix(".py"), base / "__init__.py"):
+        if p.is_file():
+            return p
+    return None
+
+
+def _missing_in_doc(text: str) -> list[str]:
+    """The dotted weightinit names and file paths of ``text`` that do not exist in the tree."""
+    missing = []
+    for dotted in sorted(set(_DOTTED.findall(text))):
+        parts = dotted.split(".")
+        # The longest prefix that is a module; at most one attribute may follow, defined at its top level.
+        for k in range(len(parts), 0, -1):
+            f = _module_file(".".join(parts[:k]))
+            if f is not None:
+                break
+        rest = parts[k:]
+        if f is None or len(rest) > 1 or (rest and rest[0] not in _top_level_names(f)):
+            missing.append(dotted)
+    for rel in sorted(set(_PATH.findall(text))):
+        if not ((ROOT / rel).exists() or (ROOT / "src" / rel).exists()):
+            missing.append(rel)
+    return missing
+
+
+def test_architecture_map_names_only_modules_that_exist():
+    text = _DOC.read_text()
+    assert len(set(_DOTTED.findall(text))) > 40  # the map names the modules it describes
+    assert _missing_in_doc(text) == []
+
+
+def test_architecture_map_check_can_fail():
+    fake = "`weightinit.random.nonexistent`, `weightinit.common.dtypes.no_such_function`, `tests/nowhere.py`"
+    assert _missing_in_doc(fake) == [
+        "weightinit.common.dtypes.no_such_function",
+        "weightinit.random.nonexistent",
+        "tests/nowhere.py",
+    ]
+    assert _missing_in_doc("`weightinit.common.dtypes.real_dtype_of`, `weightinit.random.sampling`") == []
+
+
+def test_readme_links_the_architecture_map():
+    assert "(docs/architecture.md)" in (ROOT / "README.md").read_text()
