@@ -59,7 +59,7 @@ def apply_initializer(model, name: str, seed: int = 0, data=None) -> None:
 def check_inits(inits) -> tuple[str, ...]:
     """``inits`` as a tuple, each a weightinit initializer name, ``"default"`` or ``"lsuv"``; raises
     :class:`weightinit.common.errors.InitializerValueError` naming the first unknown one (before any training)."""
-    from weightinit import get
+    from weightinit.registry.api import get
     from weightinit.common.errors import value_error
 
     inits = tuple(inits)
