@@ -59,8 +59,8 @@ def apply_initializer(model, name: str, seed: int = 0, data=None) -> None:
 def check_inits(inits) -> tuple[str, ...]:
     """``inits`` as a tuple, each a weightinit initializer name, ``"default"`` or ``"lsuv"``; raises
     :class:`weightinit.common.errors.InitializerValueError` naming the first unknown one (before any training)."""
-    from weightinit.registry.api import get
     from weightinit.common.errors import value_error
+    from weightinit.registry.api import get
 
     inits = tuple(inits)
     if not inits:
