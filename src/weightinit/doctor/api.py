@@ -57,6 +57,9 @@ def doctor(model, inputs=None, *, targets=None, loss_fn=None, analytic: bool = T
                 rep.notes.append(f"analytic mode failed: {type(e).__name__}: {e}")
             else:
                 _merge(rep, pred)
+        from weightinit.doctor.llm import llm_checks
+
+        rep.flags += llm_checks(model)
         return rep
     if fw == "keras":
         from weightinit.doctor.backends.keras import doctor_keras

@@ -1,0 +1,156 @@
+"""LLM init checks on small hand-built transformer blocks: each finding fires on the bug and not on the fix."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import weightinit as wi  # noqa: E402
+from torch import nn  # noqa: E402
+from weightinit.doctor.llm import llm_checks  # noqa: E402
+
+D, V = 32, 64
+
+
+class Block(nn.Module):
+    def __init__(self, d=D):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.c_attn = nn.Linear(d, 3 * d)
+        self.c_proj = nn.Linear(d, d)
+        self.c_fc = nn.Linear(d, 4 * d)
+        self.mlp_proj = nn.Linear(4 * d, d)
+
+    def forward(self, x):
+        q, k, v = self.c_attn(self.ln1(x)).chunk(3, dim=-1)
+        a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1) @ v
+        x = x + self.c_proj(a)
+        return x + self.mlp_proj(torch.nn.functional.gelu(self.c_fc(self.ln2(x))))
+
+
+class TinyLM(nn.Module):
+    def __init__(self, layers=4, tie=True):
+        super().__init__()
+        self.wte = nn.Embedding(V, D)
+        self.h = nn.ModuleList(Block() for _ in range(layers))
+        self.ln_f = nn.LayerNorm(D)
+        self.lm_head = nn.Linear(D, V, bias=False)
+        if tie:
+            self.lm_head.weight = self.wte.weight
+
+    def forward(self, idx):
+        x = self.wte(idx)
+        for b in self.h:
+            x = b(x)
+        return self.lm_head(self.ln_f(x))
+
+
+def gpt2_init(model, layers):
+    """GPT-2's init: N(0, 0.02) everywhere, residual projections N(0, 0.02 / sqrt(2 L)), zero biases."""
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if p.ndim == 2:
+                std = 0.02 / math.sqrt(2 * layers) if n.endswith(("c_proj.weight", "mlp_proj.weight")) else 0.02
+                p.copy_(torch.randn(p.shape, generator=g) * std)
+            elif n.endswith("bias"):
+                p.zero_()
+
+
+def kinds(model):
+    return [f.kind for f in llm_checks(model)]
+
+
+@pytest.fixture()
+def lm():
+    torch.manual_seed(0)
+    m = TinyLM()
+    gpt2_init(m, 4)
+    return m
+
+
+def test_a_gpt2_initialized_model_is_clean(lm):
+    assert kinds(lm) == []
+    rep = wi.doctor(lm, torch.randint(0, V, (8, 16)))
+    assert not {f.kind for f in rep.flags} & {"uninitialized", "fused_fans", "residual_scaling", "tied_head",
+                                              "low_precision_init"}  # fmt: skip
+
+
+def test_uninitialized_after_to_empty(lm):
+    with torch.no_grad():
+        lm.h[2].c_fc.weight[0, :3] = float("nan")
+    (f,) = llm_checks(lm)
+    assert f.kind == "uninitialized" and f.layer == "h.2.c_fc.weight" and f.severity == "error"
+    e = TinyLM().to_empty(device="cpu")
+    with torch.no_grad():  # to_empty's memory is arbitrary; make it look like garbage deterministically
+        e.h[0].c_attn.weight.fill_(3e38)
+    assert "uninitialized" in kinds(e)
+    assert "uninitialized" in {f.kind for f in wi.doctor(e, torch.randint(0, V, (4, 8))).flags}
+
+
+def test_fused_qkv_with_the_fused_fans(lm):
+    for b in lm.h:
+        nn.init.xavier_uniform_(b.c_attn.weight)  # fans (32, 96): std sqrt(2/128), each block wants sqrt(2/64)
+    flags = [f for f in llm_checks(lm) if f.kind == "fused_fans"]
+    assert flags[0].layer == "h.0.c_attn" and "chunk(3)" in flags[0].fix
+    exec(flags[0].fix.replace("model.", "lm."), {"torch": torch, "lm": lm})  # the one-line fix, as printed
+    for b in lm.h[1:]:
+        for w in b.c_attn.weight.data.chunk(3):
+            nn.init.xavier_uniform_(w)
+    assert "fused_fans" not in kinds(lm)
+
+
+def test_fused_orthogonal(lm):
+    nn.init.orthogonal_(lm.h[0].c_attn.weight)
+    assert [f.layer for f in llm_checks(lm) if f.kind == "fused_fans"] == ["h.0.c_attn"]
+    for w in lm.h[0].c_attn.weight.data.chunk(3):
+        nn.init.orthogonal_(w)
+    assert "fused_fans" not in kinds(lm)
+
+
+def test_residual_projections_without_depth_scaling():
+    torch.manual_seed(0)
+    m = TinyLM(layers=6)
+    for p in m.parameters():
+        if p.ndim == 2:
+            nn.init.normal_(p, std=0.02)  # the residual projections too: no 1/sqrt(2L)
+    (f,) = [f for f in llm_checks(m) if f.kind == "residual_scaling"]
+    assert "2L = 12" in f.message and "0.2887" in f.fix
+    import re
+
+    exec(f.fix, {"model": m, "re": re})  # the one-line fix, as printed
+    assert "residual_scaling" not in kinds(m)
+    assert "residual_scaling" not in kinds(TinyLM(layers=2))  # too shallow to matter
+
+
+@pytest.mark.parametrize(("dtype", "word"), [(torch.bfloat16, "bfloat16"), (torch.float16, "float16")])
+def test_low_precision_sampling(lm, dtype, word):
+    with torch.no_grad():
+        w = lm.h[1].c_fc.weight
+        w.copy_(torch.randn(w.shape, dtype=dtype) * 0.02)  # sampled in low precision, stored in float32
+    (f,) = [f for f in llm_checks(lm) if f.kind == "low_precision_init"]
+    assert f.layer == "h.1.c_fc.weight" and word in f.message
+    with torch.no_grad():
+        w.copy_(torch.randn(w.shape) * 0.02)
+    assert "low_precision_init" not in kinds(lm)
+
+
+def test_tied_head_initialized_twice_or_at_the_wrong_width(lm):
+    nn.init.kaiming_uniform_(lm.lm_head.weight, a=math.sqrt(5))  # nn.Linear's default, run after the embedding's
+    (f,) = [f for f in llm_checks(lm) if f.kind == "tied_head"]
+    assert "overwrote" in f.message
+    torch.manual_seed(1)
+    m = TinyLM()  # nn.Embedding's default N(0, 1) is the tied head's init
+    gpt2_init(m, 4)
+    nn.init.normal_(m.wte.weight)
+    # width 32 < 64: N(0, 1) logits are only ~5.7x the hidden RMS there, not flagged; at width 64 they are
+    assert "tied_head" not in kinds(m)
+    big = nn.Sequential()
+    big.emb, big.head = nn.Embedding(V, 64), nn.Linear(64, V, bias=False)
+    big.head.weight = big.emb.weight
+    (f,) = [f for f in llm_checks(big) if f.kind == "tied_head"]
+    assert "wrong width" in f.message
+    exec(f.fix.split(": ", 1)[1].replace("model.", "big."), {"torch": torch, "big": big})  # the code part
+    assert "tied_head" not in kinds(big)
