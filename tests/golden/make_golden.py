@@ -25,7 +25,7 @@ from weightinit.registry.api import builtin_classes
 OUT = pathlib.Path(__file__).with_name("stream_v1.json")
 N = 16
 SEEDS = [0, 1, 42, 2**32 + 5, 2**64 - 1]
-DTYPES = ["float16", "bfloat16", "float32", "float64"]
+DTYPES = ["float16", "bfloat16", "float32", "float64", "float8_e4m3fn", "float8_e5m2"]
 DISTRIBUTIONS = {
     "uniform(0,1)": ("uniform", 0.0, 1.0),
     "uniform(-3,5)": ("uniform", -3.0, 5.0),
@@ -62,7 +62,7 @@ CLASS_SHAPES = {
 }
 INIT_SEED = 7
 INIT_SHAPES = [(4, 5), (3, 3, 4, 8)]
-INIT_DTYPES = ["float32", "float64", "bfloat16"]
+INIT_DTYPES = ["float32", "float64", "bfloat16", "float8_e4m3fn", "float8_e5m2"]
 
 
 def dist_of(spec):
@@ -76,7 +76,7 @@ def dist_of(spec):
 def hexbits(x) -> str:
     """The values' bit patterns in their dtype, as space-separated hex words."""
     x = np.ascontiguousarray(x).ravel()
-    ut = {2: np.uint16, 4: np.uint32, 8: np.uint64}[x.dtype.itemsize]
+    ut = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[x.dtype.itemsize]
     width = 2 * x.dtype.itemsize
     return " ".join(f"{int(b):0{width}x}" for b in x.view(ut))
 

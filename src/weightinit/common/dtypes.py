@@ -18,16 +18,28 @@ __all__ = [
     "require_numeric",
     "FLOAT_DTYPES",
     "real_dtype_of",
+    "FLOAT8_DTYPES",
+    "float8_e4m3fn",
+    "float8_e5m2",
 ]
 
 bfloat16 = np.dtype(ml_dtypes.bfloat16)
-FLOAT_DTYPES = (np.dtype(np.float16), bfloat16, np.dtype(np.float32), np.dtype(np.float64))
+float8_e4m3fn = np.dtype(ml_dtypes.float8_e4m3fn)
+float8_e5m2 = np.dtype(ml_dtypes.float8_e5m2)
+FLOAT8_DTYPES = (float8_e4m3fn, float8_e5m2)
+"""The 8-bit float outputs (OCP FP8): computed in float32, rounded once (weightinit.random.float8)."""
+FLOAT_DTYPES = (np.dtype(np.float16), bfloat16, np.dtype(np.float32), np.dtype(np.float64), *FLOAT8_DTYPES)
+_FLOATX_DTYPES = FLOAT_DTYPES[:4]
+_ML_DTYPES = {"bfloat16": bfloat16, "float8_e4m3fn": float8_e4m3fn, "float8_e5m2": float8_e5m2}
 _FLOATX = {"dtype": np.dtype(np.float32)}
 _ALIASES = {
     "half": "float16",
     "float": "float32",
     "double": "float64",
     "bf16": "bfloat16",
+    "fp8_e4m3": "float8_e4m3fn",
+    "fp8_e4m3fn": "float8_e4m3fn",
+    "fp8_e5m2": "float8_e5m2",
     "fp16": "float16",
     "fp32": "float32",
     "fp64": "float64",
@@ -44,7 +56,7 @@ def floatx() -> np.dtype:
 def set_floatx(dtype) -> None:
     """Set the default float dtype (one of float16, bfloat16, float32, float64)."""
     dt = standardize_dtype(dtype)
-    if dt not in FLOAT_DTYPES:
+    if dt not in _FLOATX_DTYPES:
         raise value_error("dtype", dtype, "must be one of float16, bfloat16, float32, float64")
     _FLOATX["dtype"] = dt
 
@@ -71,7 +83,7 @@ def _standardize(dtype) -> np.dtype:
     """Turn a dtype-like into a NumPy dtype.
 
     Accepts ``None`` (the default float, float32), names (``"float32"``,
-    ``"bfloat16"``, ``"torch.float16"``, ``"fp32"``), NumPy dtypes and scalar
+    ``"bfloat16"``, ``"torch.float16"``, ``"fp32"``, ``"float8_e4m3fn"``), NumPy dtypes and scalar
     types, ``ml_dtypes.bfloat16``, and framework dtypes by name (``torch.float32``,
     ``jnp.bfloat16``, ``tf.float32``).
 
@@ -92,8 +104,8 @@ def _standardize(dtype) -> np.dtype:
     if name is not None:
         name = name.split(".")[-1].strip().lower()
         name = _ALIASES.get(name, name)
-        if name == "bfloat16":
-            return bfloat16
+        if name in _ML_DTYPES:
+            return _ML_DTYPES[name]
         try:
             return np.dtype(name)
         except TypeError:
@@ -132,7 +144,9 @@ def require_float(dtype, who: str, allow_complex: bool = False) -> np.dtype:
     dt = standardize_dtype(dtype)
     if is_float(dt) or (allow_complex and dt in (np.complex64, np.complex128)):
         return dt
-    allowed = "float16, bfloat16, float32 or float64" + (", complex64 or complex128" if allow_complex else "")
+    allowed = "float16, bfloat16, float32, float64, float8_e4m3fn or float8_e5m2" + (
+        ", complex64 or complex128" if allow_complex else ""
+    )
     raise value_error(
         "dtype",
         dt.name,
@@ -144,7 +158,7 @@ def require_float(dtype, who: str, allow_complex: bool = False) -> np.dtype:
 def require_numeric(dtype, who: str) -> np.dtype:
     """Standardize ``dtype`` and check it is numeric or bool (constant initializers)."""
     dt = standardize_dtype(dtype)
-    if dt.kind in "biufc" or dt == bfloat16:
+    if dt.kind in "biufc" or dt == bfloat16 or dt in FLOAT8_DTYPES:
         return dt
     raise value_error("dtype", dt.name, f"must be a numeric or bool dtype for {who}")
 

@@ -26,7 +26,7 @@ import warnings
 
 import numpy as np
 
-from weightinit.common.dtypes import bfloat16
+from weightinit.common.dtypes import bfloat16, float8_e4m3fn, float8_e5m2
 from weightinit.common.errors import FallbackWarning, type_error, value_error
 from weightinit.random.sampling import register_executor
 
@@ -53,7 +53,14 @@ __all__ = [
 NAME = "compiled"
 
 _KIND = {"uniform": 0, "normal": 1, "truncated_normal": 2}
-_OTYPE = {np.dtype(np.float16): 0, bfloat16: 1, np.dtype(np.float32): 2, np.dtype(np.float64): 3}
+_OTYPE = {
+    np.dtype(np.float16): 0,
+    bfloat16: 1,
+    np.dtype(np.float32): 2,
+    np.dtype(np.float64): 3,
+    float8_e4m3fn: 4,
+    float8_e5m2: 5,
+}
 _CONSTS = {
     "uniform": ("scale", "offset"),
     "normal": ("std", "mean"),
@@ -136,7 +143,7 @@ def _args(plan) -> tuple:
 
 
 def _raw(out: np.ndarray) -> np.ndarray:
-    """A writable byte view of a C-contiguous array (works for bfloat16)."""
+    """A writable byte view of a C-contiguous array (works for bfloat16 and the 8-bit floats)."""
     return out.reshape(-1).view(np.uint8)
 
 
@@ -154,7 +161,6 @@ class CompiledExecutor:
     """The compiled CPU executor (name ``"compiled"``): same bits as the reference, much faster."""
 
     name = NAME
-
     def fill_range(self, plan, key, start: int, out: np.ndarray) -> None:
         """Write the values at flat indices ``start .. start + out.size - 1`` into the 1-D buffer ``out``."""
         if out.size == 0:

@@ -32,6 +32,8 @@ from jax import lax
 from weightinit.common.errors import InitializerValueError, type_error
 from weightinit.common.shapes import RegionPlan, normalize_shape
 from weightinit.random.distributions import Plan, make_plan
+from weightinit.random.float8 import FORMATS as _FP8_FORMATS
+from weightinit.random.float8 import round_bits as _fp8_round_bits
 from weightinit.random.philox import M0, M1, ROUNDS, W0, W1
 from weightinit.random.special import LOG32, LOG64, PPND7, PPND16
 from weightinit.random.streams import Stream
@@ -355,6 +357,14 @@ def _values(plan: Plan, w):
             k = (x >> _u32(9)).astype(jnp.int32)
             u = (k * np.int32(2) + np.int32(1)).astype(jnp.float32) * np.float32(2.0**-24)
             y = _truncated(u, c, ndtri32)
+    fmt = _FP8_FORMATS.get(plan.dtype)
+    if fmt is not None:
+        # fp8: clip in float32 (fp8 bounds, monotone rounding: the same as clipping after), then
+        # the stream's integer rounding (weightinit.random.float8), fused by XLA into one loop.
+        if plan.clip is not None:
+            y = jnp.minimum(jnp.maximum(y, np.float32(plan.clip[0])), np.float32(plan.clip[1]))
+        codes = _fp8_round_bits(lax.bitcast_convert_type(y, jnp.uint32), fmt, jnp.where)
+        return lax.bitcast_convert_type(codes.astype(jnp.uint8), plan.dtype)
     y = y.astype(plan.dtype)
     if plan.clip is not None:
         y = jnp.minimum(jnp.maximum(y, plan.clip[0]), plan.clip[1])
@@ -398,7 +408,7 @@ def sample(dist, key, shape, dtype, region=None):
       key: a :class:`weightinit.Stream` or a (2,) uint32 array of stream key
         words (may be traced).
       shape: the whole tensor's shape (static).
-      dtype: float16, bfloat16, float32, or float64 (with ``jax_enable_x64``).
+      dtype: float16, bfloat16, float32, float8_e4m3fn, float8_e5m2, or float64 (with ``jax_enable_x64``).
       region: optional tuple of slices; the result is exactly ``x[region]``.
 
     The values are bitwise those of :func:`weightinit.sample` on CPU.

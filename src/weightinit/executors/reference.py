@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from weightinit.random.distributions import Plan
+from weightinit.random.float8 import is_float8, to_float8
 from weightinit.random.philox import philox4x32
 from weightinit.random.special import ndtri32, ndtri64
 
@@ -105,7 +106,8 @@ def values_from_words(plan: Plan, w: np.ndarray) -> np.ndarray:
         y = y + c["mean"]
     else:  # pragma: no cover - plans are built by make_plan
         raise ValueError(plan.kind)
-    y = y.astype(plan.dtype)
+    # one rounding to the output dtype (8-bit floats: the stream's rounding, weightinit.random.float8)
+    y = to_float8(y, plan.dtype) if is_float8(plan.dtype) else y.astype(plan.dtype)
     if plan.clip is not None:
         y = np.minimum(np.maximum(y, plan.clip[0]), plan.clip[1])
     return y

@@ -43,6 +43,8 @@ from weightinit.common.errors import InitializerTypeError, InitializerValueError
 from weightinit.common.shapes import RegionPlan, normalize_shape
 from weightinit.executors import compiled as _compiled
 from weightinit.random.distributions import Normal, Plan, make_plan
+from weightinit.random.float8 import FORMATS as _FP8_FORMATS
+from weightinit.random.float8 import round_bits as _fp8_round_bits
 from weightinit.random.sampling import sample
 from weightinit.random.special import LOG32, LOG64, PPND7, PPND16
 
@@ -56,6 +58,12 @@ _NP_DTYPES = {
     torch.bfloat16: np.dtype(ml_dtypes.bfloat16),
     torch.float32: np.dtype(np.float32),
     torch.float64: np.dtype(np.float64),
+    torch.float8_e4m3fn: np.dtype(ml_dtypes.float8_e4m3fn),
+    torch.float8_e5m2: np.dtype(ml_dtypes.float8_e5m2),
+}
+_FP8 = {
+    torch.float8_e4m3fn: _FP8_FORMATS[np.dtype(ml_dtypes.float8_e4m3fn)],
+    torch.float8_e5m2: _FP8_FORMATS[np.dtype(ml_dtypes.float8_e5m2)],
 }
 _M32 = 0xFFFFFFFF
 _PHILOX_M0, _PHILOX_M1 = 0xD2511F53, 0xCD9E8D57
@@ -72,17 +80,20 @@ def _np_dtype(tensor: torch.Tensor) -> np.dtype:
     dt = _NP_DTYPES.get(tensor.dtype)
     if dt is None:
         raise InitializerTypeError(
-            f"`tensor` must have a floating dtype (float16, bfloat16, float32 or float64); received a tensor of "
+            "`tensor` must have a floating dtype (float16, bfloat16, float32, float64, float8_e4m3fn or "
+            f"float8_e5m2); received a tensor of "
             f"dtype {tensor.dtype}."
         )
     return dt
 
 
 def numpy_view(tensor: torch.Tensor) -> np.ndarray:
-    """A writable NumPy view of a contiguous CPU tensor (bfloat16 through ml_dtypes), without a copy."""
+    """A writable NumPy view of a contiguous CPU tensor (bfloat16 and fp8 through ml_dtypes), without a copy."""
     t = tensor.detach()
     if t.dtype == torch.bfloat16:
         return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+    if t.dtype in _FP8:
+        return t.view(torch.uint8).numpy().view(_NP_DTYPES[t.dtype])
     return t.numpy()
 
 
@@ -320,6 +331,18 @@ def values_from_words(plan: Plan, w) -> torch.Tensor:
     return y + float(c["mean"])
 
 
+def _to_float8(y: torch.Tensor, clip, fmt) -> torch.Tensor:
+    """float32 chunk -> fp8 codes (uint8) by the stream's integer rounding (weightinit.random.float8).
+
+    The clip runs in float32 before the rounding: the bounds are fp8 values and the rounding is
+    monotone, so this equals clipping after it (torch has no clamp for fp8 tensors).
+    """
+    if clip is not None:
+        y = torch.clamp(y, min=clip[0], max=clip[1])
+    bits = y.view(torch.int32).to(torch.int64) & _M32
+    return _fp8_round_bits(bits, fmt, torch.where).to(torch.uint8)
+
+
 @functools.lru_cache(maxsize=1)
 def _triton():
     """The Triton kernel module, or None when Triton (or a CUDA device) is unavailable."""
@@ -356,7 +379,11 @@ def fill_device_(tensor: torch.Tensor, plan: Plan, key, rp: RegionPlan, chunk: i
             w = _words(key, plan.words, rp.first_run_start + pos, n, None, device)
         else:
             w = _words(key, plan.words, None, n, _flat_indices(rp, pos, n, device), device)
-        y = values_from_words(plan, w).to(tdt)
+        y = values_from_words(plan, w)
+        if tdt in _FP8:
+            flat[pos : pos + n] = _to_float8(y, clip, _FP8[tdt]).view(tdt)
+            continue
+        y = y.to(tdt)
         if clip is not None:
             y = torch.clamp(y, min=clip[0], max=clip[1])
         flat[pos : pos + n] = y

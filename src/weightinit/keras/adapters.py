@@ -24,7 +24,7 @@ _default_backend()
 import numpy as np  # noqa: E402
 
 import keras  # noqa: E402
-from weightinit.common.dtypes import bfloat16, standardize_dtype  # noqa: E402
+from weightinit.common.dtypes import FLOAT8_DTYPES, bfloat16, standardize_dtype  # noqa: E402
 from weightinit.common.errors import InitializerTypeError  # noqa: E402
 from weightinit.initializers.base import Initializer as _CoreInitializer  # noqa: E402
 from weightinit.initializers.base import RandomInitializer  # noqa: E402
@@ -79,9 +79,10 @@ def _seed(seed):
 
 
 def _to_tensor(arr: np.ndarray, dt: np.dtype):
-    if arr.dtype == bfloat16:
-        # Not every backend converts ml_dtypes.bfloat16 arrays; float32 -> bfloat16 is exact here.
-        return keras.ops.convert_to_tensor(arr.astype(np.float32), dtype="bfloat16")
+    if arr.dtype == bfloat16 or arr.dtype in FLOAT8_DTYPES:
+        # Not every backend converts ml_dtypes arrays; float32 -> bfloat16 / fp8 is exact here
+        # (the values are already bfloat16 / fp8 values).
+        return keras.ops.convert_to_tensor(arr.astype(np.float32), dtype=arr.dtype.name)
     return keras.ops.convert_to_tensor(arr, dtype=dt.name)
 
 

@@ -4,7 +4,7 @@ A distribution (:class:`Uniform`, :class:`Normal`, :class:`TruncatedNormal`)
 is validated when it is built.  :func:`make_plan` turns it and an output dtype
 into a :class:`Plan`: every constant an executor needs, computed once on the
 host in float64 and rounded to the compute precision (float32 for
-float16/bfloat16/float32 outputs, float64 for float64).  Executors perform
+float16/bfloat16/float32/float8 outputs, float64 for float64).  Executors perform
 only the per-value steps of docs/random.md ("Distributions") with these
 constants, so all the maths lives here, once.
 """
@@ -19,6 +19,7 @@ import numpy as np
 from weightinit.common.checks import real_number
 from weightinit.common.dtypes import compute_dtype, require_float
 from weightinit.common.errors import InitializerValueError, value_error
+from weightinit.random.float8 import is_float8, to_float8
 from weightinit.random.special import ndtr_host
 
 __all__ = ["Uniform", "Normal", "TruncatedNormal", "Plan", "make_plan", "next_up", "next_down", "MIN_TRUNCATED_MASS"]
@@ -173,7 +174,7 @@ def next_down(x: np.generic) -> np.generic:
 
 def _step(x, direction: int):
     dt = np.asarray(x).dtype
-    ut = {2: np.uint16, 4: np.uint32, 8: np.uint64}[dt.itemsize]
+    ut = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[dt.itemsize]
     arr = np.array([x], dtype=dt)
     if float(arr[0]) == 0.0:
         bits = np.array([1], dtype=ut)
@@ -187,11 +188,18 @@ def _step(x, direction: int):
     return bits.view(dt)[0]
 
 
+def _nearest(v: float, dt: np.dtype):
+    """``v`` rounded to dtype ``dt`` (for 8-bit floats: the stream's rounding, saturating for e4m3fn)."""
+    if is_float8(dt):
+        return to_float8(np.array([v], dtype=np.float32), dt)[0]
+    return np.array([v], dtype=dt)[0]
+
+
 def _lowest_at_least(v: float, dt: np.dtype):
-    """Smallest value of dtype ``dt`` that is >= v."""
+    """Smallest value of dtype ``dt`` that is >= v (NaN when there is none: float8_e4m3fn above 448)."""
     if math.isinf(v):
-        return np.array([v], dtype=dt)[0]
-    c = np.array([v], dtype=dt)[0]
+        return _nearest(v, dt)
+    c = _nearest(v, dt)
     while float(c) < v:
         c = next_up(c)
     return c
@@ -200,8 +208,8 @@ def _lowest_at_least(v: float, dt: np.dtype):
 def _highest_at_most(v: float, dt: np.dtype, strict: bool = False):
     """Largest value of dtype ``dt`` that is <= v (or < v when strict)."""
     if math.isinf(v):
-        return np.array([v], dtype=dt)[0]
-    c = np.array([v], dtype=dt)[0]
+        return _nearest(v, dt)
+    c = _nearest(v, dt)
     while float(c) > v or (strict and float(c) >= v):
         c = next_down(c)
     return c
@@ -238,7 +246,7 @@ def make_plan(dist, dtype) -> Plan:
         consts = {"scale": c(dist.high - dist.low), "offset": c(dist.low)}
         lo = _lowest_at_least(dist.low, dt)
         hi = _highest_at_most(dist.high, dt, strict=True)
-        if float(lo) > float(hi):
+        if not float(lo) <= float(hi):
             raise InitializerValueError(
                 f"No {dt.name} value lies in [minval, maxval) = [{dist.low!r}, {dist.high!r}); widen the interval "
                 "or use a wider dtype."
@@ -249,7 +257,7 @@ def make_plan(dist, dtype) -> Plan:
     if isinstance(dist, TruncatedNormal):
         lo = _lowest_at_least(dist.lower, dt)
         hi = _highest_at_most(dist.upper, dt)
-        if float(lo) > float(hi):
+        if not float(lo) <= float(hi):
             raise InitializerValueError(
                 f"No {dt.name} value lies in [lower, upper] = [{dist.lower!r}, {dist.upper!r}]; widen the interval "
                 "or use a wider dtype."

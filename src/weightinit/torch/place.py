@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 import torch
-from weightinit.common.dtypes import bfloat16
+from weightinit.common.dtypes import bfloat16, float8_e4m3fn, float8_e5m2
 from weightinit.common.errors import InitializerValueError
 from weightinit.random.distributions import Normal, TruncatedNormal, Uniform
 from weightinit.random.sampling import sample
@@ -25,7 +25,10 @@ _NP = {
     torch.bfloat16: bfloat16,
     torch.float32: np.dtype(np.float32),
     torch.float64: np.dtype(np.float64),
+    torch.float8_e4m3fn: float8_e4m3fn,
+    torch.float8_e5m2: float8_e5m2,
 }
+_FP8_TORCH = {float8_e4m3fn: torch.float8_e4m3fn, float8_e5m2: torch.float8_e5m2}
 _COMPLEX_PART = {torch.complex64: torch.float32, torch.complex128: torch.float64}
 
 
@@ -36,7 +39,7 @@ def numpy_dtype(dtype: torch.dtype, who: str) -> np.dtype:
     except KeyError:
         raise InitializerValueError(
             f"{who} is not implemented for {dtype}: weightinit draws random values only in float16, bfloat16, "
-            "float32 and float64 (and complex64/complex128 where torch supports it). Initialize a float tensor "
+            "float32, float64, float8_e4m3fn and float8_e5m2 (and complex64/complex128 where torch supports it). Initialize a float tensor "
             "and convert it."
         ) from None
 
@@ -96,6 +99,8 @@ def _complex_part(dist):
 def _to_torch(arr: np.ndarray) -> torch.Tensor:
     if arr.dtype == bfloat16:
         return torch.from_numpy(np.ascontiguousarray(arr).view(np.uint16)).view(torch.bfloat16)
+    if arr.dtype in _FP8_TORCH:
+        return torch.from_numpy(np.ascontiguousarray(arr).view(np.uint8)).view(_FP8_TORCH[arr.dtype])
     return torch.from_numpy(np.ascontiguousarray(arr))
 
 

@@ -2,7 +2,8 @@
  *
  * Implements docs/random.md exactly: Philox4x32-10 words, the uniform / normal /
  * truncated-normal per-value steps (constants come from Python's make_plan), the
- * cast to float16 / bfloat16 / float32 / float64 (round to nearest even) and the
+ * cast to float16 / bfloat16 / float32 / float64 / float8_e4m3fn / float8_e5m2 (round to
+ * nearest even) and the
  * clip.  Values are written straight into a caller-provided buffer with the GIL
  * released; large requests are split over threads by counter range.
  *
@@ -36,8 +37,8 @@ static PyObject *py_fill(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "w*iii(dddddd)iddIIKOi", &out, &kind, &words, &otype, &c[0], &c[1], &c[2], &c[3],
                           &c[4], &c[5], &has_clip, &lo, &hi, &k0, &k1, &start, &idx_obj, &nthreads))
         return NULL;
-    static const size_t isz[4] = {2, 2, 4, 8};
-    if (kind < 0 || kind > 2 || otype < 0 || otype > 3 || (words != 1 && words != 2) ||
+    static const size_t isz[6] = {2, 2, 4, 8, 1, 1};
+    if (kind < 0 || kind > 2 || otype < 0 || otype > 5 || (words != 1 && words != 2) ||
         ((otype == OUT_F64) != (words == 2))) {
         PyBuffer_Release(&out);
         PyErr_SetString(PyExc_ValueError, "weightinit._core_ext.fill: inconsistent kind / words / output type");
@@ -76,6 +77,7 @@ static PyObject *py_fill(PyObject *self, PyObject *args) {
     P.hi64 = hi;
     P.lo32 = (float)lo;
     P.hi32 = (float)hi;
+    /* fp8 outputs clip in float32 (writers.h); lo16 / hi16 serve float16 and bfloat16 */
     P.lo16 = otype == OUT_BF16 ? f32_to_bf16(P.lo32) : f32_to_f16(P.lo32);
     P.hi16 = otype == OUT_BF16 ? f32_to_bf16(P.hi32) : f32_to_f16(P.hi32);
     P.k0 = k0;

@@ -29,7 +29,8 @@ typedef uint16_t v8us __attribute__((vector_size(16)));
 #define splat4(c) ((v4d){(c), (c), (c), (c)})
 
 enum { KIND_UNIFORM = 0, KIND_NORMAL = 1, KIND_TRUNCNORM = 2 };
-enum { OUT_F16 = 0, OUT_BF16 = 1, OUT_F32 = 2, OUT_F64 = 3 };
+enum { OUT_F16 = 0, OUT_BF16 = 1, OUT_F32 = 2, OUT_F64 = 3, OUT_E4M3FN = 4, OUT_E5M2 = 5 };
+typedef uint8_t v8ub __attribute__((vector_size(8)));
 
 typedef struct {
     int kind;
@@ -38,7 +39,7 @@ typedef struct {
     int has_clip;
     float c32[6];
     double c64[6];
-    float lo32, hi32;  /* clip bounds as float32 (exact for f16 / bf16 / f32) */
+    float lo32, hi32;  /* clip bounds as float32 (exact for f16 / bf16 / f32 / fp8) */
     double lo64, hi64;
     uint16_t lo16, hi16; /* clip bounds as half / bfloat16 bits */
     uint32_t k0, k1;

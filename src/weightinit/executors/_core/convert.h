@@ -67,4 +67,34 @@ static inline float bf16_to_f32(uint16_t h) {
     return out;
 }
 
+/* float32 -> 8-bit float (weightinit.random.float8.round_bits, docs/random.md "fp8 outputs"):
+ * round to nearest even with mant mantissa bits and exponent bias, subnormals kept, a
+ * positive overflow gives the code ovf (e4m3fn: 0x7E = 448, saturating; e5m2: 0x7C = inf),
+ * NaN gives nan_code; integer operations only. */
+typedef struct {
+    int mant, bias;
+    uint32_t ovf, nan_code;
+} fp8_format;
+
+static const fp8_format FP8_E4M3FN = {3, 7, 0x7Eu, 0x7Fu};
+static const fp8_format FP8_E5M2 = {2, 15, 0x7Cu, 0x7Eu};
+
+static inline uint8_t f32_to_fp8(float fv, const fp8_format *F) {
+    uint32_t bits;
+    memcpy(&bits, &fv, 4);
+    const int shift = 23 - F->mant;
+    uint32_t s = (bits >> 31) << 7, a = bits & 0x7FFFFFFFu, r;
+    if (a > 0x7F800000u) return (uint8_t)(s | F->nan_code);
+    if (a >= (uint32_t)(128 - F->bias) << 23) {
+        uint32_t v = a - ((uint32_t)(127 - F->bias) << 23);
+        r = (v + ((1u << (shift - 1)) - 1u) + ((v >> shift) & 1u)) >> shift;
+    } else {
+        int sh = (151 - F->bias - F->mant) - (int)(a >> 23);
+        uint32_t m = (a & 0x7FFFFFu) | 0x800000u;
+        r = sh >= 25 ? 0u : (m + ((1u << (sh - 1)) - 1u) + ((m >> sh) & 1u)) >> sh;
+    }
+    if (r > F->ovf) r = F->ovf;
+    return (uint8_t)(s | r);
+}
+
 #endif /* WI_CONVERT_H */
