@@ -74,6 +74,10 @@ def _shape(n: int) -> tuple[int, int]:
     return (n // cols, cols)
 
 
+_PEERS = {"torch": ("torch.",), "numpy": ("numpy ",), "jax": ("jax.random",)}
+"""Peer rows by name prefix: weightinit rows get the ratio to the fastest of each."""
+
+
 class _Table:
     def __init__(self, progress: Callable[[str], object] | None = None) -> None:
         self.rows: list[dict] = []
@@ -94,20 +98,37 @@ class _Table:
         )
 
     def ratios(self) -> None:
+        """Speedup vs each row's baseline; for weightinit rows also vs the fastest torch / numpy / jax row of
+        the same group and size; and every row's percentage of the memory-write rate (the fastest
+        ``memory write`` row of its size)."""
         index = {(r["group"], r["n"], r["name"]): r for r in self.rows}
         for r in self.rows:
             base = index.get((r["group"], r["n"], r["baseline"])) if r["baseline"] else None
             r["speedup"] = base["seconds"] / r["seconds"] if base else None
+            same = [q for q in self.rows if q["group"] == r["group"] and q["n"] == r["n"]]
+            r["vs"] = {}
+            if r["name"].startswith("wi"):
+                for peer, prefixes in _PEERS.items():
+                    times = [q["seconds"] for q in same if q["name"].startswith(prefixes)]
+                    if times:
+                        r["vs"][peer] = min(times) / r["seconds"]
+            fills = [q["seconds"] for q in self.rows if q["group"] == "memory write" and q["n"] == r["n"]]
+            ok = fills and r["group"] not in ("orthogonal", "memory write")
+            r["pct_memory_write"] = 100.0 * min(fills) / r["seconds"] if ok else None
 
     def render(self) -> str:
         lines = [
-            "| group | n | implementation | M values/s | ms/call | weightinit speedup vs |",
-            "|---|---:|---|---:|---:|---|",
+            "| group | n | implementation | M values/s | ms/call | % of memory write | vs torch | vs numpy | vs jax "
+            "| weightinit speedup vs |",
+            "|---|---:|---|---:|---:|---:|---:|---:|---:|---|",
         ]
         for r in self.rows:
             sp = f"{r['speedup']:.2f}x vs {r['baseline']}" if r.get("speedup") else ""
+            pct = f"{r['pct_memory_write']:.0f}%" if r.get("pct_memory_write") is not None else ""
+            vs = " | ".join(f"{r['vs'][p]:.2f}x" if p in r.get("vs", {}) else "" for p in _PEERS)
             lines.append(
-                f"| {r['group']} | {r['n']:.0e} | {r['name']} | {r['mvals_per_s']:.1f} | {r['seconds'] * 1e3:.3f} | {sp} |"
+                f"| {r['group']} | {r['n']:.0e} | {r['name']} | {r['mvals_per_s']:.1f} | {r['seconds'] * 1e3:.3f} "
+                f"| {pct} | {vs} | {sp} |"
             )
         return "\n".join(lines)
 
@@ -170,13 +191,25 @@ def _bench_torch(tab: _Table, sizes, orthos, device: str, budget: float) -> None
                 tab.add(group, n, ename, measure(efn, budget, sync), bname)
             if device == "cpu" or group in ("normal", "uniform"):
                 tab.add(group, n, aname, measure(afn, budget, sync), bname)
-        if device.startswith("cuda"):
-            tab.add(
-                "normal",
-                n,
-                "torch.randn (new tensor)",
-                measure(lambda n=n: torch.randn(_shape(n), device=device), budget, sync),
-            )
+        tab.add(
+            "normal",
+            n,
+            "torch.randn (new tensor)",
+            measure(lambda n=n: torch.randn(_shape(n), device=device), budget, sync),
+        )
+        if device == "cpu":
+            tab.add("uniform", n, "torch.rand (new tensor)", measure(lambda n=n: torch.rand(_shape(n)), budget))
+            for group, init, base in (
+                ("normal", wi.RandomNormal(seed=0), "torch.randn (new tensor)"),
+                ("uniform", wi.RandomUniform(seed=0), "torch.rand (new tensor)"),
+            ):
+                tab.add(
+                    group,
+                    n,
+                    f"wi.{type(init).__name__}()(shape) (new array)",
+                    measure(lambda init=init, n=n: init(_shape(n), "float32"), budget),
+                    base,
+                )
         tab.add("memory write", n, "tensor.fill_(1.0)", measure(lambda t=t: t.fill_(1.0), budget, sync))
         del t
     for m in orthos:

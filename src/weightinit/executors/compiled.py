@@ -161,6 +161,9 @@ class CompiledExecutor:
     """The compiled CPU executor (name ``"compiled"``): same bits as the reference, much faster."""
 
     name = NAME
+    max_range = 1 << 62
+    """The driver may pass a whole run at once: the core needs no temporary of the request's size."""
+
     def fill_range(self, plan, key, start: int, out: np.ndarray) -> None:
         """Write the values at flat indices ``start .. start + out.size - 1`` into the 1-D buffer ``out``."""
         if out.size == 0:

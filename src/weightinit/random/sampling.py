@@ -139,13 +139,16 @@ def fill_plan(ex, plan, key, rp: RegionPlan, out: np.ndarray) -> None:
     """Fill the flat buffer ``out`` with the region ``rp`` of the plan's tensor."""
     L = rp.run_length
     if L >= _SHORT_RUN or rp.n_runs == 1:
+        # An executor without temporaries (the compiled core) takes whole runs: one threaded call,
+        # whose workers first-touch their own part of a fresh output.
+        chunk = getattr(ex, "max_range", CHUNK)
         per_call = max(1, CHUNK // L) if L < CHUNK else 1
         pos = 0
         for first in range(0, rp.n_runs, per_call):
             starts = rp.run_starts(first, min(per_call, rp.n_runs - first))
             for s in starts.tolist():
-                for off in range(0, L, CHUNK):
-                    n = min(CHUNK, L - off)
+                for off in range(0, L, chunk):
+                    n = min(chunk, L - off)
                     ex.fill_range(plan, key, s + off, out[pos : pos + n])
                     pos += n
         return

@@ -92,6 +92,7 @@ static PyObject *py_fill(PyObject *self, PyObject *args) {
     J.idx = have_idx ? (const uint64_t *)idx.buf : NULL;
     if (n) {
         Py_BEGIN_ALLOW_THREADS
+        advise_huge_pages(J.out, n * J.itemsize);
         run_parallel(J, n, nthreads);
         Py_END_ALLOW_THREADS
     }

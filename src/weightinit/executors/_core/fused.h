@@ -51,6 +51,44 @@ A512 static void uniform32_avx512(const core_params *P, uint64_t b0, size_t nblo
     if (P->has_clip) uniform32_body(P, b0, nblocks, out, 1);
     else uniform32_body(P, b0, nblocks, out, 0);
 }
+/* The same for AVX2: sixteen blocks (64 values) per step from philox16_avx2, each of the eight
+ * word registers turned into values (elementwise, so before the transpose), then stored in
+ * block-major order by store_t8. */
+__attribute__((target("avx2"), always_inline)) static inline __m256i uniform8_avx2(__m256i x, __m256 scale,
+                                                                                   __m256 offset, int clip,
+                                                                                   __m256 lo, __m256 hi) {
+    __m256 u = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(x, 8)), _mm256_set1_ps(0x1p-24f));
+    __m256 y = _mm256_mul_ps(u, scale);
+    y = _mm256_add_ps(y, offset);
+    if (clip) { /* (y > lo || y != y) ? y : lo, then (y < hi || y != y) ? y : hi, as in finish32 */
+        y = _mm256_blendv_ps(lo, y, _mm256_cmp_ps(y, lo, _CMP_NLE_UQ));
+        y = _mm256_blendv_ps(hi, y, _mm256_cmp_ps(y, hi, _CMP_NGE_UQ));
+    }
+    return _mm256_castps_si256(y);
+}
+
+__attribute__((target("avx2"), always_inline)) static inline void uniform32_body_avx2(const core_params *P, uint64_t b0,
+                                                                                      size_t nblocks, float *out,
+                                                                                      int clip) {
+    const __m256 scale = _mm256_set1_ps(P->c32[0]), offset = _mm256_set1_ps(P->c32[1]);
+    const __m256 lo = _mm256_set1_ps(P->lo32), hi = _mm256_set1_ps(P->hi32);
+    for (size_t b = 0; b < nblocks; b += 16) {
+        __m256i x[4][2];
+        philox16_avx2(b0 + b, P->k0, P->k1, x);
+        for (int s = 0; s < 2; s++)
+            store_t8(uniform8_avx2(x[0][s], scale, offset, clip, lo, hi),
+                     uniform8_avx2(x[1][s], scale, offset, clip, lo, hi),
+                     uniform8_avx2(x[2][s], scale, offset, clip, lo, hi),
+                     uniform8_avx2(x[3][s], scale, offset, clip, lo, hi), (uint32_t *)out + 4 * (b + 8 * (size_t)s));
+    }
+}
+
+/* Blocks b0 .. b0 + nblocks - 1 (nblocks a multiple of 16): the values at flat indices 4*b0 ... */
+__attribute__((target("avx2"))) static void uniform32_avx2(const core_params *P, uint64_t b0, size_t nblocks,
+                                                            float *out) {
+    if (P->has_clip) uniform32_body_avx2(P, b0, nblocks, out, 1);
+    else uniform32_body_avx2(P, b0, nblocks, out, 0);
+}
 #endif /* WI_X86 */
 
 #endif /* WI_FUSED_H */

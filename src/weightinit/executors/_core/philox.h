@@ -103,36 +103,45 @@ __attribute__((target("avx2"))) static inline void store_t8(__m256i c0, __m256i 
     _mm256_storeu_ps((float *)out + 24, _mm256_permute2f128_ps(u2, u3, 0x31));
 }
 
+/* Philox4x32-10 of the 16 sequential blocks j .. j + 15 (two interleaved sets of eight):
+ * word w of block j + l in x[w][0] lane l (l < 8) or x[w][1] lane l - 8. */
+__attribute__((target("avx2"), always_inline)) static inline void philox16_avx2(uint64_t j, uint32_t k0,
+                                                                                uint32_t k1, __m256i x[4][2]) {
+    const __m256i m0 = _mm256_set1_epi32((int)PH_M0), m1 = _mm256_set1_epi32((int)PH_M1);
+    __m256i a0, a1, a2 = _mm256_setzero_si256(), a3 = _mm256_setzero_si256();
+    __m256i d0, d1, d2 = _mm256_setzero_si256(), d3 = _mm256_setzero_si256();
+    ctr8(j, &a0, &a1);
+    ctr8(j + 8, &d0, &d1);
+    for (int r = 0; r < PH_ROUNDS; r++) {
+        __m256i ahi0, alo0, ahi1, alo1, dhi0, dlo0, dhi1, dlo1;
+        mulhilo8(a0, m0, &ahi0, &alo0);
+        mulhilo8(d0, m0, &dhi0, &dlo0);
+        mulhilo8(a2, m1, &ahi1, &alo1);
+        mulhilo8(d2, m1, &dhi1, &dlo1);
+        __m256i kk0 = _mm256_set1_epi32((int)k0), kk1 = _mm256_set1_epi32((int)k1);
+        a0 = _mm256_xor_si256(_mm256_xor_si256(ahi1, a1), kk0);
+        d0 = _mm256_xor_si256(_mm256_xor_si256(dhi1, d1), kk0);
+        a1 = alo1;
+        d1 = dlo1;
+        a2 = _mm256_xor_si256(_mm256_xor_si256(ahi0, a3), kk1);
+        d2 = _mm256_xor_si256(_mm256_xor_si256(dhi0, d3), kk1);
+        a3 = alo0;
+        d3 = dlo0;
+        k0 += PH_W0;
+        k1 += PH_W1;
+    }
+    x[0][0] = a0; x[1][0] = a1; x[2][0] = a2; x[3][0] = a3;
+    x[0][1] = d0; x[1][1] = d1; x[2][1] = d2; x[3][1] = d3;
+}
+
 __attribute__((target("avx2"))) static void philox_seq_avx2(uint64_t b0, size_t nblocks, uint32_t k0in,
                                                              uint32_t k1in, uint32_t *out) {
-    const __m256i m0 = _mm256_set1_epi32((int)PH_M0), m1 = _mm256_set1_epi32((int)PH_M1);
     size_t b = 0;
     for (; b + 16 <= nblocks; b += 16) {
-        __m256i a0, a1, a2 = _mm256_setzero_si256(), a3 = _mm256_setzero_si256();
-        __m256i d0, d1, d2 = _mm256_setzero_si256(), d3 = _mm256_setzero_si256();
-        ctr8(b0 + b, &a0, &a1);
-        ctr8(b0 + b + 8, &d0, &d1);
-        uint32_t k0 = k0in, k1 = k1in;
-        for (int r = 0; r < 10; r++) {
-            __m256i ahi0, alo0, ahi1, alo1, dhi0, dlo0, dhi1, dlo1;
-            mulhilo8(a0, m0, &ahi0, &alo0);
-            mulhilo8(d0, m0, &dhi0, &dlo0);
-            mulhilo8(a2, m1, &ahi1, &alo1);
-            mulhilo8(d2, m1, &dhi1, &dlo1);
-            __m256i kk0 = _mm256_set1_epi32((int)k0), kk1 = _mm256_set1_epi32((int)k1);
-            a0 = _mm256_xor_si256(_mm256_xor_si256(ahi1, a1), kk0);
-            d0 = _mm256_xor_si256(_mm256_xor_si256(dhi1, d1), kk0);
-            a1 = alo1;
-            d1 = dlo1;
-            a2 = _mm256_xor_si256(_mm256_xor_si256(ahi0, a3), kk1);
-            d2 = _mm256_xor_si256(_mm256_xor_si256(dhi0, d3), kk1);
-            a3 = alo0;
-            d3 = dlo0;
-            k0 += PH_W0;
-            k1 += PH_W1;
-        }
-        store_t8(a0, a1, a2, a3, out + 4 * b);
-        store_t8(d0, d1, d2, d3, out + 4 * b + 32);
+        __m256i x[4][2];
+        philox16_avx2(b0 + b, k0in, k1in, x);
+        store_t8(x[0][0], x[1][0], x[2][0], x[3][0], out + 4 * b);
+        store_t8(x[0][1], x[1][1], x[2][1], x[3][1], out + 4 * b + 32);
     }
     for (; b < nblocks; b += 8) {
         __m256i c0, c1;
