@@ -178,3 +178,19 @@ def test_keras_gradients_flag_vanishing_and_match_backend_autodiff(backend):
     env = dict(os.environ, KERAS_BACKEND=backend, JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, "-c", _KERAS_GRADS], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0 and f"ok {backend}" in proc.stdout, proc.stderr[-3000:]
+
+
+def test_every_backend_module_satisfies_the_protocol():
+    import importlib
+    import inspect
+
+    from weightinit.doctor.backends import MODULES, DoctorBackend
+
+    for fw, name in MODULES.items():
+        if importlib.util.find_spec({"flax": "flax", "keras": "keras", "torch": "torch"}[fw]) is None:
+            continue
+        mod = importlib.import_module(name)
+        assert isinstance(mod, DoctorBackend) and mod.NAME == fw
+        for op in ("doctor", "fix"):  # same keyword arguments as the protocol, so the core can call any backend
+            want = set(inspect.signature(getattr(DoctorBackend, op)).parameters) - {"self"}
+            assert set(inspect.signature(getattr(mod, op)).parameters) == want, (fw, op)

@@ -181,7 +181,7 @@ def run(args) -> int:
         notes = []
         if fixing:
             if args.fix == "lsuv" and inputs is None and report.framework.startswith("torch"):
-                from weightinit.doctor.backends import torch as tu
+                from weightinit.doctor.backends import torchutil as tu
 
                 inputs = tu.synthetic_inputs(model, args.batch, shape, args.seed)
                 notes.append("note: LSUV on synthetic N(0, 1) inputs (the factory returned no batch)")

@@ -199,7 +199,7 @@ def _elementwise(fn, dtype=None) -> bool:
 
 def module_activation(mod):
     """``(name, numpy phi)`` for an activation module, or None (table lookup, else numeric elementwise test)."""
-    from weightinit.doctor.backends.torch import ACT_MODULES
+    from weightinit.doctor.backends.torchutil import ACT_MODULES
     from weightinit.initializers.gains import activation
 
     cls = type(mod).__name__
@@ -289,7 +289,7 @@ class Propagator:
     def module(self, name, mod, mu, q, in_shape, out_shape, incoming_sw2):
         import torch
         from torch import nn
-        from weightinit.doctor.backends import torch as tu
+        from weightinit.doctor.backends import torchutil as tu
 
         extra: dict = {}
         if isinstance(mod, nn.MultiheadAttention):
@@ -519,7 +519,7 @@ def add_targets(gm) -> dict:
     import torch.fx
 
     mods = dict(gm.named_modules())
-    from weightinit.doctor.backends import torch as tu
+    from weightinit.doctor.backends import torchutil as tu
 
     targets = {}
     for n in gm.graph.nodes:
@@ -543,7 +543,7 @@ def add_targets(gm) -> dict:
 
 def norm_fed(gm) -> set:
     """Weight layers whose output goes straight into a normalization (scale-invariant: not rescaled)."""
-    from weightinit.doctor.backends import torch as tu
+    from weightinit.doctor.backends import torchutil as tu
 
     mods = dict(gm.named_modules())
     out = set()
@@ -561,7 +561,7 @@ def norm_fed(gm) -> set:
 def _hook_chain(model, x, prop, x_mu, x_q):
     """Fallback for untraceable models: leaf modules in execution order, treated as a chain (skips are missed)."""
     import torch
-    from weightinit.doctor.backends import torch as tu
+    from weightinit.doctor.backends import torchutil as tu
     from weightinit.doctor.report import LayerStats
 
     calls = []
@@ -602,7 +602,7 @@ def analyze_torch(model, inputs=None, *, input_shape=None, batch: int = 64, seed
     right shape is used for shape propagation and the input second moment is taken as 1.
     """
     import torch
-    from weightinit.doctor.backends import torch as tu
+    from weightinit.doctor.backends import torchutil as tu
     from weightinit.doctor.diagnose import diagnose
     from weightinit.doctor.report import Flag, Report
 

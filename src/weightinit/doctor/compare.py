@@ -22,7 +22,7 @@ def apply_initializer(model, name: str, seed: int = 0, data=None) -> None:
     import numpy as np
 
     import torch
-    from weightinit.doctor.backends import torch as tu
+    from weightinit.doctor.backends import torchutil as tu
     from weightinit.random.streams import Stream
     from weightinit.registry.api import get
 

@@ -56,7 +56,7 @@ def lsuv_torch(model, inputs, *, target: float = 1.0, tol: float = 0.1, max_iter
     import torch
     from weightinit.common.errors import InitializerValueError
     from weightinit.doctor.analytic import add_targets, trace_torch
-    from weightinit.doctor.backends import torch as tu
+    from weightinit.doctor.backends import torchutil as tu
 
     x = tu.as_tensor(inputs)
     if tu.batch_size(x) < 2:

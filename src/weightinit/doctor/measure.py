@@ -28,7 +28,7 @@ __all__ = ["measure_torch"]
 
 def _stats_into(s: LayerStats, y, layout: str, module, rng: np.random.Generator, sample_size: int) -> None:
     import torch
-    from weightinit.doctor.backends.torch import dead_fraction, saturation_mask
+    from weightinit.doctor.backends.torchutil import dead_fraction, saturation_mask
 
     y = y.detach()
     s.shape = tuple(y.shape)
@@ -70,7 +70,7 @@ def measure_torch(
     """Run one batch forward and backward through ``model`` and return a :class:`Report` (never raises on bad data)."""
     import torch
     from torch import nn
-    from weightinit.doctor.backends import torch as tu
+    from weightinit.doctor.backends import torchutil as tu
 
     report = Report(title=title, framework=f"torch {torch.__version__.split('+')[0]}", mode="measure")
     try:

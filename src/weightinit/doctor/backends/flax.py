@@ -150,3 +150,22 @@ def fix_flax(
 ):
     return fix_chain(_Flax(model), mode, inputs, target=target, tol=tol, max_iter=max_iter, seed=seed, batch=batch,
                      input_shape=input_shape, measure=measure)  # fmt: skip
+
+
+# the backend protocol (weightinit.doctor.backends.DoctorBackend)
+NAME = "flax"
+
+
+def doctor(model, inputs=None, *, targets=None, loss_fn=None, analytic=True, seed=0, batch=64, input_shape=None,
+           title="weightinit doctor"):  # fmt: skip
+    """:func:`weightinit.doctor.api.doctor` for a Flax model (``loss_fn`` and ``analytic=False`` are
+    PyTorch-only; the chain always predicts moments)."""
+    return doctor_flax(model, inputs, targets=targets, seed=seed, batch=batch, input_shape=input_shape, title=title)
+
+
+def fix(model, mode, inputs=None, *, targets=None, target=1.0, tol=0.1, max_iter=10, orthogonal=True, seed=0,
+        batch=64, input_shape=None, measure=True, progress=None, probe=True):  # fmt: skip
+    """:func:`weightinit.doctor.api.fix` for a Flax model (LSUV always pre-initializes orthogonally;
+    ``targets``, ``progress`` and ``probe`` are PyTorch-only)."""
+    return fix_flax(model, mode, inputs, target=target, tol=tol, max_iter=max_iter, seed=seed, batch=batch,
+                    input_shape=input_shape, measure=measure)  # fmt: skip

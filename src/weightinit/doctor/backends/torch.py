@@ -1,212 +1,95 @@
-"""PyTorch helpers shared by the doctor's modules: inputs, layouts, weight layers, activations.
-
-Imported only when a torch model is diagnosed; importing it imports torch.
+"""The doctor's PyTorch backend (:class:`weightinit.doctor.backends.DoctorBackend`): measurement by hooks
+(:mod:`weightinit.doctor.measure`), moments through the torch.fx graph (:mod:`weightinit.doctor.analytic`), LSUV
+(:mod:`weightinit.doctor.lsuv`) and the LLM checks (:mod:`weightinit.doctor.llm`).  The helpers those modules share
+are in :mod:`weightinit.doctor.backends.torchutil` (re-exported here).
 """
 
 from __future__ import annotations
 
-import numpy as np
+from weightinit.common.errors import value_error
+from weightinit.doctor.analytic import analyze_torch
+from weightinit.doctor.backends.torchutil import *  # noqa: F403 - the helpers, under their old import path
+from weightinit.doctor.backends.torchutil import batch_size, correct_on_probe, synthetic_inputs
+from weightinit.doctor.llm import llm_checks
+from weightinit.doctor.lsuv import lsuv_torch
+from weightinit.doctor.measure import measure_torch
+from weightinit.doctor.report import FixReport
 
-import torch
-from torch import nn
-from weightinit.common.errors import InitializerTypeError, InitializerValueError
-from weightinit.initializers.orthogonal import Orthogonal
-from weightinit.random.streams import Stream
+# ------------------------------------------------------------------------------------------
+# the backend protocol (weightinit.doctor.backends.DoctorBackend)
+# ------------------------------------------------------------------------------------------
 
-CHANNELS_FIRST = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.modules.pooling._MaxPoolNd,
-                  nn.modules.pooling._AvgPoolNd, nn.modules.pooling._AdaptiveAvgPoolNd, nn.GroupNorm,
-                  nn.modules.instancenorm._InstanceNorm)  # fmt: skip
-CHANNELS_LAST = (nn.Linear, nn.LayerNorm, nn.Embedding, nn.MultiheadAttention)
-WEIGHT_TYPES = (nn.Linear, nn.modules.conv._ConvNd, nn.Bilinear)
-NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm)
-
-# module class name -> (ACTIVATIONS name, parameter attribute or None)
-ACT_MODULES = {
-    "ReLU": ("relu", None), "Tanh": ("tanh", None), "Sigmoid": ("sigmoid", None), "SiLU": ("silu", None),
-    "Mish": ("mish", None), "SELU": ("selu", None), "Softsign": ("softsign", None), "ReLU6": ("relu6", None),
-    "Hardtanh": ("hardtanh", None), "LeakyReLU": ("leaky_relu", "negative_slope"), "ELU": ("elu", "alpha"),
-    "Identity": ("linear", None),
-}  # fmt: skip
+NAME = "torch"
 
 
-def saturation_mask(module, y: torch.Tensor):
-    """Boolean mask of outputs where the activation's derivative is (near) zero, or None if not applicable."""
-    name = type(module).__name__
-    if name == "Tanh":
-        return y.abs() > 0.99
-    if name in ("Sigmoid", "Hardsigmoid"):
-        return (y < 0.01) | (y > 0.99)
-    if name == "Hardtanh":
-        return (y <= module.min_val) | (y >= module.max_val)
-    if name == "ReLU6":
-        return y >= 6.0
-    return None
+def doctor(model, inputs=None, *, targets=None, loss_fn=None, analytic: bool = True, seed: int = 0, batch: int = 64,
+           input_shape=None, title: str = "weightinit doctor"):  # fmt: skip
+    """:func:`weightinit.doctor.api.doctor` for a torch model: hooks, then torch.fx moments, then the LLM checks."""
 
-
-def unit_dim(y: torch.Tensor, layout: str) -> int:
-    if y.ndim <= 2:
-        return y.ndim - 1
-    return 1 if layout == "channels_first" else y.ndim - 1
-
-
-def dead_fraction(y: torch.Tensor, layout: str) -> float:
-    """Fraction of units (features or channels) that are exactly zero for every example and position."""
-    if y.ndim == 0 or y.numel() == 0:
-        return float("nan")
-    d = unit_dim(y, layout)
-    nz = (y != 0).transpose(0, d).reshape(y.shape[d], -1).any(dim=1)
-    return float(1.0 - nz.float().mean())
-
-
-def input_spec(model: nn.Module):
-    """Guess ``(shape_without_batch, dtype)`` of the model's input from its first layer, or None."""
-    for m in model.modules():
-        if isinstance(m, nn.Embedding):
-            return (16,), torch.long, m.num_embeddings
-        if isinstance(m, nn.Linear):
-            return (m.in_features,), torch.float32, None
-        if isinstance(m, nn.modules.conv._ConvNd):
-            nd = len(m.kernel_size)
-            return (m.in_channels, *([32, 16, 8][nd - 1 :][:1] * nd)), torch.float32, None
-    return None
-
-
-def synthetic_inputs(model: nn.Module, batch: int = 64, input_shape=None, seed: int = 0):
-    """A batch of N(0, 1) inputs (or random token ids) of the shape the first layer expects."""
-    g = torch.Generator().manual_seed(seed)
-    if input_shape is not None:
-        return torch.randn((batch, *tuple(input_shape)), generator=g)
-    spec = input_spec(model)
-    if spec is None:
-        raise InitializerValueError(
-            "Cannot guess the input shape of this model (its first layer is not Linear, Conv or Embedding); "
-            "pass `inputs=` (a batch) or `input_shape=` (without the batch dimension)."
-        )
-    shape, dtype, vocab = spec
-    if dtype == torch.long:
-        return torch.randint(0, vocab, (batch, *shape), generator=g)
-    return torch.randn((batch, *shape), generator=g)
-
-
-def as_tensor(inputs):
-    if isinstance(inputs, torch.Tensor):
-        return inputs
-    if isinstance(inputs, np.ndarray):
-        t = torch.from_numpy(inputs)
-        return t.float() if t.is_floating_point() else t
-    if isinstance(inputs, (tuple, list)) and inputs and all(isinstance(x, (torch.Tensor, np.ndarray)) for x in inputs):
-        return tuple(as_tensor(x) for x in inputs)
-    raise InitializerTypeError(
-        f"`inputs` must be a torch.Tensor or NumPy array (a batch); received {type(inputs).__name__}."
-    )
-
-
-def batch_size(x) -> int:
-    if isinstance(x, tuple):
-        x = x[0]
-    return int(x.shape[0]) if x.ndim else 0
-
-
-def first_tensor(out):
-    if isinstance(out, torch.Tensor):
-        return out
-    if isinstance(out, (tuple, list)):
-        for o in out:
-            if isinstance(o, torch.Tensor):
-                return o
-    if isinstance(out, dict):
-        for o in out.values():
-            if isinstance(o, torch.Tensor):
-                return o
-    return None
-
-
-def call(model: nn.Module, x):
-    """``model(x)``, or ``model(*x)`` when the batch is a tuple of inputs."""
-    return model(*x) if isinstance(x, tuple) else model(x)
-
-
-def forward_with_hooks(model: nn.Module, x, modules, hook) -> None:
-    """One forward pass of ``x`` without gradients, with ``hook`` as forward hook on ``modules``."""
-    handles = [m.register_forward_hook(hook) for m in modules]
-    try:
-        with torch.no_grad():
-            call(model, x)
-    finally:
-        for h in handles:
-            h.remove()
-
-
-def orthogonal_(weight: torch.Tensor, seed: int, name: str) -> None:
-    """Overwrite ``weight`` (torch layout ``(out, in, *k)``) with a weightinit Orthogonal matrix (Saxe et al. 2014).
-
-    The Keras-layout draw has shape ``(in * prod(k), out)``; transposed, its rows are orthonormal when
-    ``out <= in * prod(k)``.  The stream is ``Stream.from_seed(seed).child(name)``, so the result does
-    not depend on the order layers are visited.  A DTensor ``weight`` (e.g. an FSDP2 parameter) gets its shard of
-    the same full matrix, so the gathered weight equals the single-device one.
-    """
-    from weightinit.torch.dtensor import fill_via_full_, is_dtensor
-
-    out = weight.shape[0]
-    rest = int(np.prod(weight.shape[1:])) if weight.ndim > 1 else 1
-    w = Orthogonal(seed=Stream.from_seed(seed).child(name))((rest, out), "float64").T
-    with torch.no_grad():
-        full = torch.from_numpy(np.ascontiguousarray(w)).reshape(weight.shape).to(weight.dtype)
-        if is_dtensor(weight):
-            fill_via_full_(weight, lambda t: t.copy_(full.to(t.device)))
+    rep = measure_torch(model, inputs, targets, loss_fn, seed=seed, batch=batch, input_shape=input_shape,
+                        title=title)  # fmt: skip
+    if analytic and rep.layers and not any(f.kind in ("forward_failed", "empty_batch") for f in rep.flags):
+        try:
+            pred, _ = analyze_torch(model, inputs, input_shape=input_shape, seed=seed)
+        except Exception as e:
+            rep.notes.append(f"analytic mode failed: {type(e).__name__}: {e}")
         else:
-            weight.copy_(full)
+            _merge(rep, pred)
+    rep.flags += llm_checks(model)
+    return rep
 
 
-def weight_layers(model: nn.Module):
-    """``(qualified name, module)`` of layers with a weight to rescale, each parameter once (tied ones skipped)."""
-    seen = set()
-    out = []
-    for name, m in model.named_modules():
-        if isinstance(m, WEIGHT_TYPES):
-            w = getattr(m, "weight", None)
-            if w is None or id(w) in seen:
-                continue
-            seen.add(id(w))
-            out.append((name, m))
-    return out
+def _merge(rep, pred) -> None:
+    by_name = {s.name: s for s in pred.layers}
+    for s in rep.layers:
+        p = by_name.get(s.name)
+        if p is not None:
+            s.q_pred, s.gain, s.chi = p.q_pred, p.gain, p.chi
+    rep.mode = "measure+analytic"
+    measured_kinds = {f.kind for f in rep.flags}
+    for f in pred.flags:
+        if f.kind in ("not_depth_stable", "untraceable") and f.kind not in measured_kinds:
+            rep.flags.append(f)
+    rep.notes += [n for n in pred.notes if n not in rep.notes]
 
 
-def _minus_bias(m: nn.Module, y: torch.Tensor) -> torch.Tensor:
-    b = getattr(m, "bias", None)
-    if b is None:
-        return y
-    if isinstance(m, nn.modules.conv._ConvNd):
-        return y - b.view(1, -1, *([1] * (y.ndim - 2)))
-    return y - b
+PROBE_BATCH = 1024
+"""Synthetic probe examples for the analytic fix's correction pass (vector inputs; a batch of 64 spans only a
+64-dimensional subspace of a wider layer, and the scales fitted on it drift by ~10% per 10 layers)."""
 
 
-def correct_on_probe(model: nn.Module, x, weight_q: dict) -> dict:
-    """One forward pass of the probe batch ``x`` that rescales each weight layer named in ``weight_q`` so the
-    measured second moment of its weight part ``E[(W x)**2]`` is the value given; returns ``{name: factor}``.
+def _example_numel(x) -> int:
+    x = x[0] if isinstance(x, tuple) else x
+    return int(x[0].numel()) if x.ndim else 1
 
-    Layers are corrected in forward order inside the pass (a forward hook rescales the weight and returns the
-    corrected output), so every layer is measured on inputs its predecessors already corrected.  A layer
-    called twice (tied) is corrected at its first call only.
-    """
-    names = {m: n for n, m in model.named_modules()}
-    done: dict = {}
 
-    def hook(mod, args, out):
-        name = names.get(mod)
-        if name not in weight_q or name in done or not isinstance(out, torch.Tensor):
-            return None
-        part = _minus_bias(mod, out.detach()).double()
-        a = float((part * part).mean())
-        if not (a > 0 and np.isfinite(a)) or not weight_q[name] > 0:
-            done[name] = 1.0
-            return None
-        s = float(np.sqrt(weight_q[name] / a))
-        with torch.no_grad():
-            mod.weight.mul_(s)
-        done[name] = s
-        return out - part.to(out.dtype) * (1 - s)
+def fix(model, mode, inputs=None, *, targets=None, target=1.0, tol=0.1, max_iter=10, orthogonal=True, seed=0,
+        batch=64, input_shape=None, measure=True, progress=None, probe=True):  # fmt: skip
+    """:func:`weightinit.doctor.api.fix` for a torch model."""
 
-    mods = [m for m in model.modules() if names.get(m) in weight_q]
-    forward_with_hooks(model, x, mods, hook)
-    return done
+    rep = FixReport(mode=mode)
+    if mode == "lsuv" and inputs is None:
+        raise value_error("inputs", None, "is required for mode='lsuv' (a batch of training data)",
+                          "Pass inputs=batch, or use mode='analytic', which needs only shapes.")  # fmt: skip
+    data = inputs if inputs is not None else synthetic_inputs(model, batch, input_shape, seed)
+    if measure:
+        rep.before = measure_torch(model, data, targets, seed=seed, title="before fix")
+    if mode == "lsuv":
+        rep.scales, rep.iterations, rep.notes = lsuv_torch(
+            model, data, target=target, tol=tol, max_iter=max_iter, orthogonal=orthogonal, seed=seed, progress=progress
+        )
+    else:
+        pred, prop = analyze_torch(model, inputs, input_shape=input_shape, seed=seed, fix=True, target=target)
+        rep.scales = prop.scales
+        if probe and prop.weight_q:
+            pb = data
+            if inputs is None and batch_size(data) < PROBE_BATCH and _example_numel(data) <= 4096:
+                pb = synthetic_inputs(model, PROBE_BATCH, input_shape, seed)
+            for k, v in correct_on_probe(model, pb, prop.weight_q).items():
+                key = f"{k}.weight" if k else "weight"
+                rep.scales[key] = rep.scales.get(key, 1.0) * v
+        rep.notes = [f"{f.kind} at {f.layer}: {f.message}" for f in pred.flags if f.kind in ("untraceable",
+                     "not_depth_stable")] + pred.notes  # fmt: skip
+    if measure:
+        rep.after = measure_torch(model, data, targets, seed=seed, title=f"after fix ({mode})")
+    return rep
