@@ -480,3 +480,23 @@ def test_hf_declared_ties_kept_and_restored(hf):
         "lm_head.weight -> shared.weight",
     ]
     assert t5.lm_head.weight is t5.shared.weight and _matches(t5.shared.weight, wi.Normal(0.0, 1.0))
+
+
+def test_trainer_recipes_scale_residual_projections_found_by_fx():
+    """Without module roles (a hand-built model traced by torch.fx), residual projections get the output std."""
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(64, 256)
+            self.proj = nn.Linear(256, 64)
+
+        def forward(self, x):
+            return x + self.proj(torch.relu(self.fc(x)))
+
+    model = nn.Sequential(Block(), Block())
+    report = wt.initialize(model, "megatron", seed=0, strict=True)
+    assert report.roles_method == "fx" and report.residual_projections == ["0.proj", "1.proj"]
+    assert report["1.proj.weight"].rule == "megatron: residual projection"
+    assert _matches(model[1].proj.weight, wi.Normal(0.0, 0.02 / math.sqrt(2 * 1)))
+    assert _matches(model[1].fc.weight, wi.Normal(0.0, 0.02))

@@ -201,6 +201,7 @@ def _worker(out_dir: str) -> None:
         if world == 2:
             _fsdp2(results, errors)
             _lstm_initialize(results, errors)
+            _recipe_initialize(results, errors)
             _lsuv_fix(results, errors)
         if world == 4:
             _tp_fsdp(results, errors)
@@ -346,6 +347,24 @@ def _lstm_initialize(results: dict, errors: dict) -> None:
     initialize(model, recipe=LSTM_RULES, seed=5)
     for name, p in model.named_parameters():
         results[f"lstm-{name}"] = _to_numpy(p.full_tensor())
+
+
+def _recipe_initialize(results: dict, errors: dict) -> None:
+    """A whole-model recipe (megatron: scaled residual projection) on an FSDP2-sharded MLP."""
+    try:
+        from torch.distributed.fsdp import fully_shard
+    except Exception as e:  # pragma: no cover
+        errors["recipe-skip"] = f"fully_shard unavailable: {e!r}"
+        return
+    from weightinit.torch import initialize
+
+    with torch.device("meta"):
+        model = _mlp()
+    fully_shard(model)
+    model.to_empty(device="cpu")
+    initialize(model, "megatron", seed=8, residual_projections=["2"], n_layers=1)
+    for name, p in model.named_parameters():
+        results[f"recipe-{name}"] = _to_numpy(p.full_tensor())
 
 
 def _lsuv_mlp():
@@ -511,6 +530,22 @@ def test_initialize_sharded_lstm_equals_single_process(world_results):
     initialize(model, recipe=LSTM_RULES, seed=5)
     for name, p in model.named_parameters():
         np.testing.assert_array_equal(res[f"lstm-{name}"], _as_bits(_to_numpy(p.detach())), err_msg=name)
+
+
+def test_initialize_recipe_on_fsdp2_equals_single_process(world_results):
+    """A recipe's per-parameter rules (scaled residual projection) give the same bits sharded and unsharded."""
+    world, res, errs = world_results
+    if world != 2:
+        pytest.skip("run on the 2-rank world only")
+    if "recipe-skip" in errs:
+        pytest.skip(errs["recipe-skip"])
+    from weightinit.torch import initialize
+
+    model = _mlp()
+    report = initialize(model, "megatron", seed=8, residual_projections=["2"], n_layers=1)
+    assert report["2.weight"].rule == "megatron: residual projection"
+    for name, p in model.named_parameters():
+        np.testing.assert_array_equal(res[f"recipe-{name}"], _as_bits(_to_numpy(p.detach())), err_msg=name)
 
 
 def test_lsuv_fix_on_fsdp2_equals_single_process(world_results):

@@ -425,7 +425,7 @@ def example_inputs_for(model: nn.Module):
     return None
 
 
-def _to_meta(obj):
+def _to_meta(obj: Any) -> Any:
     if isinstance(obj, torch.Tensor):
         return obj.to("meta")
     if isinstance(obj, (list, tuple)):
@@ -437,6 +437,8 @@ def _to_meta(obj):
 
 def _record(model: nn.Module, args: tuple, kwargs: dict, meta: bool):
     params = dict(model.named_parameters())
+    stand_ins: dict[str, torch.Tensor] = {}
+    buffers: dict[str, torch.Tensor] = {}
     if meta and any(type(p.data) is not torch.Tensor for p in params.values()):
         raise TypeError("parameters are tensor subclasses (DTensor): recorded on their device")
     if meta:

@@ -21,7 +21,7 @@ import numbers
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -476,7 +476,7 @@ def plan(
             "initialized. Pass example_inputs= (a batch the model accepts), residual_projections=[...], or "
             "strict=False."
         )
-    own_inits: dict[int, tuple[Callable[[], None], str]] = {}
+    own_inits: dict[int, tuple[Any, str]] = {}
     path_of = {id(m): p for p, m in module.named_modules()}
     if unmatched == "own_init" and unmatched_infos:
         refused = []
@@ -632,7 +632,7 @@ def _restore_ties(module: nn.Module) -> list[str]:
     if not callable(expand_keys) or not callable(tie):
         return []
     try:
-        keys = dict(expand_keys(all_submodels=True))
+        keys: dict[str, str] = dict(cast(Any, expand_keys(all_submodels=True)))
     except Exception:
         return []
     untied = []
@@ -671,21 +671,22 @@ def _own_init(root: nn.Module, info: ParamInfo, parents: dict):
 
 
 def _hf_init(model: nn.Module, m: nn.Module) -> Callable[[], None]:
+    flag = "_is_hf_initialized"  # transformers' init functions skip tensors and modules flagged as loaded
+
     def run() -> None:
-        # transformers' init functions skip tensors flagged as loaded; these are to be initialized.
-        flagged = [p for p in m.parameters(recurse=False) if getattr(p, "_is_hf_initialized", False)]
+        flagged = [p for p in m.parameters(recurse=False) if getattr(p, flag, False)]
         for p in flagged:
-            p._is_hf_initialized = False
-        was = getattr(m, "_is_hf_initialized", None)
+            setattr(p, flag, False)
+        was = getattr(m, flag, None)
         if was:
-            m._is_hf_initialized = False
+            object.__setattr__(m, flag, False)
         try:
-            model._init_weights(m)
+            getattr(model, "_init_weights")(m)  # noqa: B009  (not a declared attribute of nn.Module)
         finally:
             for p in flagged:
-                p._is_hf_initialized = True
+                setattr(p, flag, True)
             if was:
-                m._is_hf_initialized = was
+                object.__setattr__(m, flag, was)
 
     return run
 

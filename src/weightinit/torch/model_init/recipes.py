@@ -293,11 +293,14 @@ def _role_recipe(name: str, by_role: dict, other, embedding, bias=0.0) -> list[_
                 needs_roles=True,
             )
         )
-    if "attn_o" in by_role:  # residual projections found without module roles (torch.fx, residual_projections=)
+    out_fn = next(
+        (fn for roles, fn in by_role.items() if "attn_o" in ((roles,) if isinstance(roles, str) else roles)), None
+    )
+    if out_fn is not None:  # residual projections found without module roles (torch.fx, residual_projections=)
         rules.append(
             _Rule(
                 lambda i: i.residual and i.module_role is None and len(i.shape) >= 2,
-                PerParameter(by_role["attn_o"], f"{name}: residual projection"),
+                PerParameter(out_fn, f"{name}: residual projection"),
                 f"{name}: residual projection",
                 needs_roles=True,
             )
