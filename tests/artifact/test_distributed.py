@@ -28,7 +28,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(world: int, out: Path, dcp_single: Path) -> dict:
+def _launch(world: int, out: Path, dcp_single: Path, command: list | None = None) -> dict:
     port = _free_port()
     procs, logs = [], []
     for rank in range(world):
@@ -46,7 +46,10 @@ def _launch(world: int, out: Path, dcp_single: Path) -> dict:
         logs.append(log)
         procs.append(
             subprocess.Popen(
-                [sys.executable, str(WORKER), str(out), str(dcp_single)], env=env, stdout=log, stderr=subprocess.STDOUT
+                command or [sys.executable, str(WORKER), str(out), str(dcp_single)],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         )
     try:
@@ -65,7 +68,7 @@ def _launch(world: int, out: Path, dcp_single: Path) -> dict:
         raise AssertionError(f"world {world}: exit codes {[p.returncode for p in procs]}\n" + "\n---\n".join(text))
     for log in logs:
         log.close()
-    return json.loads((out / f"world{world}.json").read_text())
+    return None if command else json.loads((out / f"world{world}.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +115,11 @@ def test_fsdp2_verify_and_single_bit_flip(runs, world):
     assert r["flipped"]["status"] == "differs" and r["flipped"]["n"] == 1
     assert r["flipped"]["first"] == [63, 31]  # the last value of the last rank's shard is the tensor's last value
     assert r["dcp_single_into_fsdp_ok"]
+
+
+def test_cli_under_torchrun_environment_writes_the_same_bytes(runs):
+    out, _, _ = runs
+    target = out / "st_cli2"
+    cli = [sys.executable, "-m", "weightinit.cli.main", "materialize", SPEC, "--recipe", RECIPE, "--seed", str(SEED)]
+    _launch(2, out, out, cli + ["--out", str(target), "--max-shard-size", "40KB", "--quiet"])
+    assert _files(target) == _files(out / "st_single")

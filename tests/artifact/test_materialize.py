@@ -158,3 +158,9 @@ def test_factory_spec(tmp_path):
         np.testing.assert_array_equal(loaded[k].numpy(), v.detach().numpy())
     assert r.n_params == sum(p.numel() for p in ref.parameters())
     assert wi.verify(tmp_path / "ckpt", "he", 2, model=f"{f}:make")
+
+
+def test_progress_bar_shows_params_per_second_and_bytes(tmp_path, capsys):
+    wi.materialize("tiny-llama", "torch", 0, tmp_path / "ckpt", progress=True)
+    err = capsys.readouterr().err
+    assert "params/s" in err and "B written" in err and "100.0%" in err
