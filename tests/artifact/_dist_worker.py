@@ -34,6 +34,10 @@ def main(out_dir: str, dcp_single: str) -> None:
     r = wi.materialize(spec, recipe, seed, os.path.join(out_dir, f"st{world}"), max_shard_size="40KB")
     res["st_digest"] = r.digest
     wi.materialize(spec, recipe, seed, os.path.join(out_dir, f"dcp{world}"), format="dcp")
+    from weightinit.cli.main import main as cli
+
+    argv = ["materialize", spec, "--recipe", recipe, "--seed", str(seed), "--max-shard-size", "40KB", "--quiet"]
+    res["cli_rc"] = cli(argv + ["--out", os.path.join(out_dir, f"st_cli{world}")])
 
     def sharded():
         model = build_meta(spec)

@@ -28,7 +28,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(world: int, out: Path, dcp_single: Path, command: list | None = None) -> dict:
+def _launch(world: int, out: Path, dcp_single: Path) -> dict:
     port = _free_port()
     procs, logs = [], []
     for rank in range(world):
@@ -46,7 +46,7 @@ def _launch(world: int, out: Path, dcp_single: Path, command: list | None = None
         logs.append(log)
         procs.append(
             subprocess.Popen(
-                command or [sys.executable, str(WORKER), str(out), str(dcp_single)],
+                [sys.executable, str(WORKER), str(out), str(dcp_single)],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -68,7 +68,7 @@ def _launch(world: int, out: Path, dcp_single: Path, command: list | None = None
         raise AssertionError(f"world {world}: exit codes {[p.returncode for p in procs]}\n" + "\n---\n".join(text))
     for log in logs:
         log.close()
-    return None if command else json.loads((out / f"world{world}.json").read_text())
+    return json.loads((out / f"world{world}.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -117,9 +117,8 @@ def test_fsdp2_verify_and_single_bit_flip(runs, world):
     assert r["dcp_single_into_fsdp_ok"]
 
 
-def test_cli_under_torchrun_environment_writes_the_same_bytes(runs):
-    out, _, _ = runs
-    target = out / "st_cli2"
-    cli = [sys.executable, "-m", "weightinit.cli.main", "materialize", SPEC, "--recipe", RECIPE, "--seed", str(SEED)]
-    _launch(2, out, out, cli + ["--out", str(target), "--max-shard-size", "40KB", "--quiet"])
-    assert _files(target) == _files(out / "st_single")
+@pytest.mark.parametrize("world", [2, 4])
+def test_cli_on_n_ranks_writes_the_same_bytes(runs, world):
+    out, _, res = runs
+    assert res[world]["cli_rc"] == 0
+    assert _files(out / f"st_cli{world}") == _files(out / "st_single")
