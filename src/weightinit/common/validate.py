@@ -245,6 +245,11 @@ def dtype_range(dt: np.dtype) -> tuple[float, float]:
     real = dt
     if dt.kind == "c":
         real = np.dtype(f"f{dt.itemsize // 2}")
+    if real.kind == "V":  # bfloat16 and other ml_dtypes floats
+        import ml_dtypes
+
+        info = ml_dtypes.finfo(real)
+        return float(info.min), float(info.max)
     info = np.finfo(real)
     return float(info.min), float(info.max)
 
@@ -260,20 +265,20 @@ def representable(name: str, value: float, dt, who: str = "", *, integral_requir
     `value` must lie within float16's range [-65504, 65504]
     """
     dt = np.dtype(dt)
-    if dt.kind not in "biufc" and dt.name != "bfloat16":
+    if dt.kind not in "biufc" and not (dt.kind == "V" and dt.type.__module__.startswith("ml_dtypes")):
         return
-    lo, hi = dtype_range(dt) if dt.name != "bfloat16" else (-3.3895313892515355e38, 3.3895313892515355e38)
+    lo, hi = dtype_range(dt)
     v = float(value)
     for_who = f" for {who}" if who else ""
-    if not lo <= v <= hi:
-        raise value_error(name, value, f"must lie within {dt.name}'s range [{lo:g}, {hi:g}]{for_who}")
-    if dt.kind in "iub" and integral_required and v != math.floor(v):
+    if dt.kind in "iub" and not (lo <= v <= hi and (v == math.floor(v) or not integral_required)):
         raise value_error(
             name,
             value,
-            f"must be a whole number for the integer dtype {dt.name}{for_who} (it would be truncated)",
-            "Use a float dtype, or a whole value.",
+            f"is not exactly representable in {dt.name}",
+            f"{dt.name} holds the whole numbers in [{lo}, {hi}]{for_who}; the value would be truncated or wrap around.",
         )
+    if not lo <= v <= hi:
+        raise value_error(name, value, f"must lie within {dt.name}'s range [{lo:g}, {hi:g}]{for_who}")
 
 
 def region(v, shp: tuple[int, ...]) -> tuple[tuple[int, int, int], ...] | None:

@@ -110,9 +110,13 @@ def set_num_threads(n: int | None) -> None:
         return
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise type_error("n", n, "must be a positive integer or None")
-    if int(n) < 1:
-        raise value_error("n", n, "must be a positive integer or None")
+    if not 1 <= int(n) <= MAX_THREADS:
+        raise value_error("n", n, f"must be a positive integer <= {MAX_THREADS} or None")
     _THREADS["n"] = int(n)
+
+
+MAX_THREADS = 1024
+"""Most threads one call may use (the core starts one POSIX thread per share of the work)."""
 
 
 def get_num_threads() -> int:

@@ -31,6 +31,7 @@ import jax
 from jax import lax
 from weightinit.common.errors import InitializerValueError, type_error
 from weightinit.common.shapes import RegionPlan, normalize_shape
+from weightinit.common.validate import allocation
 from weightinit.random.distributions import Plan, make_plan
 from weightinit.random.float8 import FORMATS as _FP8_FORMATS
 from weightinit.random.float8 import round_bits as _fp8_round_bits
@@ -326,7 +327,7 @@ def _values(plan: Plan, w):
         if plan.kind == "uniform":
             u = _k64(hi, lo, 21, 11).astype(jnp.int64).astype(jnp.float64) * np.float64(2.0**-53)
             y = _rmul(u, c["scale"])
-            y = y + c["offset"]
+            y = _add_const(y, c["offset"])
         elif plan.kind == "normal":
             sign = (hi >> _u32(31)).astype(bool)
             k = _k64(hi & _u32(0x7FFFFFFF), lo, 21, 11).astype(jnp.int64)
@@ -334,7 +335,7 @@ def _values(plan: Plan, w):
             z = ndtri64(p)
             x = jnp.where(sign, -z, z)
             y = _rmul(c["std"], x)
-            y = y + c["mean"]
+            y = _add_const(y, c["mean"])
         else:
             k = _k64(hi, lo, 20, 12).astype(jnp.int64)
             u = (k * np.int64(2) + np.int64(1)).astype(jnp.float64) * np.float64(2.0**-53)
@@ -344,7 +345,7 @@ def _values(plan: Plan, w):
         if plan.kind == "uniform":
             u = (x >> _u32(8)).astype(jnp.int32).astype(jnp.float32) * np.float32(2.0**-24)
             y = _rmul(u, c["scale"])
-            y = y + c["offset"]
+            y = _add_const(y, c["offset"])
         elif plan.kind == "normal":
             sign = (x >> _u32(31)).astype(bool)
             k = ((x >> _u32(1)) & _u32(0x3FFFFFFF)).astype(jnp.int32)
@@ -352,7 +353,7 @@ def _values(plan: Plan, w):
             z = ndtri32(p)
             xx = jnp.where(sign, -z, z)
             y = _rmul(c["std"], xx)
-            y = y + c["mean"]
+            y = _add_const(y, c["mean"])
         else:
             k = (x >> _u32(9)).astype(jnp.int32)
             u = (k * np.int32(2) + np.int32(1)).astype(jnp.float32) * np.float32(2.0**-24)
@@ -371,13 +372,26 @@ def _values(plan: Plan, w):
     return y
 
 
+def _add_const(y, c):
+    """``y + c`` with IEEE signed zeros for a host constant ``c``.
+
+    XLA's simplifier rewrites ``y + 0.0`` to ``y``, which keeps ``-0.0`` where
+    IEEE addition (and the reference) gives ``+0.0``.  For ``c == +0.0`` the sum
+    is ``y`` except that a zero becomes ``+0.0``: a select XLA does not fold.
+    ``y + (-0.0)`` is ``y`` exactly, so XLA's rewrite is right there.
+    """
+    if float(c) == 0.0 and not np.signbit(c):
+        return jnp.where(y == 0, jnp.zeros((), y.dtype), y)
+    return y + c
+
+
 def _truncated(u, c, ndtri):
     p = _rmul(u, c["d"])
     p = p + c["pa"]
     p = jnp.minimum(jnp.maximum(p, c["pmin"]), c["pmax"])
     z = ndtri(p)
     y = _rmul(c["sstd"], z)
-    return y + c["mean"]
+    return _add_const(y, c["mean"])
 
 
 def _check_x64(plan: Plan) -> None:
@@ -395,6 +409,8 @@ def sample_plan(plan: Plan, key, shape, region=None):
     rp = RegionPlan(shape, region)
     if rp.size == 0:
         return jnp.zeros(rp.out_shape, plan.dtype)
+    if jax.default_backend() == "cpu":  # XLA's CPU allocator aborts the process when an allocation fails
+        allocation(rp.size * 3, plan.dtype, "shape", shape)  # the output and two words' temporaries
     k0, k1 = key_words(key)
     return _values(plan, _words(k0, k1, shape, region, plan.words))
 

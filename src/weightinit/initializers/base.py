@@ -12,7 +12,7 @@ import numpy as np
 from weightinit.common.dtypes import standardize_dtype
 from weightinit.common.errors import UnseededReuseWarning, type_error
 from weightinit.common.shapes import normalize_region, normalize_shape
-from weightinit.common.validate import allocation
+from weightinit.common.validate import allocation, representable
 from weightinit.random.seeds import SeedGenerator, resolve_seed_argument, serialize_seed
 from weightinit.random.streams import Stream
 
@@ -84,6 +84,8 @@ class BuiltinInitializer(Initializer):
     """
 
     elementwise: ClassVar[bool] = True
+    exact_params: ClassVar[tuple[str, ...]] = ()
+    """Scalar attributes written into the output as they are (gains): each must be representable in the dtype."""
     group: ClassVar[str] = "other"
     formula: ClassVar[str] = ""
 
@@ -94,6 +96,8 @@ class BuiltinInitializer(Initializer):
         if stream is not None and not isinstance(stream, Stream):
             raise type_error("stream", stream, "must be a weightinit.Stream or None", "Build one with wi.Stream(seed).")
         self._check_shape(shape)
+        for name in self.exact_params:
+            representable(name, getattr(self, name), dt, type(self).__name__)
         ranges = normalize_region(region, shape)
         n_out = (
             math.prod(len(range(*r)) for r in ranges) if ranges is not None and self.elementwise else math.prod(shape)

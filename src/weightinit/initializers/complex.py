@@ -35,6 +35,7 @@ import numpy as np
 
 from weightinit.common.dtypes import real_dtype_of
 from weightinit.common.errors import value_error
+from weightinit.common.validate import real_number
 from weightinit.random.distributions import Uniform
 from weightinit.random.sampling import sample, widen_region
 from weightinit.random.special import log32, log64
@@ -48,10 +49,7 @@ _UNIT = Uniform(0.0, 1.0)
 
 
 def _positive(name, v) -> float:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise value_error(name, v, "must be a positive real number") from None
+    f = real_number(name, v)
     if not (f > 0 and math.isfinite(f)):
         raise value_error(name, v, "must be a positive finite number")
     return f

@@ -6,8 +6,9 @@ import numpy as np
 
 from weightinit.common.checks import real_number
 from weightinit.common.dtypes import bfloat16, require_numeric
-from weightinit.common.errors import InitializerValueError, value_error
+from weightinit.common.errors import InitializerValueError, type_error, value_error
 from weightinit.common.shapes import RegionPlan
+from weightinit.common.validate import dtype_range
 from weightinit.initializers.base import BuiltinInitializer
 from weightinit.initializers.names import builtin
 
@@ -25,7 +26,29 @@ def cast_exact(value, dtype: np.dtype, arg: str) -> np.ndarray:
         )
     if arr.dtype.kind == "c" and dtype.kind != "c":
         arr = arr.real
-    out = arr.astype(dtype)
+    if arr.dtype.kind not in "biufc" and arr.dtype != bfloat16:
+        raise type_error(arg, value, "must be a number or an array of numbers")
+    if dtype.kind in "biu" and arr.size:
+        lo, hi = dtype_range(dtype)
+        as_f = arr.astype(np.float64) if arr.dtype.kind in "fc" or arr.dtype == bfloat16 else arr
+        if np.any(as_f < lo) or np.any(as_f > hi):
+            shown = value if arr.ndim == 0 else f"array of shape {arr.shape}"
+            raise value_error(
+                arg,
+                shown,
+                f"is not exactly representable in {dtype.name}",
+                f"{dtype.name} holds [{lo}, {hi}]; the value would wrap around.",
+            )
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = arr.astype(dtype)
+    if dtype.kind in "fc" or dtype == bfloat16:
+        overflow = np.isfinite(arr) & ~np.isfinite(out)
+        if np.any(overflow):
+            lo, hi = dtype_range(dtype)
+            shown = (
+                value if arr.ndim == 0 else f"array of shape {arr.shape} with element {arr[overflow].flat[0].item()!r}"
+            )
+            raise value_error(arg, shown, f"must lie within {dtype.name}'s range [{lo:g}, {hi:g}] (it would be inf)")
     if dtype.kind in "biu":
         bad = out.astype(np.float64) != arr.astype(np.float64)
         if np.any(bad):
@@ -163,6 +186,7 @@ class Identity(BuiltinInitializer):
 
     group = "constant"
     formula = "w = gain * I"
+    exact_params = ("gain",)
 
     def __init__(self, gain=1.0) -> None:
         real_number("gain", gain)

@@ -59,6 +59,7 @@ class Dirac(BuiltinInitializer):
 
     group = "identity"
     formula = "w[k//2, ..., d, g*out/groups + d] = gain for d < min(out/groups, in)"
+    exact_params = ("gain",)
     elementwise = False
 
     def __init__(self, groups=1, gain=1.0) -> None:
@@ -119,6 +120,7 @@ class DeltaOrthogonal(RandomInitializer):
 
     group = "orthogonal"
     formula = "w[(k-1)//2, ..., :, :] = scale * Q, Q (in x out) orthogonal, in <= out; zero elsewhere"
+    exact_params = ("scale",)
     elementwise = False
 
     def __init__(self, scale=1.0, column_axis=-1, seed=None) -> None:

@@ -6,6 +6,7 @@ import math
 import numbers
 
 from weightinit.common.errors import InitializerTypeError, InitializerValueError
+from weightinit.common.validate import shape as _validate_shape
 
 __all__ = ["compute_fans", "check_axes"]
 
@@ -65,7 +66,7 @@ def compute_fans(shape, input_axes=None, output_axes=None) -> tuple[int, int]:
     >>> compute_fans((512, 8, 64), input_axes=[0], output_axes=[1, 2])
     (512, 512)
     """
-    shape = tuple(int(d) for d in shape)
+    shape = _validate_shape(shape)
     if input_axes is not None or output_axes is not None:
         ia, oa = check_axes(input_axes, output_axes)
         rank = len(shape)

@@ -33,6 +33,7 @@ class BatchedIdentity(BuiltinInitializer):
 
     group = "identity"
     formula = "w[..., i, j] = gain * (i == j)"
+    exact_params = ("gain",)
 
     def __init__(self, gain=1.0) -> None:
         real_number("gain", gain)

@@ -64,6 +64,7 @@ class Orthogonal(RandomInitializer):
 
     group = "orthogonal"
     formula = "w = gain * Q, A = QR, A ~ N(0, 1)^(max(r,c) x min(r,c)), Q sign-corrected"
+    exact_params = ("gain",)
     elementwise = False
 
     def __init__(self, gain=1.0, seed=None, *, column_axis=-1) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 from weightinit.common.dtypes import require_float
 from weightinit.common.errors import value_error
 from weightinit.common.shapes import RegionPlan
+from weightinit.common.validate import real_number
 from weightinit.initializers.base import RandomInitializer
 from weightinit.initializers.fans import compute_fans
 from weightinit.initializers.names import builtin
@@ -28,16 +29,13 @@ __all__ = ["ScaledResidual", "Fixup", "TFixup", "MuP"]
 
 
 def _pos_int(name, v, minimum=1) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < minimum:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < minimum:
         raise value_error(name, v, f"must be an int >= {minimum}")
     return int(v)
 
 
 def _pos_float(name, v, allow_zero=False) -> float:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise value_error(name, v, "must be a real number") from None
+    f = real_number(name, v)
     if not math.isfinite(f) or f < 0 or (f == 0 and not allow_zero):
         raise value_error(name, v, "must be a finite number " + (">= 0" if allow_zero else "> 0"))
     return f

@@ -24,6 +24,7 @@ import numpy as np
 
 from weightinit.common.dtypes import require_float
 from weightinit.common.errors import InitializerValueError, value_error
+from weightinit.common.validate import real_number
 from weightinit.initializers.base import RandomInitializer
 from weightinit.initializers.names import builtin
 from weightinit.random.distributions import Normal, Uniform
@@ -46,10 +47,7 @@ def _ranks(keys: np.ndarray, axis: int) -> np.ndarray:
 
 
 def _stddev(stddev) -> float:
-    try:
-        s = float(stddev)
-    except (TypeError, ValueError):
-        raise value_error("stddev", stddev, "must be a real number") from None
+    s = real_number("stddev", stddev)
     if not (math.isfinite(s) and s >= 0):
         raise value_error("stddev", stddev, "must be a finite number >= 0")
     return s
@@ -82,10 +80,7 @@ class Sparse(RandomInitializer):
     elementwise = False
 
     def __init__(self, sparsity=0.1, stddev=0.01, seed=None) -> None:
-        try:
-            sp = float(sparsity)
-        except (TypeError, ValueError):
-            raise value_error("sparsity", sparsity, "must be a number in [0, 1]") from None
+        sp = real_number("sparsity", sparsity)
         if not 0.0 <= sp <= 1.0:
             raise value_error("sparsity", sparsity, "must be a number in [0, 1]")
         self._std = _stddev(stddev)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from weightinit.common.dtypes import require_float
-from weightinit.common.errors import InitializerValueError, value_error
+from weightinit.common.errors import InitializerValueError, type_error, value_error
+from weightinit.common.validate import boolean
 from weightinit.initializers.base import BuiltinInitializer
 from weightinit.initializers.names import builtin
 
@@ -55,9 +56,10 @@ class STFT(BuiltinInitializer):
     elementwise = False
 
     def __init__(self, side="real", window="hann", scaling="density", periodic=False) -> None:
-        if side not in ("real", "imag"):
+        periodic = boolean("periodic", periodic)
+        if not isinstance(side, str) or side not in ("real", "imag"):
             raise InitializerValueError(f"side should be 'real' or 'imag', not {side}")
-        if scaling not in (None, "density", "spectrum"):
+        if scaling is not None and (not isinstance(scaling, str) or scaling not in ("density", "spectrum")):
             raise InitializerValueError(
                 f"Scaling is invalid, it must be `None`, 'density' or 'spectrum'. Received scaling={scaling}"
             )
@@ -75,7 +77,12 @@ class STFT(BuiltinInitializer):
                 except ValueError as e:
                     raise value_error("window", window, f"is not a window SciPy knows ({e})") from None
         elif window is not None:
-            arr = np.asarray(window, dtype=np.float64)
+            try:
+                arr = np.asarray(window, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise type_error(
+                    "window", window, "must be a 1-D array of finite values, a window name, or None"
+                ) from None
             if arr.ndim != 1 or not np.isfinite(arr).all():
                 raise value_error("window", window, "must be a 1-D array of finite values, a window name, or None")
         self.side = side

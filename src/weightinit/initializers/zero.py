@@ -8,6 +8,7 @@ import numpy as np
 
 from weightinit.common.dtypes import require_float, require_numeric
 from weightinit.common.errors import InitializerValueError, value_error
+from weightinit.common.validate import real_number
 from weightinit.initializers.base import BuiltinInitializer
 from weightinit.initializers.names import builtin
 
@@ -107,15 +108,11 @@ class IRNN(BuiltinInitializer):
 
     group = "identity"
     formula = "w = gain * [I, I, ..., I] (one identity per (units, units) block)"
+    exact_params = ("gain",)
     elementwise = False
 
     def __init__(self, gain=1.0) -> None:
-        try:
-            g = float(gain)
-        except (TypeError, ValueError):
-            raise value_error("gain", gain, "must be a real number") from None
-        if not math.isfinite(g):
-            raise value_error("gain", gain, "must be finite")
+        real_number("gain", gain)
         self.gain = gain
 
     def _check_dtype(self, dtype):

@@ -236,12 +236,52 @@ class Plan:
     clip: tuple | None
 
 
+Z_MAX = {4: 6.24, 8: 8.17}
+"""Largest |z| the normal transform reaches, by compute itemsize: ``ndtri(p)`` at the smallest p,
+2**-32 in float32 (probability 2**-31 per value for either tail) and 2**-54 in float64."""
+
+
+def _check_range(dist, dt: np.dtype, ct: np.dtype) -> None:
+    """Refuse a distribution whose values (or constants) the output or compute dtype cannot hold.
+
+    A uniform's bounds must lie in the output's range and its width in the compute
+    precision's; a normal's values reach ``mean +- Z_MAX * std`` (the largest |z| the
+    stream produces), which must lie in the output's range; a truncated normal's
+    values lie in the intersection of that with its bounds.
+    """
+    from weightinit.common.validate import dtype_range
+
+    lo_out, hi_out = dtype_range(dt)
+    lo_c, hi_c = dtype_range(ct)
+    if isinstance(dist, Uniform):
+        lo, hi = dist.low, dist.high
+        what = f"U[{lo!r}, {hi!r})"
+        width_ok = dist.high - dist.low <= hi_c
+    elif isinstance(dist, (Normal, TruncatedNormal)):
+        reach = Z_MAX[ct.itemsize] * dist.std
+        lo, hi = dist.mean - reach, dist.mean + reach
+        what = f"N(mean={dist.mean!r}, std={dist.std!r}) (values reach mean +- {Z_MAX[ct.itemsize]} std)"
+        if isinstance(dist, TruncatedNormal):
+            lo, hi = max(lo, dist.lower), min(hi, dist.upper)
+            what = f"N(mean={dist.mean!r}, std={dist.std!r}) truncated to [{dist.lower!r}, {dist.upper!r}]"
+        width_ok = reach <= hi_c
+    else:
+        return
+    if not (lo_out <= lo and hi <= hi_out and width_ok):
+        raise InitializerValueError(
+            f"`dtype` {dt.name} cannot hold the values of {what}: they span [{lo:.6g}, {hi:.6g}] but {dt.name}'s "
+            f"range is [{lo_out:g}, {hi_out:g}] (computed in {ct.name}, range [{lo_c:g}, {hi_c:g}]); "
+            f"received dtype={dt.name}. Use a wider dtype or smaller parameters."
+        )
+
+
 def make_plan(dist, dtype) -> Plan:
     """The per-call plan of ``dist`` for output ``dtype`` (a float dtype)."""
     dt = require_float(dtype, f"{type(dist).__name__} sampling")
     ct = compute_dtype(dt)
     c = ct.type
     words = 2 if ct == np.float64 else 1
+    _check_range(dist, dt, ct)
     if isinstance(dist, Uniform):
         consts = {"scale": c(dist.high - dist.low), "offset": c(dist.low)}
         lo = _lowest_at_least(dist.low, dt)

@@ -97,7 +97,11 @@ class Stream:
         """The child stream named ``name`` (e.g. a parameter path); independent of any traversal order."""
         if not isinstance(name, str):
             raise type_error("name", name, "must be a str, such as 'encoder/layer_0/kernel'")
-        h = hashlib.sha256(name.encode("utf-8")).digest()
+        try:
+            encoded = name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise value_error("name", name, "must be valid Unicode text (it contains a lone surrogate)") from None
+        h = hashlib.sha256(encoded).digest()
         h0, h1, h2 = struct.unpack("<3I", h[:12])
         return Stream.from_key(_derive((h0, h1, h2, TAG_CHILD), self._key))
 

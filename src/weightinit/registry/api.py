@@ -142,20 +142,38 @@ def deserialize(config, custom_objects: dict | None = None):
         raise InitializerTypeError(
             f"`config` must be a name or a dict with a 'class_name' key; received config={config!r}."
         )
-    class_name = config["class_name"]
+    from weightinit.common import validate
+
+    class_name = validate.text("class_name", config["class_name"])
     inner = config.get("config", {})
     if class_name == "function":
+        validate.text("config", inner)
         return _lookup(
             inner,
             config.get("registered_name") if config.get("registered_name") != "function" else None,
             custom_objects,
         )
-    cls = _lookup(class_name, config.get("registered_name"), custom_objects)
+    registered = config.get("registered_name")
+    if registered is not None:
+        validate.text("registered_name", registered)
+    cls = _lookup(class_name, registered, custom_objects)
     if inspect.isclass(cls):
+        inner = validate.config(inner or {}, "config", allowed=_constructor_keys(cls), who=class_name)
         if hasattr(cls, "from_config"):
             return cls.from_config(dict(inner or {}))
         return cls(**(inner or {}))
     return cls
+
+
+def _constructor_keys(cls) -> set[str] | None:
+    """The keyword arguments ``cls`` accepts (None when it takes ``**kwargs`` or has no signature)."""
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
 def _array_initializer(value):
@@ -167,7 +185,9 @@ def _array_initializer(value):
             raise InitializerValueError(
                 f"Expected `shape` to be {tuple(arr.shape)} for direct tensor as initializer. Received shape={shape}."
             )
-        out = arr.astype(standardize_dtype(dtype))
+        from weightinit.initializers.constant import cast_exact
+
+        out = cast_exact(arr, standardize_dtype(dtype), "identifier")
         region = kwargs.get("region")
         return out[region] if region is not None else out
 

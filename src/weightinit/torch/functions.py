@@ -532,12 +532,15 @@ def _check_arguments(fn):
                     continue
                 f = validate.real_number(name, v, finite=False)
                 if isinstance(tensor, torch.Tensor):
-                    validate.representable(name, f, numpy_dtype(tensor.dtype, fn.__name__), fn.__name__)
+                    from weightinit.common.dtypes import standardize_dtype
+
+                    validate.representable(name, f, standardize_dtype(tensor.dtype), fn.__name__)
                 continue
             values[name] = f
-        if fn.__name__ == "uniform_" and isinstance(tensor, torch.Tensor) and not tensor.is_complex():
+        checked_in_dtype = {"uniform_": ("a", "b"), "orthogonal_": ("gain",)}.get(fn.__name__, ())
+        if checked_in_dtype and isinstance(tensor, torch.Tensor) and not tensor.is_complex():
             dt = numpy_dtype(tensor.dtype, fn.__name__)
-            for name in ("a", "b"):
+            for name in checked_in_dtype:
                 if name in values:
                     validate.representable(name, values[name], dt, fn.__name__)
         return fn(*bound.args, **bound.kwargs)
