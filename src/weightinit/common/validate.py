@@ -57,6 +57,7 @@ __all__ = [
     "region",
     "config",
     "text",
+    "cast_exact",
 ]
 
 MAX_RANK = 64
@@ -332,3 +333,54 @@ def config(cfg, arg: str = "config", *, allowed: Iterable[str] | None = None, wh
                 f"received {arg}={dict(cfg)!r}."
             )
     return dict(cfg)
+
+
+def _is_ml_float(dt: np.dtype) -> bool:
+    return dt.kind == "V" and dt.type.__module__.startswith("ml_dtypes")
+
+
+def cast_exact(value, dtype: np.dtype, arg: str) -> np.ndarray:
+    """Cast ``value`` to ``dtype``, refusing integer/bool casts that would change it."""
+    arr = np.asarray(value)
+    if arr.dtype.kind == "c" and dtype.kind != "c" and np.any(arr.imag != 0):
+        raise value_error(
+            arg,
+            value if arr.ndim == 0 else f"array of shape {arr.shape}",
+            f"has a non-zero imaginary part and cannot be cast to the real dtype {dtype.name}",
+        )
+    if arr.dtype.kind == "c" and dtype.kind != "c":
+        arr = arr.real
+    if arr.dtype.kind not in "biufc" and not _is_ml_float(arr.dtype):
+        raise type_error(arg, value, "must be a number or an array of numbers")
+    if dtype.kind in "biu" and arr.size:
+        lo, hi = dtype_range(dtype)
+        as_f = arr.astype(np.float64) if arr.dtype.kind in "fc" or _is_ml_float(arr.dtype) else arr
+        if np.any(as_f < lo) or np.any(as_f > hi):
+            shown = value if arr.ndim == 0 else f"array of shape {arr.shape}"
+            raise value_error(
+                arg,
+                shown,
+                f"is not exactly representable in {dtype.name}",
+                f"{dtype.name} holds [{lo}, {hi}]; the value would wrap around.",
+            )
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = arr.astype(dtype)
+    if dtype.kind in "fc" or _is_ml_float(dtype):
+        overflow = np.isfinite(arr) & ~np.isfinite(out)
+        if np.any(overflow):
+            lo, hi = dtype_range(dtype)
+            shown = (
+                value if arr.ndim == 0 else f"array of shape {arr.shape} with element {arr[overflow].flat[0].item()!r}"
+            )
+            raise value_error(arg, shown, f"must lie within {dtype.name}'s range [{lo:g}, {hi:g}] (it would be inf)")
+    if dtype.kind in "biu":
+        bad = out.astype(np.float64) != arr.astype(np.float64)
+        if np.any(bad):
+            shown = value if arr.ndim == 0 else f"array of shape {arr.shape} with element {arr[bad].flat[0].item()!r}"
+            raise value_error(
+                arg,
+                shown,
+                f"is not exactly representable in {dtype.name}",
+                "Use a float dtype or a value the dtype can hold.",
+            )
+    return out

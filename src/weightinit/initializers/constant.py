@@ -6,60 +6,13 @@ import numpy as np
 
 from weightinit.common.checks import real_number
 from weightinit.common.dtypes import bfloat16, require_numeric
-from weightinit.common.errors import InitializerValueError, type_error, value_error
+from weightinit.common.errors import InitializerValueError, value_error
 from weightinit.common.shapes import RegionPlan
-from weightinit.common.validate import dtype_range
+from weightinit.common.validate import cast_exact
 from weightinit.initializers.base import BuiltinInitializer
 from weightinit.initializers.names import builtin
 
 __all__ = ["Zeros", "Ones", "Constant", "Identity", "cast_exact"]
-
-
-def cast_exact(value, dtype: np.dtype, arg: str) -> np.ndarray:
-    """Cast ``value`` to ``dtype``, refusing integer/bool casts that would change it."""
-    arr = np.asarray(value)
-    if arr.dtype.kind == "c" and dtype.kind != "c" and np.any(arr.imag != 0):
-        raise value_error(
-            arg,
-            value if arr.ndim == 0 else f"array of shape {arr.shape}",
-            f"has a non-zero imaginary part and cannot be cast to the real dtype {dtype.name}",
-        )
-    if arr.dtype.kind == "c" and dtype.kind != "c":
-        arr = arr.real
-    if arr.dtype.kind not in "biufc" and arr.dtype != bfloat16:
-        raise type_error(arg, value, "must be a number or an array of numbers")
-    if dtype.kind in "biu" and arr.size:
-        lo, hi = dtype_range(dtype)
-        as_f = arr.astype(np.float64) if arr.dtype.kind in "fc" or arr.dtype == bfloat16 else arr
-        if np.any(as_f < lo) or np.any(as_f > hi):
-            shown = value if arr.ndim == 0 else f"array of shape {arr.shape}"
-            raise value_error(
-                arg,
-                shown,
-                f"is not exactly representable in {dtype.name}",
-                f"{dtype.name} holds [{lo}, {hi}]; the value would wrap around.",
-            )
-    with np.errstate(over="ignore", invalid="ignore"):
-        out = arr.astype(dtype)
-    if dtype.kind in "fc" or dtype == bfloat16:
-        overflow = np.isfinite(arr) & ~np.isfinite(out)
-        if np.any(overflow):
-            lo, hi = dtype_range(dtype)
-            shown = (
-                value if arr.ndim == 0 else f"array of shape {arr.shape} with element {arr[overflow].flat[0].item()!r}"
-            )
-            raise value_error(arg, shown, f"must lie within {dtype.name}'s range [{lo:g}, {hi:g}] (it would be inf)")
-    if dtype.kind in "biu":
-        bad = out.astype(np.float64) != arr.astype(np.float64)
-        if np.any(bad):
-            shown = value if arr.ndim == 0 else f"array of shape {arr.shape} with element {arr[bad].flat[0].item()!r}"
-            raise value_error(
-                arg,
-                shown,
-                f"is not exactly representable in {dtype.name}",
-                "Use a float dtype or a value the dtype can hold.",
-            )
-    return out
 
 
 class _Filled(BuiltinInitializer):

@@ -7,6 +7,7 @@ import numbers
 
 from weightinit.common.dtypes import require_float, standardize_dtype
 from weightinit.common.errors import InitializerTypeError, InitializerValueError
+from weightinit.common.validate import real_number
 from weightinit.initializers.base import RandomInitializer
 from weightinit.initializers.complex import COMPLEX_TRUNCATED_STD_FACTOR, ComplexDisk, ComplexTruncatedNormal
 from weightinit.initializers.fans import check_axes, compute_fans
@@ -148,13 +149,13 @@ class VarianceScaling(RandomInitializer):
         batch_axis=None,
     ) -> None:
         try:
-            if isinstance(scale, (str, bytes)):  # float("2") would accept text silently
-                raise TypeError
-            ok = float(scale) > 0 and math.isfinite(float(scale))
-        except (TypeError, ValueError):
+            ok = real_number("scale", scale) > 0
+        except InitializerTypeError:
             raise InitializerTypeError(
                 f"Argument `scale` must be positive float. Received: scale={scale!r} of type {type(scale).__name__}."
             ) from None
+        except InitializerValueError:
+            ok = False
         if not ok:
             raise InitializerValueError(f"Argument `scale` must be positive float. Received: scale={scale!r}.")
         if not isinstance(mode, str) or mode.lower() not in MODES:

@@ -10,6 +10,7 @@ import numpy as np
 
 import jax
 from jax import lax
+from weightinit.common import validate
 from weightinit.common.dtypes import compute_dtype, standardize_dtype
 from weightinit.common.errors import InitializerTypeError, InitializerValueError, type_error, value_error
 from weightinit.executors.jax import philox4x32, sample
@@ -97,8 +98,6 @@ def _dtype(dtype) -> np.dtype:
 
 
 def _shape(shape) -> tuple[int, ...]:
-    from weightinit.common import validate
-
     shape = validate.shape(shape)
     if jax.default_backend() == "cpu":  # XLA's CPU allocator aborts the process on a failed allocation
         validate.allocation(math.prod(shape), np.uint8, "shape", shape)
@@ -178,9 +177,7 @@ def uniform(scale=1e-2, dtype=None):
     >>> bool(w.min() >= 0 and w.max() < 1)
     True
     """
-    from weightinit.common.validate import real_number
-
-    dist = Uniform(0.0, real_number("scale", scale, minimum=0.0, strict_minimum=True))
+    dist = Uniform(0.0, validate.real_number("scale", scale, minimum=0.0, strict_minimum=True))
     return _builder(lambda shape, cplx: dist, dtype, False, "uniform")
 
 
@@ -212,10 +209,8 @@ def truncated_normal(stddev=1e-2, dtype=None, lower=-2.0, upper=2.0):
     >>> bool(abs(w).max() <= 2.0)
     True
     """
-    from weightinit.common.validate import real_number
-
     s = Normal.checked(0.0, stddev, ("mean", "stddev")).std
-    lo, hi = real_number("lower", lower, finite=False), real_number("upper", upper, finite=False)
+    lo, hi = validate.real_number("lower", lower, finite=False), validate.real_number("upper", upper, finite=False)
     names = ("mean", "stddev", "lower", "upper")
     dist = Normal(0.0, 0.0) if s == 0 else TruncatedNormal.checked(0.0, s, lo * s, hi * s, names)
     return _builder(lambda shape, cplx: dist, dtype, False, "truncated_normal")

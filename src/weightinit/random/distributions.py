@@ -19,6 +19,7 @@ import numpy as np
 from weightinit.common.checks import real_number
 from weightinit.common.dtypes import compute_dtype, require_float
 from weightinit.common.errors import InitializerValueError, value_error
+from weightinit.common.validate import dtype_range
 from weightinit.random.float8 import is_float8, to_float8
 from weightinit.random.special import ndtr_host
 
@@ -249,8 +250,6 @@ def _check_range(dist, dt: np.dtype, ct: np.dtype) -> None:
     stream produces), which must lie in the output's range; a truncated normal's
     values lie in the intersection of that with its bounds.
     """
-    from weightinit.common.validate import dtype_range
-
     lo_out, hi_out = dtype_range(dt)
     lo_c, hi_c = dtype_range(ct)
     if isinstance(dist, Uniform):

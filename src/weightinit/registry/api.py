@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from weightinit.common import validate
 from weightinit.common.dtypes import standardize_dtype
 from weightinit.common.errors import InitializerTypeError, InitializerValueError
 from weightinit.common.shapes import normalize_shape
@@ -142,8 +143,6 @@ def deserialize(config, custom_objects: dict | None = None):
         raise InitializerTypeError(
             f"`config` must be a name or a dict with a 'class_name' key; received config={config!r}."
         )
-    from weightinit.common import validate
-
     class_name = validate.text("class_name", config["class_name"])
     inner = config.get("config", {})
     if class_name == "function":
@@ -185,9 +184,7 @@ def _array_initializer(value):
             raise InitializerValueError(
                 f"Expected `shape` to be {tuple(arr.shape)} for direct tensor as initializer. Received shape={shape}."
             )
-        from weightinit.initializers.constant import cast_exact
-
-        out = cast_exact(arr, standardize_dtype(dtype), "identifier")
+        out = validate.cast_exact(arr, standardize_dtype(dtype), "identifier")
         region = kwargs.get("region")
         return out[region] if region is not None else out
 

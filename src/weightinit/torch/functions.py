@@ -19,14 +19,17 @@ when it is installed, else through NumPy.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import warnings
 
 import numpy as np
 
 import torch
-from weightinit.common.dtypes import compute_dtype
-from weightinit.common.errors import InitializerTypeError, InitializerValueError, value_error
+from weightinit.common import validate
+from weightinit.common.dtypes import compute_dtype, standardize_dtype
+from weightinit.common.errors import InitializerTypeError, InitializerValueError, type_error, value_error
 from weightinit.initializers.gains import calculate_gain as _core_gain
 from weightinit.initializers.orthogonal import orthogonal_matrix
 from weightinit.initializers.storage import torch_default_fans
@@ -483,12 +486,6 @@ _ARGS: dict[str, dict[str, str]] = {
 
 
 def _check_arguments(fn):
-    import functools
-    import inspect
-
-    from weightinit.common import validate
-    from weightinit.common.errors import type_error
-
     sig = inspect.signature(fn)
     rules = _ARGS[fn.__name__]
 
@@ -532,8 +529,6 @@ def _check_arguments(fn):
                     continue
                 f = validate.real_number(name, v, finite=False)
                 if isinstance(tensor, torch.Tensor):
-                    from weightinit.common.dtypes import standardize_dtype
-
                     validate.representable(name, f, standardize_dtype(tensor.dtype), fn.__name__)
                 continue
             values[name] = f
