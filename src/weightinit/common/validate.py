@@ -39,6 +39,7 @@ import numbers
 import os
 from collections.abc import Iterable, Mapping
 
+import ml_dtypes
 import numpy as np
 
 from weightinit.common.errors import InitializerTypeError, InitializerValueError, type_error, value_error
@@ -247,8 +248,6 @@ def dtype_range(dt: np.dtype) -> tuple[float, float]:
     if dt.kind == "c":
         real = np.dtype(f"f{dt.itemsize // 2}")
     if real.kind == "V":  # bfloat16 and other ml_dtypes floats
-        import ml_dtypes
-
         info = ml_dtypes.finfo(real)
         return float(info.min), float(info.max)
     info = np.finfo(real)
