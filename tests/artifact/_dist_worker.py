@@ -37,7 +37,8 @@ def main(out_dir: str, dcp_single: str) -> None:
     from weightinit.cli.main import main as cli
 
     argv = ["materialize", spec, "--recipe", recipe, "--seed", str(seed), "--max-shard-size", "40KB", "--quiet"]
-    res["cli_rc"] = cli(argv + ["--out", os.path.join(out_dir, f"st_cli{world}")])
+    if world > 1:  # the ranks of the group share the CLI's work too
+        res["cli_rc"] = cli(argv + ["--out", os.path.join(out_dir, f"st_cli{world}")])
 
     def sharded():
         model = build_meta(spec)
