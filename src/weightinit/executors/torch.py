@@ -368,7 +368,9 @@ def fill_device_(tensor: torch.Tensor, plan: Plan, key, rp: RegionPlan, chunk: i
     if plan.clip is not None:
         clip = (float(plan.clip[0]), float(plan.clip[1]))
     single_run = rp.run_length == rp.size
-    if single_run and plan.words == 1 and device.type == "cuda" and _triton() is not None:
+    # fp8 takes the torch-ops path below (the stream's integer rounding); the Triton kernel stores
+    # float16 / bfloat16 / float32 only.
+    if single_run and plan.words == 1 and device.type == "cuda" and tdt not in _FP8 and _triton() is not None:
         _triton().launch(flat, plan, key, rp.first_run_start)
         if target is not tensor:
             tensor.copy_(target)
