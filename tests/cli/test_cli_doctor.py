@@ -91,3 +91,21 @@ def test_keras_backend_chosen_when_tensorflow_is_absent(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Keras runs on jax" in r.stdout and "keras" in r.stdout and "(jax)" in r.stdout
+
+
+def test_readme_example_figures():
+    # the figures README.md quotes for `weightinit doctor` (training excluded: 10 epochs of a 30-layer MLP)
+    from weightinit.doctor.example import run_example
+
+    before, rep, _ = run_example(epochs=0)
+    assert before.summary() == (
+        "signal std 0.584 -> 2.14e-09; weight-grad norm first 3.59e-12, last 0.0515; loss 2.306; 4 problem(s)"
+    )
+    assert rep.after.summary() == (
+        "signal std 1.02 -> 0.511; weight-grad norm first 0.695, last 0.992; loss 2.658; no problems found"
+    )
+    assert len(rep.scales) == 31
+    import pathlib
+
+    readme = (pathlib.Path(__file__).parents[2] / "README.md").read_text()
+    assert before.summary() in readme and "after:  " + rep.after.summary() in readme
