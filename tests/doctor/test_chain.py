@@ -117,11 +117,19 @@ def test_fix_chain_lsuv_and_analytic():
         h = lay(h)
     assert not f.after.flagged("vanishing_activations")
     m = tanh_mlp()
-    f = fix_chain(NumpyChain(m), "analytic", None, measure=False)
+    f = fix_chain(NumpyChain(m), "analytic", None, measure=False, probe=False)
     assert len(f.scales) == 8 and not f.iterations and f.before is None
     r = doctor_chain(NumpyChain(m))  # synthetic batch: input q taken as 1, as in the fix
     pre = [s.q_pred for s in r.layers if s.kind == "Dense"]
     assert np.allclose(pre, 1.0, rtol=1e-5), pre  # the fix's own prediction: unit pre-activations (float32 kernels)
+    # with the probe correction (the default) the measured pre-activations on the batch are the target
+    m = tanh_mlp()
+    fix_chain(NumpyChain(m), "analytic", x, measure=False)
+    h = x
+    for lay in m:
+        if isinstance(lay, Dense):
+            assert abs(np.mean(np.square(lay(h).astype(np.float64))) - 1) < 0.02
+        h = lay(h)
 
 
 def test_lsuv_rescale_stops_at_tolerance_max_iter_and_bad_variance():

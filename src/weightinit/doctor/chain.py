@@ -286,9 +286,16 @@ def _lsuv_kernel(chain: Chain, state, layer, k: np.ndarray, target: float, tol: 
 
 
 def fix_chain(chain: Chain, mode: str, inputs, *, target: float = 1.0, tol: float = 0.1, max_iter: int = 10,
-              seed: int = 0, batch: int = 64, input_shape=None, measure: bool = True) -> FixReport:  # fmt: skip
-    """Rescale the kernels of ``chain``'s model in place (``mode`` ``"lsuv"`` or ``"analytic"``)."""
+              seed: int = 0, batch: int = 64, input_shape=None, measure: bool = True,
+              probe: bool = True) -> FixReport:  # fmt: skip
+    """Rescale the kernels of ``chain``'s model in place (``mode`` ``"lsuv"`` or ``"analytic"``).
+
+    ``probe`` (analytic): after each kernel's moment-map scale, one measurement of its pre-activation on the
+    batch corrects the scale to the target, as the torch path does (see :func:`weightinit.doctor.api.fix`).
+    """
     x = chain_input(chain, inputs, batch, input_shape, seed)
+    if mode == "analytic" and probe and inputs is None and x[0].size <= 4096 and len(x) < 1024:
+        x = chain_input(chain, None, 1024, input_shape, seed)  # a probe wide enough for the correction
     rep = FixReport(mode=mode)
     if measure:
         rep.before = doctor_chain(chain, x, seed=seed, title="before fix")
@@ -306,8 +313,15 @@ def fix_chain(chain: Chain, mode: str, inputs, *, target: float = 1.0, tol: floa
                 chain.set_kernel(lay, k)
                 rep.scales[key], rep.iterations[key] = _lsuv_kernel(chain, state, lay, k, target, tol, max_iter)
             else:
-                s = rescale_factor(_sigma_w2(k), q, chain.bias_q(lay), target)
+                qb = chain.bias_q(lay)
+                s = rescale_factor(_sigma_w2(k), q, qb, target)
                 chain.set_kernel(lay, k * s)
+                if probe:  # correct on the batch the finite-width drift the moment map cannot see
+                    a = float(np.mean(np.square(chain.preactivation(state, lay)))) - qb
+                    want = max(target - qb, 1e-3 * target)
+                    if a > 0 and math.isfinite(a):
+                        s *= math.sqrt(want / a)
+                        chain.set_kernel(lay, k * s)
                 rep.scales[key] = s
                 q = target
                 act = chain.activation(lay)

@@ -146,10 +146,21 @@ def doctor_flax(model, inputs=None, *, targets=None, seed=0, batch=64, input_sha
 
 
 def fix_flax(
-    model, mode, inputs, *, target=1.0, tol=0.1, max_iter=10, seed=0, batch=64, input_shape=None, measure=True
+    model,
+    mode,
+    inputs,
+    *,
+    target=1.0,
+    tol=0.1,
+    max_iter=10,
+    seed=0,
+    batch=64,
+    input_shape=None,
+    measure=True,
+    probe=True,
 ):
     return fix_chain(_Flax(model), mode, inputs, target=target, tol=tol, max_iter=max_iter, seed=seed, batch=batch,
-                     input_shape=input_shape, measure=measure)  # fmt: skip
+                     input_shape=input_shape, measure=measure, probe=probe)  # fmt: skip
 
 
 # the backend protocol (weightinit.doctor.backends.DoctorBackend)
@@ -166,6 +177,6 @@ def doctor(model, inputs=None, *, targets=None, loss_fn=None, analytic=True, see
 def fix(model, mode, inputs=None, *, targets=None, target=1.0, tol=0.1, max_iter=10, orthogonal=True, seed=0,
         batch=64, input_shape=None, measure=True, progress=None, probe=True):  # fmt: skip
     """:func:`weightinit.doctor.api.fix` for a Flax model (LSUV always pre-initializes orthogonally;
-    ``targets``, ``progress`` and ``probe`` are PyTorch-only)."""
+    ``targets`` and ``progress`` are PyTorch-only)."""
     return fix_flax(model, mode, inputs, target=target, tol=tol, max_iter=max_iter, seed=seed, batch=batch,
-                    input_shape=input_shape, measure=measure)  # fmt: skip
+                    input_shape=input_shape, measure=measure, probe=probe)  # fmt: skip
