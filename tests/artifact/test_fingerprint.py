@@ -31,7 +31,7 @@ CASES = [
 
 def _spec_digest(x: np.ndarray) -> str:
     """docs/artifact.md section 2, written from the text: header, then SHA-256 of each 2**16-element chunk."""
-    name = {"float32": "float32", "float16": "float16", "float64": "float64", "bfloat16": "bfloat16"}[x.dtype.name]
+    name = x.dtype.name  # float16, bfloat16, float32, float64, complex64, complex128
     head = b"weightinit.tensor.v1\x00" + name.encode() + b"\x00" + struct.pack("<Q", x.ndim)
     head += b"".join(struct.pack("<Q", d) for d in x.shape) + struct.pack("<Q", 65536)
     raw = np.ascontiguousarray(x).reshape(-1).view(np.uint8).tobytes()
@@ -51,6 +51,14 @@ def test_digest_matches_the_written_definition(case):
     name, shape, dtype, seed = case
     x = _values(*case)
     assert fp.fingerprint(name, shape, dtype, wi.Stream(seed)).hex == _spec_digest(x.reshape(shape))
+
+
+def test_complex_digest_hashes_real_then_imaginary_parts():
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((70000,)) + 1j * rng.standard_normal((70000,))).astype(np.complex64)
+    assert tensor_digest(array_source(x)).hex == _spec_digest(x)
+    interleaved = np.stack([x.real, x.imag], axis=-1).reshape(-1)  # the bytes: re0, im0, re1, im1, ...
+    assert np.ascontiguousarray(x).view(np.float32).tobytes() == interleaved.tobytes()
 
 
 def test_golden_digests_frozen():

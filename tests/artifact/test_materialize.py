@@ -142,7 +142,11 @@ def test_bad_model_and_recipe(tmp_path):
         bn = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
     with pytest.raises(CheckpointError, match="running_mean"):
         wi.materialize(bn, "torch", 0, tmp_path / "d")
-    assert not any(p.name in ("a", "b", "c", "d") for p in tmp_path.iterdir())
+    with torch.device("meta"):
+        cplx = torch.nn.Linear(3, 4, dtype=torch.complex64)
+    with pytest.raises(CheckpointError, match="weight of dtype complex64"):
+        wi.materialize(cplx, {"*": 0.0}, 0, tmp_path / "e")
+    assert list(tmp_path.iterdir()) == []  # every refusal comes before anything is written (no OUT.partial either)
 
 
 def test_factory_spec(tmp_path):

@@ -243,7 +243,6 @@ def materialize(
     plan = _entries(module, recipe, seed, plan_kwargs)
     entries = list(plan.params)
     out_abs = os.path.abspath(os.fspath(out))
-    partial = _prepare_out(out_abs, force, rank, dist)
     t0 = time.perf_counter()
     meta = {
         "weightinit_digest_version": 1,
@@ -251,8 +250,10 @@ def materialize(
         "recipe": recipe if isinstance(recipe, str) else repr(recipe),
         "seed": int(seed) if isinstance(seed, (int, np.integer)) else repr(seed),
     }
+    layouts = _safetensors_layouts(entries, max_bytes, meta) if format == "safetensors" else None
+    partial = _prepare_out(out_abs, force, rank, dist)  # every check above runs before anything is written
     if format == "safetensors":
-        result = _write_safetensors(entries, partial, max_bytes, meta, rank, world, dist, progress, digest)
+        result = _write_safetensors(entries, layouts, meta, partial, rank, world, dist, progress, digest)
     else:
         result = _write_dcp(entries, partial, rank, world, dist, progress)
     if rank == 0:
@@ -292,13 +293,19 @@ class _Written:
     param_digests: dict = field(default_factory=dict)
 
 
-def _write_safetensors(entries, partial, max_bytes, meta, rank, world, dist, progress, want_digest) -> _Written:
-    from weightinit.artifact._torch import numpy_dtype_of, plan_source
-    from weightinit.artifact.formats.safetensors import INDEX_NAME, plan_files, write_header
+def _safetensors_layouts(entries, max_bytes, meta):
+    from weightinit.artifact._torch import numpy_dtype_of
+    from weightinit.artifact.formats.safetensors import plan_files
 
     specs = [(e.path, tuple(e.shape), numpy_dtype_of(e.dtype).name) for e in entries]
     st_meta = {"format": "pt", **{f"weightinit.{k}": v for k, v in meta.items()}}
-    layouts = plan_files(specs, max_bytes, st_meta)
+    return plan_files(specs, max_bytes, st_meta)
+
+
+def _write_safetensors(entries, layouts, meta, partial, rank, world, dist, progress, want_digest) -> _Written:
+    from weightinit.artifact._torch import numpy_dtype_of, plan_source
+    from weightinit.artifact.formats.safetensors import INDEX_NAME, write_header
+
     where = {t: (lay, info) for lay in layouts for t, info in lay.tensors.items()}
     if rank == 0:
         for lay in layouts:
