@@ -156,6 +156,8 @@ def fill_array(plan, key, start: int, out: np.ndarray, indices: np.ndarray | Non
 
     One call of the core: no chunking, no temporaries.  ``out.dtype`` must be ``plan.dtype``.
     """
+    if _core_ext is None:
+        raise RuntimeError(f"weightinit's compiled core is not available ({_IMPORT_ERROR})")
     n_threads = _THREADS["n"] if threads is None else threads
     idx = None if indices is None else np.ascontiguousarray(indices, dtype=np.uint64).reshape(-1)
     _core_ext.fill(_raw(out), *_args(plan), int(key[0]), int(key[1]), int(start), idx, n_threads)

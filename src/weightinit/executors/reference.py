@@ -87,7 +87,7 @@ def values_from_words(plan: Plan, w: np.ndarray) -> np.ndarray:
     is64 = plan.words == 2
     hi, lo = (w[0], w[1]) if is64 else (w[0], None)
     if plan.kind == "uniform":
-        u = _unit64(hi, lo) if is64 else _unit32(hi)
+        u = _unit64(hi, w[1]) if is64 else _unit32(hi)
         y = u * c["scale"]
         y = y + c["offset"]
     elif plan.kind == "normal":
@@ -97,7 +97,7 @@ def values_from_words(plan: Plan, w: np.ndarray) -> np.ndarray:
         y = c["std"] * x
         y = y + c["mean"]
     elif plan.kind == "truncated_normal":
-        u = _open64(hi, lo) if is64 else _open32(hi)
+        u = _open64(hi, w[1]) if is64 else _open32(hi)
         p = u * c["d"]
         p = p + c["pa"]
         p = np.minimum(np.maximum(p, c["pmin"]), c["pmax"])

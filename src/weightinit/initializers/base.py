@@ -12,6 +12,7 @@ import numpy as np
 from weightinit.common.dtypes import standardize_dtype
 from weightinit.common.errors import UnseededReuseWarning, type_error
 from weightinit.common.shapes import normalize_region, normalize_shape
+from weightinit.common.types import DTypeLike, InitializerProtocol, Region, Shape
 from weightinit.common.validate import allocation, representable
 from weightinit.random.seeds import SeedGenerator, resolve_seed_argument, serialize_seed
 from weightinit.random.streams import Stream
@@ -49,7 +50,7 @@ class Initializer:
     (2,)
     """
 
-    def __call__(self, shape, dtype=None, **kwargs) -> Any:
+    def __call__(self, shape: Shape, dtype: DTypeLike = None, **kwargs) -> Any:
         raise NotImplementedError("Initializer subclasses must implement the `__call__()` method.")
 
     def get_config(self) -> dict:
@@ -89,7 +90,15 @@ class BuiltinInitializer(Initializer):
     group: ClassVar[str] = "other"
     formula: ClassVar[str] = ""
 
-    def __call__(self, shape, dtype=None, *, region=None, stream=None, layout=None) -> np.ndarray:
+    def __call__(
+        self,
+        shape: Shape,
+        dtype: DTypeLike = None,
+        *,
+        region: Region | slice | None = None,
+        stream: Stream | None = None,
+        layout=None,
+    ) -> np.ndarray:
         shape = normalize_shape(shape)
         dt = self._check_dtype(dtype)
         normalize_region(region, shape)
@@ -154,6 +163,7 @@ class RandomInitializer(BuiltinInitializer):
                     UnseededReuseWarning,
                     stacklevel=4,
                 )
+        assert self._stream is not None  # int and None seeds fix the stream at construction
         return self._stream
 
     def _generate(self, shape, dtype, region, stream) -> np.ndarray:
@@ -166,7 +176,14 @@ class RandomInitializer(BuiltinInitializer):
         return {"seed": serialize_seed(self._init_seed)}
 
 
-def generate(init, shape, dtype=None, *, region=None, stream=None):
+def generate(
+    init: InitializerProtocol,
+    shape: Shape,
+    dtype: DTypeLike = None,
+    *,
+    region: Region | slice | None = None,
+    stream: Stream | None = None,
+):
     """Call any initializer with optional ``region``/``stream``, falling back gracefully.
 
     weightinit's built-ins take ``region`` and ``stream`` directly.  For a

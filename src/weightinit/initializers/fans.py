@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable
+from typing import Any, cast
 
 from weightinit.common.errors import InitializerTypeError, InitializerValueError
 from weightinit.common.validate import shape as _validate_shape
@@ -26,11 +28,11 @@ def check_axes(input_axes, output_axes):
             f"output_axes={output_axes!r}. Pass both (e.g. input_axes=[0], output_axes=[1, 2]) or neither."
         )
     out = []
-    for name, axes in (("input_axes", input_axes), ("output_axes", output_axes)):
-        if isinstance(axes, numbers.Integral) and not isinstance(axes, bool):
-            axes = [axes]
+    pairs: tuple[tuple[str, Any], ...] = (("input_axes", input_axes), ("output_axes", output_axes))
+    for name, axes in pairs:
+        seq = [axes] if isinstance(axes, numbers.Integral) and not isinstance(axes, bool) else axes
         try:
-            axes = list(axes)
+            axes = list(cast(Iterable[Any], seq))
         except TypeError:
             raise InitializerTypeError(f"`{name}` must be a list of ints; received {name}={axes!r}.") from None
         if not axes or any(isinstance(a, bool) or not isinstance(a, numbers.Integral) for a in axes):

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from weightinit.common.errors import InitializerTypeError, InitializerValueError, value_error
+from weightinit.common.types import Nonlinearity
 
 __all__ = [
     "calculate_gain",
@@ -124,7 +125,7 @@ ACTIVATIONS: dict[str, Callable[..., np.ndarray]] = {
 }
 
 
-def activation(name_or_fn, param=None) -> Callable[[np.ndarray], np.ndarray]:
+def activation(name_or_fn: str | Callable[[np.ndarray], np.ndarray], param=None) -> Callable[[np.ndarray], np.ndarray]:
     """The NumPy function of an activation given by name (with an optional parameter) or as a callable."""
     if callable(name_or_fn):
         return name_or_fn
@@ -167,7 +168,7 @@ def gain_for(activation_: str | Callable, param=None) -> float:
 _LINEAR = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
 
 
-def calculate_gain(nonlinearity: str, param=None) -> float:
+def calculate_gain(nonlinearity: Nonlinearity, param: float | None = None) -> float:
     """PyTorch's gain table (``torch.nn.init.calculate_gain``).
 
     linear/conv*/sigmoid: 1; tanh: 5/3; relu: sqrt(2); leaky_relu:

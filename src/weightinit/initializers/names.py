@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import TypeVar
 
 __all__ = ["builtin", "builtin_names", "builtin_classes", "aliases_of", "to_snake_case"]
 
 _BUILTINS: dict[str, type] = {}
+_C = TypeVar("_C", bound=type)
 
 
 def to_snake_case(name: str) -> str:
@@ -23,10 +25,10 @@ def to_snake_case(name: str) -> str:
     return name.lower()
 
 
-def builtin(*aliases: str) -> Callable[[type], type]:
+def builtin(*aliases: str) -> Callable[[_C], _C]:
     """Class decorator registering a built-in under its names and ``aliases``."""
 
-    def deco(cls: type) -> type:
+    def deco(cls: _C) -> _C:
         for name in (cls.__name__, to_snake_case(cls.__name__), *aliases):
             if name in _BUILTINS and _BUILTINS[name] is not cls:
                 raise RuntimeError(f"initializer name {name!r} registered twice")

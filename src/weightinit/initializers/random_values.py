@@ -16,6 +16,7 @@ class _DistributionInitializer(RandomInitializer):
     """A random initializer whose values are i.i.d. draws of one distribution."""
 
     group = "random"
+    _dist: Uniform | Normal | _TruncatedNormalDist
 
     def _check_dtype(self, dtype):
         return require_float(dtype, type(self).__name__)

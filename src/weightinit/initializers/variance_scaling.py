@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
+from typing import get_args
 
 from weightinit.common.dtypes import require_float, standardize_dtype
 from weightinit.common.errors import InitializerTypeError, InitializerValueError
+from weightinit.common.types import Distribution, FanMode
 from weightinit.common.validate import real_number
 from weightinit.initializers.base import RandomInitializer
 from weightinit.initializers.complex import COMPLEX_TRUNCATED_STD_FACTOR, ComplexDisk, ComplexTruncatedNormal
@@ -14,6 +17,7 @@ from weightinit.initializers.fans import check_axes, compute_fans
 from weightinit.initializers.names import builtin
 from weightinit.random.distributions import Normal, TruncatedNormal, Uniform
 from weightinit.random.sampling import sample
+from weightinit.random.seeds import SeedLike
 
 __all__ = [
     "VarianceScaling",
@@ -32,8 +36,8 @@ __all__ = [
 TRUNCATED_STD_FACTOR = 0.87962566103423978
 """Standard deviation of N(0, 1) truncated to [-2, 2] (``scipy.stats.truncnorm.std(-2, 2)``)."""
 
-MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
-DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform")
+MODES: tuple[str, ...] = get_args(FanMode)
+DISTRIBUTIONS = tuple(d for d in get_args(Distribution) if d != "normal")  # "normal": an alias
 _JAX_AXES = {"in_axis": -2, "out_axis": -1, "batch_axis": ()}
 
 
@@ -137,16 +141,16 @@ class VarianceScaling(RandomInitializer):
 
     def __init__(
         self,
-        scale=1.0,
-        mode="fan_in",
-        distribution="truncated_normal",
-        seed=None,
-        input_axes=None,
-        output_axes=None,
+        scale: float = 1.0,
+        mode: FanMode = "fan_in",
+        distribution: Distribution = "truncated_normal",
+        seed: SeedLike = None,
+        input_axes: int | Sequence[int] | None = None,
+        output_axes: int | Sequence[int] | None = None,
         *,
-        in_axis=None,
-        out_axis=None,
-        batch_axis=None,
+        in_axis: int | Sequence[int] | None = None,
+        out_axis: int | Sequence[int] | None = None,
+        batch_axis: int | Sequence[int] | None = None,
     ) -> None:
         try:
             ok = real_number("scale", scale) > 0

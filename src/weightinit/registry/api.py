@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast, overload
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from weightinit.common import validate
 from weightinit.common.dtypes import standardize_dtype
 from weightinit.common.errors import InitializerTypeError, InitializerValueError
 from weightinit.common.shapes import normalize_shape
+from weightinit.common.types import InitializerProtocol
 from weightinit.initializers.base import Initializer
 from weightinit.initializers.names import _BUILTINS, aliases_of, builtin, builtin_classes, builtin_names, to_snake_case
 
@@ -158,8 +159,9 @@ def deserialize(config, custom_objects: dict | None = None):
     cls = _lookup(class_name, registered, custom_objects)
     if inspect.isclass(cls):
         inner = validate.config(inner or {}, "config", allowed=_constructor_keys(cls), who=class_name)
-        if hasattr(cls, "from_config"):
-            return cls.from_config(dict(inner or {}))
+        from_config = getattr(cls, "from_config", None)
+        if from_config is not None:
+            return from_config(dict(inner or {}))
         return cls(**(inner or {}))
     return cls
 
@@ -192,7 +194,13 @@ def _array_initializer(value):
     return initialize_fn
 
 
-def get(identifier, custom_objects: dict | None = None):
+@overload
+def get(identifier: None, custom_objects: dict | None = None) -> None: ...
+@overload
+def get(
+    identifier: str | dict | type | Callable[..., Any] | np.ndarray, custom_objects: dict | None = None
+) -> InitializerProtocol: ...
+def get(identifier: Any, custom_objects: dict | None = None) -> InitializerProtocol | None:
     """Resolve anything Keras' ``initializers.get`` accepts to an initializer.
 
     * ``None`` -> ``None``
@@ -212,9 +220,9 @@ def get(identifier, custom_objects: dict | None = None):
     if identifier is None:
         return None
     if isinstance(identifier, (str, dict)):
-        return deserialize(identifier, custom_objects)
+        return cast(InitializerProtocol, deserialize(identifier, custom_objects))
     if inspect.isclass(identifier):
-        return identifier()
+        return cast(InitializerProtocol, identifier())
     if isinstance(identifier, np.ndarray) or (hasattr(identifier, "__array__") and hasattr(identifier, "shape")):
         return _array_initializer(identifier)
     if callable(identifier):

@@ -1,0 +1,55 @@
+"""The public API type-checks: pyright (basic mode, configured in pyproject.toml [tool.pyright]) is clean.
+
+The checked files are the framework-free core, the package root and tests/typecheck/public_api.py:
+uses of the API pyright must accept, and mistakes (a mode outside the ``Literal``, a non-callable
+initializer) it must reject -- an unneeded ``# pyright: ignore`` is an error there, so the check
+fails if an annotation stops catching a mistake.  pyright takes about 35 s of CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import get_args
+
+import pytest
+
+import weightinit as wi
+from weightinit.common.errors import InitializerValueError
+from weightinit.common.types import Distribution, FanMode, Nonlinearity
+from weightinit.initializers.variance_scaling import DISTRIBUTIONS, MODES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_pyright_is_clean_on_the_public_api():
+    proc = subprocess.run(
+        [sys.executable, "-m", "pyright", "--outputjson", "--pythonpath", sys.executable],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    report = json.loads(proc.stdout)
+    problems = [
+        f"{d['file']}:{d['range']['start']['line'] + 1}: {d['message']}"
+        for d in report["generalDiagnostics"]
+        if d["severity"] == "error"
+    ]
+    assert problems == [], "\n".join(problems)
+    assert report["summary"]["filesAnalyzed"] > 30, report["summary"]
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_literal_modes_are_the_accepted_values():
+    assert MODES == get_args(FanMode)
+    assert set(get_args(Distribution)) == {*DISTRIBUTIONS, "normal"}
+    for mode in get_args(FanMode):
+        for dist in get_args(Distribution):
+            assert wi.VarianceScaling(1.0, mode, dist, seed=0)((4, 3)).shape == (4, 3)
+    for name in get_args(Nonlinearity):
+        assert wi.calculate_gain(name) > 0
+    with pytest.raises(InitializerValueError):
+        wi.calculate_gain("swish")  # type: ignore[arg-type]

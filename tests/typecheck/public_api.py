@@ -1,0 +1,33 @@
+"""Uses of the public API that pyright must accept, and mistakes it must reject (tests/test_typing.py).
+
+Each ``# pyright: ignore[rule]`` marks a line pyright must report: the configuration turns an
+unneeded ignore into an error, so if an annotation stopped catching the mistake the check fails.
+Nothing here runs at import (the functions are never called).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import weightinit as wi
+from weightinit.common.types import InitializerProtocol
+
+
+def accepted() -> None:
+    init: InitializerProtocol = wi.HeNormal(seed=0)
+    w: np.ndarray = wi.VarianceScaling(2.0, mode="fan_out", distribution="uniform", seed=1)((4, 3))
+    fn: InitializerProtocol = wi.get("glorot_uniform")
+    fn((3, 3), "float32")
+    init((2, 2))
+    wi.calculate_gain("leaky_relu", 0.2)
+    wi.generate(init, (4, 4), region=(slice(0, 2),))
+    assert w.shape == (4, 3) and wi.get(None) is None
+
+
+def rejected() -> None:
+    wi.VarianceScaling(mode="fan_sideways")  # pyright: ignore[reportArgumentType]
+    wi.VarianceScaling(distribution="cauchy")  # pyright: ignore[reportArgumentType]
+    wi.calculate_gain("swish")  # pyright: ignore[reportArgumentType]
+    not_an_init: InitializerProtocol = 3  # pyright: ignore[reportAssignmentType]
+    wi.generate(3, (2, 2))  # pyright: ignore[reportArgumentType]
+    del not_an_init
