@@ -341,14 +341,14 @@ def _is_ml_float(dt: np.dtype) -> bool:
 def cast_exact(value, dtype: np.dtype, arg: str) -> np.ndarray:
     """Cast ``value`` to ``dtype``, refusing integer/bool casts that would change it."""
     arr = np.asarray(value)
-    if arr.dtype.kind == "c" and dtype.kind != "c" and np.any(arr.imag != 0):
+    if arr.dtype.kind == "c" and dtype.kind != "c" and np.any(np.imag(arr) != 0):
         raise value_error(
             arg,
             value if arr.ndim == 0 else f"array of shape {arr.shape}",
             f"has a non-zero imaginary part and cannot be cast to the real dtype {dtype.name}",
         )
     if arr.dtype.kind == "c" and dtype.kind != "c":
-        arr = arr.real
+        arr = np.real(arr)
     if arr.dtype.kind not in "biufc" and not _is_ml_float(arr.dtype):
         raise type_error(arg, value, "must be a number or an array of numbers")
     if dtype.kind in "biu" and arr.size:
