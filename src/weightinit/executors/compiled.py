@@ -28,6 +28,7 @@ import numpy as np
 
 from weightinit.common.dtypes import bfloat16, float8_e4m3fn, float8_e5m2
 from weightinit.common.errors import FallbackWarning, type_error, value_error
+from weightinit.executors import reference as _reference
 from weightinit.random.sampling import register_executor
 
 try:  # pragma: no branch
@@ -156,6 +157,15 @@ def fill_array(plan, key, start: int, out: np.ndarray, indices: np.ndarray | Non
 
     One call of the core: no chunking, no temporaries.  ``out.dtype`` must be ``plan.dtype``.
     """
+    if plan.words == 1 and plan.compute == np.float64:
+        # A narrow float32 truncated normal computed in float64 (docs/random.md section 6): the core has
+        # no such path, so the reference, which defines the bits, fills it.
+        flat = out.reshape(-1)
+        if indices is None:
+            _reference.fill_range(plan, key, start, flat)
+        else:
+            _reference.fill_indices(plan, key, np.asarray(indices, dtype=np.uint64).reshape(-1), flat)
+        return
     if _core_ext is None:
         raise RuntimeError(f"weightinit's compiled core is not available ({_IMPORT_ERROR})")
     n_threads = _THREADS["n"] if threads is None else threads

@@ -357,7 +357,10 @@ def _values(plan: Plan, w):
         else:
             k = (x >> _u32(9)).astype(jnp.int32)
             u = (k * np.int32(2) + np.int32(1)).astype(jnp.float32) * np.float32(2.0**-24)
-            y = _truncated(u, c, ndtri32)
+            if plan.compute == np.float64:  # a narrow float32 interval: float64 arithmetic (docs/random.md 6)
+                y = _truncated(u.astype(jnp.float64), c, ndtri64)
+            else:
+                y = _truncated(u, c, ndtri32)
     fmt = _FP8_FORMATS.get(plan.dtype)
     if fmt is not None:
         # fp8: clip in float32 (fp8 bounds, monotone rounding: the same as clipping after), then
@@ -395,6 +398,12 @@ def _truncated(u, c, ndtri):
 
 
 def _check_x64(plan: Plan) -> None:
+    if plan.words == 1 and plan.compute == np.float64 and not jax.config.jax_enable_x64:
+        raise InitializerValueError(
+            f"`dtype` {plan.dtype.name} with this narrow truncation interval is computed in float64 "
+            f"(docs/random.md section 6), which needs 64-bit JAX; received dtype={plan.dtype.name} with "
+            "jax_enable_x64 off. Enable it with jax.config.update('jax_enable_x64', True), or widen the interval."
+        )
     if plan.words == 2 and not jax.config.jax_enable_x64:
         raise InitializerValueError(
             f"`dtype` {plan.dtype.name} needs 64-bit JAX; received dtype={plan.dtype.name} with jax_enable_x64 off. "

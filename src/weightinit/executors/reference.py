@@ -97,11 +97,14 @@ def values_from_words(plan: Plan, w: np.ndarray) -> np.ndarray:
         y = c["std"] * x
         y = y + c["mean"]
     elif plan.kind == "truncated_normal":
+        wide = plan.compute == np.float64  # float64 outputs, and narrow float32 intervals (one word each)
         u = _open64(hi, w[1]) if is64 else _open32(hi)
+        if wide and not is64:
+            u = u.astype(np.float64)  # exact
         p = u * c["d"]
         p = p + c["pa"]
         p = np.minimum(np.maximum(p, c["pmin"]), c["pmax"])
-        z = ndtri64(p) if is64 else ndtri32(p)
+        z = ndtri64(p) if wide else ndtri32(p)
         y = c["sstd"] * z
         y = y + c["mean"]
     else:  # pragma: no cover - plans are built by make_plan

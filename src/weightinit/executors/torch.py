@@ -309,6 +309,8 @@ def values_from_words(plan: Plan, w) -> torch.Tensor:
             y = xs * float(c["std"])
             return y + float(c["mean"])
         u = ((x >> 9) * 2 + 1).to(dt) * 2.0**-24
+        if plan.compute == np.float64:  # a narrow float32 interval: float64 arithmetic (docs/random.md 6)
+            u = u.to(torch.float64)
     else:
         dt = torch.float64
         hi, lo = w
@@ -370,7 +372,8 @@ def fill_device_(tensor: torch.Tensor, plan: Plan, key, rp: RegionPlan, chunk: i
     single_run = rp.run_length == rp.size
     # fp8 takes the torch-ops path below (the stream's integer rounding); the Triton kernel stores
     # float16 / bfloat16 / float32 only.
-    if single_run and plan.words == 1 and device.type == "cuda" and tdt not in _FP8 and _triton() is not None:
+    fp32 = plan.compute == np.float32
+    if single_run and plan.words == 1 and fp32 and device.type == "cuda" and tdt not in _FP8 and _triton() is not None:
         _triton().launch(flat, plan, key, rp.first_run_start)
         if target is not tensor:
             tensor.copy_(target)

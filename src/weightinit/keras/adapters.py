@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 import keras  # noqa: E402
 from weightinit.common.dtypes import FLOAT8_DTYPES, bfloat16, standardize_dtype  # noqa: E402
 from weightinit.common.errors import InitializerTypeError  # noqa: E402
+from weightinit.common.validate import shape as validate_shape  # noqa: E402
 from weightinit.initializers.base import Initializer as _CoreInitializer  # noqa: E402
 from weightinit.initializers.base import RandomInitializer  # noqa: E402
 from weightinit.registry import api as _registry  # noqa: E402
@@ -51,7 +52,7 @@ class WeightinitInitializer(keras.initializers.Initializer):
 
     def __call__(self, shape, dtype=None, layout=None):
         dt = standardize_dtype(keras.backend.standardize_dtype(dtype or keras.config.floatx()))
-        shape = tuple(int(d) for d in shape)
+        shape = validate_shape(shape)  # (3.7, 2) and ("3", 2) are refused, not truncated or parsed
         if layout is not None and keras.backend.backend() == "jax":
             sharding = getattr(layout, "backend_layout", layout)
             return _sharded(self.core, shape, dt, sharding)

@@ -237,7 +237,7 @@ class Plan:
     clip: tuple | None
 
 
-Z_MAX = {4: 6.24, 8: 8.17}
+Z_MAX = {4: 6.24, 8: 8.30}
 """Largest |z| the normal transform reaches, by compute itemsize: ``ndtri(p)`` at the smallest p,
 2**-32 in float32 (probability 2**-31 per value for either tail) and 2**-54 in float64."""
 
@@ -276,6 +276,26 @@ def _check_range(dist, dt: np.dtype, ct: np.dtype) -> None:
         )
 
 
+NARROW_FACTOR = 2.0**10
+"""A float32 truncated normal is computed in float64 when its width (in std units) is below this many
+times the float32 path's error in z (docs/random.md section 6)."""
+
+
+def _narrow_for_float32(a: float, b: float) -> bool:
+    """Whether the float32 path's error is too large for the (mirrored) interval [a, b] in std units.
+
+    The float32 path's error in z is about ``eps32 * (Phi(b) / phi(b) + 4 * max(1, |a|, |b|))``: the
+    rounding of ``p`` divided by the density (``Phi/phi`` grows with z, so its largest value in the
+    interval is at the upper end ``b`` after mirroring), plus the float32 ``ndtri``'s relative error.  The interval is *narrow* when it is narrower
+    than ``NARROW_FACTOR`` times that error; then a visible share of its values would be clipped.
+    """
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return False
+    phi_b = math.exp(-0.5 * b * b) / math.sqrt(2.0 * math.pi)
+    err = 2.0**-23 * (ndtr_host(b) / phi_b + 4.0 * max(1.0, abs(a), abs(b)))
+    return (b - a) < NARROW_FACTOR * err
+
+
 def make_plan(dist, dtype) -> Plan:
     """The per-call plan of ``dist`` for output ``dtype`` (a float dtype)."""
     dt = require_float(dtype, f"{type(dist).__name__} sampling")
@@ -307,6 +327,11 @@ def make_plan(dist, dtype) -> Plan:
         sign = 1.0
         if _mirror(a, b):
             a, b, sign = -b, -a, -1.0
+        if ct == np.float32 and _narrow_for_float32(a, b):
+            # The float32 inverse CDF cannot resolve this interval within the output's rounding: the same
+            # word per value, the arithmetic in float64, rounded once (docs/random.md section 6).
+            ct = np.dtype(np.float64)
+            c = ct.type
         pa = ndtr_host(a)
         d = ndtr_host(b) - pa
         consts = {

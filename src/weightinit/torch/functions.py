@@ -525,7 +525,14 @@ def _check_arguments(fn):
                     if v.numel() != 1:
                         raise value_error(name, v, "must be a number or a one-element tensor")
                     continue
-                if isinstance(v, (bool, complex, np.bool_, np.complexfloating)):
+                if isinstance(v, (complex, np.complexfloating)):
+                    if isinstance(tensor, torch.Tensor) and not tensor.is_complex() and v.imag != 0:
+                        raise value_error(name, v, f"is complex but the tensor is {tensor.dtype}")
+                    if isinstance(tensor, torch.Tensor) and not tensor.is_complex():
+                        v = v.real
+                    else:
+                        continue
+                if isinstance(v, (bool, np.bool_)):
                     continue
                 f = validate.real_number(name, v, finite=False)
                 if isinstance(tensor, torch.Tensor):
