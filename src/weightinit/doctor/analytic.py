@@ -40,6 +40,7 @@ import math
 
 import numpy as np
 
+from weightinit.initializers.fans import torch_layer_fans
 from weightinit.initializers.gains import derivative_second_moment, gaussian_expectation
 
 __all__ = ["moment_map", "chi", "fixed_point", "homogeneity_degree", "depth_stability", "rescale_factor"]
@@ -310,11 +311,12 @@ class Propagator:
         if isinstance(mod, tu.WEIGHT_TYPES):
             w = mod.weight
             if isinstance(mod, nn.modules.conv._ConvTransposeNd):
-                fan = w.shape[0] // mod.groups * _numel(w.shape[2:]) / max(_numel(mod.stride), 1)
+                # Each output position of a strided transposed conv sees 1/prod(stride) of the kernel taps.
+                fan = torch_layer_fans(w.shape, "conv_transpose", mod.groups)[0] / max(_numel(mod.stride), 1)
             elif isinstance(mod, nn.Bilinear):
-                fan = w.shape[1] * w.shape[2]
+                fan = torch_layer_fans(w.shape, "bilinear")[0]
             else:
-                fan = _numel(w.shape[1:])
+                fan = torch_layer_fans(w.shape, "conv")[0]
             sw = float((w.detach().double() ** 2).mean())
             b = getattr(mod, "bias", None)
             qb = float((b.detach().double() ** 2).mean()) if b is not None else 0.0

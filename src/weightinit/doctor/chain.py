@@ -30,6 +30,7 @@ from weightinit.doctor.analytic import chi, depth_stability, moment_map, rescale
 from weightinit.doctor.diagnose import diagnose
 from weightinit.doctor.lsuv import lsuv_rescale
 from weightinit.doctor.report import FixReport, Flag, LayerStats, Report
+from weightinit.initializers.fans import input_size
 from weightinit.initializers.orthogonal import Orthogonal
 from weightinit.random.streams import Stream
 
@@ -192,7 +193,7 @@ def _backward(chain: Chain, outs: list, x: np.ndarray, targets, seed: int) -> tu
 
 def _sigma_w2(k: np.ndarray) -> float:
     """``E[W**2] * fan_in`` of a ``(..., fan_in, fan_out)`` kernel."""
-    return float(np.mean(k * k)) * int(np.prod(k.shape[:-1]))
+    return float(np.mean(k * k)) * input_size(k.shape)
 
 
 def _input_q(x: np.ndarray, inputs) -> float:

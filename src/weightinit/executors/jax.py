@@ -32,14 +32,44 @@ from jax import lax
 from weightinit.common.errors import InitializerValueError, type_error
 from weightinit.common.shapes import RegionPlan, normalize_shape
 from weightinit.common.validate import allocation
+from weightinit.random.constants import (
+    F32_EXP_BIAS,
+    F32_MANTISSA_BITS,
+    F32_MANTISSA_MASK,
+    F32_ONE_BITS,
+    F64_EXP_BIAS,
+    F64_MANTISSA_BITS,
+    F64_MANTISSA_MASK,
+    F64_ONE_BITS,
+    HALF_NORMAL32_MASK,
+    HALF_NORMAL32_SCALE,
+    HALF_NORMAL64_HI_MASK,
+    HALF_NORMAL64_SCALE,
+    LOG32,
+    LOG64,
+    OPEN32_SHIFT,
+    OPEN64_HI_SHIFT,
+    OPEN64_LO_SHIFT,
+    PPND7,
+    PPND16,
+    U32_SCALE,
+    U32_SHIFT,
+    U64_HI_SHIFT,
+    U64_LO_SHIFT,
+    U64_SCALE,
+)
+from weightinit.random.constants import PHILOX_M0 as M0
+from weightinit.random.constants import PHILOX_M1 as M1
+from weightinit.random.constants import PHILOX_ROUNDS as ROUNDS
+from weightinit.random.constants import PHILOX_W0 as W0
+from weightinit.random.constants import PHILOX_W1 as W1
 from weightinit.random.distributions import Plan, make_plan
 from weightinit.random.float8 import FORMATS as _FP8_FORMATS
 from weightinit.random.float8 import round_bits as _fp8_round_bits
-from weightinit.random.philox import M0, M1, ROUNDS, W0, W1
-from weightinit.random.special import LOG32, LOG64, PPND7, PPND16
+from weightinit.random.orthogonal import STANDARD_NORMAL, gaussian_shape, qr_signs
 from weightinit.random.streams import Stream
 
-__all__ = ["sample", "sample_plan", "philox4x32", "key_words", "flat_index_words"]
+__all__ = ["sample", "sample_plan", "philox4x32", "key_words", "flat_index_words", "orthogonal_matrix"]
 
 _U32 = jnp.uint32
 
@@ -239,8 +269,8 @@ def log32(x):
     """log of positive normal float32 values (Cephes logf, docs/random.md section 5)."""
     f32 = np.float32
     b = lax.bitcast_convert_type(x, _U32)
-    e = (b >> _u32(23)).astype(jnp.int32) - np.int32(127)
-    m = lax.bitcast_convert_type((b & _u32(0x7FFFFF)) | _u32(0x3F800000), jnp.float32)
+    e = (b >> _u32(F32_MANTISSA_BITS)).astype(jnp.int32) - np.int32(F32_EXP_BIAS)
+    m = lax.bitcast_convert_type((b & _u32(F32_MANTISSA_MASK)) | _u32(F32_ONE_BITS), jnp.float32)
     big = m > f32(LOG32["sqrt2"])
     m = jnp.where(big, m * f32(0.5), m)
     e = e + big.astype(jnp.int32)
@@ -262,8 +292,8 @@ def log64(x):
     f64 = np.float64
     u64 = jnp.uint64
     b = lax.bitcast_convert_type(x, u64)
-    e = (b >> np.uint64(52)).astype(jnp.int64) - np.int64(1023)
-    m = lax.bitcast_convert_type((b & np.uint64((1 << 52) - 1)) | np.uint64(0x3FF0000000000000), jnp.float64)
+    e = (b >> np.uint64(F64_MANTISSA_BITS)).astype(jnp.int64) - np.int64(F64_EXP_BIAS)
+    m = lax.bitcast_convert_type((b & np.uint64(F64_MANTISSA_MASK)) | np.uint64(F64_ONE_BITS), jnp.float64)
     big = m > f64(LOG64["sqrt2"])
     m = jnp.where(big, m * f64(0.5), m)
     e = e + big.astype(jnp.int64)
@@ -325,38 +355,38 @@ def _values(plan: Plan, w):
     if plan.words == 2:
         hi, lo = w
         if plan.kind == "uniform":
-            u = _k64(hi, lo, 21, 11).astype(jnp.int64).astype(jnp.float64) * np.float64(2.0**-53)
+            u = _k64(hi, lo, U64_HI_SHIFT, U64_LO_SHIFT).astype(jnp.int64).astype(jnp.float64) * np.float64(U64_SCALE)
             y = _rmul(u, c["scale"])
             y = _add_const(y, c["offset"])
         elif plan.kind == "normal":
             sign = (hi >> _u32(31)).astype(bool)
-            k = _k64(hi & _u32(0x7FFFFFFF), lo, 21, 11).astype(jnp.int64)
-            p = (k * np.int64(2) + np.int64(1)).astype(jnp.float64) * np.float64(2.0**-54)
+            k = _k64(hi & _u32(HALF_NORMAL64_HI_MASK), lo, U64_HI_SHIFT, U64_LO_SHIFT).astype(jnp.int64)
+            p = (k * np.int64(2) + np.int64(1)).astype(jnp.float64) * np.float64(HALF_NORMAL64_SCALE)
             z = ndtri64(p)
             x = jnp.where(sign, -z, z)
             y = _rmul(c["std"], x)
             y = _add_const(y, c["mean"])
         else:
-            k = _k64(hi, lo, 20, 12).astype(jnp.int64)
-            u = (k * np.int64(2) + np.int64(1)).astype(jnp.float64) * np.float64(2.0**-53)
+            k = _k64(hi, lo, OPEN64_HI_SHIFT, OPEN64_LO_SHIFT).astype(jnp.int64)
+            u = (k * np.int64(2) + np.int64(1)).astype(jnp.float64) * np.float64(U64_SCALE)
             y = _truncated(u, c, ndtri64)
     else:
         (x,) = w
         if plan.kind == "uniform":
-            u = (x >> _u32(8)).astype(jnp.int32).astype(jnp.float32) * np.float32(2.0**-24)
+            u = (x >> _u32(U32_SHIFT)).astype(jnp.int32).astype(jnp.float32) * np.float32(U32_SCALE)
             y = _rmul(u, c["scale"])
             y = _add_const(y, c["offset"])
         elif plan.kind == "normal":
             sign = (x >> _u32(31)).astype(bool)
-            k = ((x >> _u32(1)) & _u32(0x3FFFFFFF)).astype(jnp.int32)
-            p = (k * np.int32(2) + np.int32(1)).astype(jnp.float32) * np.float32(2.0**-32)
+            k = ((x >> _u32(1)) & _u32(HALF_NORMAL32_MASK)).astype(jnp.int32)
+            p = (k * np.int32(2) + np.int32(1)).astype(jnp.float32) * np.float32(HALF_NORMAL32_SCALE)
             z = ndtri32(p)
             xx = jnp.where(sign, -z, z)
             y = _rmul(c["std"], xx)
             y = _add_const(y, c["mean"])
         else:
-            k = (x >> _u32(9)).astype(jnp.int32)
-            u = (k * np.int32(2) + np.int32(1)).astype(jnp.float32) * np.float32(2.0**-24)
+            k = (x >> _u32(OPEN32_SHIFT)).astype(jnp.int32)
+            u = (k * np.int32(2) + np.int32(1)).astype(jnp.float32) * np.float32(U32_SCALE)
             if plan.compute == np.float64:  # a narrow float32 interval: float64 arithmetic (docs/random.md 6)
                 y = _truncated(u.astype(jnp.float64), c, ndtri64)
             else:
@@ -445,3 +475,24 @@ def sample(dist, key, shape, dtype, region=None):
     """
     plan = dist if isinstance(dist, Plan) else make_plan(dist, dtype)
     return sample_plan(plan, key, shape, region)
+
+
+def orthogonal_matrix(key, rows: int, cols: int, dtype):
+    """A ``(rows, cols)`` jnp matrix with orthonormal columns (rows >= cols) or rows, in-graph.
+
+    The recipe of :mod:`weightinit.random.orthogonal`: ``A`` of
+    :func:`~weightinit.random.orthogonal.gaussian_shape` drawn by :func:`sample`
+    (bitwise the NumPy core's ``A``), ``jnp.linalg.qr``, the columns of ``Q``
+    times :func:`~weightinit.random.orthogonal.qr_signs`, ``Q.T`` for
+    ``rows < cols``.  ``key`` is a stream key (:func:`key_words` accepts it);
+    ``dtype`` float32 or float64 (the QR's precision).
+
+    >>> import numpy as np
+    >>> q = orthogonal_matrix(Stream(0), 3, 5, np.float32)
+    >>> bool(np.allclose(q @ q.T, np.eye(3), atol=1e-5))
+    True
+    """
+    a = sample(STANDARD_NORMAL, key, gaussian_shape(rows, cols), dtype)
+    q, r = jnp.linalg.qr(a)
+    q = q * qr_signs(r, jnp)
+    return q.T if rows < cols else q

@@ -10,6 +10,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from weightinit.random.constants import (
+    HALF_NORMAL32_MASK,
+    HALF_NORMAL32_SCALE,
+    HALF_NORMAL64_HI_MASK,
+    HALF_NORMAL64_SCALE,
+    OPEN32_SHIFT,
+    OPEN64_HI_SHIFT,
+    OPEN64_LO_SHIFT,
+    U32_SCALE,
+    U32_SHIFT,
+    U64_HI_SHIFT,
+    U64_LO_SHIFT,
+    U64_SCALE,
+    WORD_MASK,
+)
 from weightinit.random.distributions import Plan
 from weightinit.random.float8 import is_float8, to_float8
 from weightinit.random.philox import philox4x32
@@ -18,7 +33,7 @@ from weightinit.random.special import ndtri32, ndtri64
 __all__ = ["words_for_range", "words_for_indices", "values_from_words", "fill_range", "fill_indices", "NAME"]
 
 NAME = "numpy-reference"
-_M32 = np.uint64(0xFFFFFFFF)
+_M32 = np.uint64(WORD_MASK)
 
 
 def _blocks(key, blocks: np.ndarray) -> np.ndarray:
@@ -49,35 +64,37 @@ def words_for_indices(key, flat: np.ndarray, words: int) -> np.ndarray:
 
 def _unit32(w: np.ndarray) -> np.ndarray:
     """[0, 1): the top 24 bits of the word, times 2**-24."""
-    return (w >> np.uint32(8)).astype(np.int32).astype(np.float32) * np.float32(2.0**-24)
+    return (w >> np.uint32(U32_SHIFT)).astype(np.int32).astype(np.float32) * np.float32(U32_SCALE)
 
 
 def _open32(w: np.ndarray) -> np.ndarray:
     """(0, 1): midpoints (2k + 1) * 2**-24 of the top 23 bits."""
-    k = (w >> np.uint32(9)).astype(np.int32)
-    return (k * 2 + 1).astype(np.float32) * np.float32(2.0**-24)
+    k = (w >> np.uint32(OPEN32_SHIFT)).astype(np.int32)
+    return (k * 2 + 1).astype(np.float32) * np.float32(U32_SCALE)
 
 
 def _unit64(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    k = (hi.astype(np.uint64) << np.uint64(21)) | (lo.astype(np.uint64) >> np.uint64(11))
-    return k.astype(np.int64).astype(np.float64) * np.float64(2.0**-53)
+    k = (hi.astype(np.uint64) << np.uint64(U64_HI_SHIFT)) | (lo.astype(np.uint64) >> np.uint64(U64_LO_SHIFT))
+    return k.astype(np.int64).astype(np.float64) * np.float64(U64_SCALE)
 
 
 def _open64(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    k = (hi.astype(np.uint64) << np.uint64(20)) | (lo.astype(np.uint64) >> np.uint64(12))
-    return (k.astype(np.int64) * 2 + 1).astype(np.float64) * np.float64(2.0**-53)
+    k = (hi.astype(np.uint64) << np.uint64(OPEN64_HI_SHIFT)) | (lo.astype(np.uint64) >> np.uint64(OPEN64_LO_SHIFT))
+    return (k.astype(np.int64) * 2 + 1).astype(np.float64) * np.float64(U64_SCALE)
 
 
 def _half_normal_p(w: np.ndarray, lo: np.ndarray | None):
     """Sign and p in (0, 1/2] of the symmetric normal transform."""
     if lo is None:
         sign = (w >> np.uint32(31)).astype(bool)
-        k = ((w >> np.uint32(1)) & np.uint32(0x3FFFFFFF)).astype(np.int32)
-        p = (k * 2 + 1).astype(np.float32) * np.float32(2.0**-32)
+        k = ((w >> np.uint32(1)) & np.uint32(HALF_NORMAL32_MASK)).astype(np.int32)
+        p = (k * 2 + 1).astype(np.float32) * np.float32(HALF_NORMAL32_SCALE)
         return sign, p
     sign = (w >> np.uint32(31)).astype(bool)
-    k = ((w.astype(np.uint64) & np.uint64(0x7FFFFFFF)) << np.uint64(21)) | (lo.astype(np.uint64) >> np.uint64(11))
-    p = (k.astype(np.int64) * 2 + 1).astype(np.float64) * np.float64(2.0**-54)
+    k = ((w.astype(np.uint64) & np.uint64(HALF_NORMAL64_HI_MASK)) << np.uint64(U64_HI_SHIFT)) | (
+        lo.astype(np.uint64) >> np.uint64(U64_LO_SHIFT)
+    )
+    p = (k.astype(np.int64) * 2 + 1).astype(np.float64) * np.float64(HALF_NORMAL64_SCALE)
     return sign, p
 
 

@@ -42,11 +42,43 @@ from weightinit.common.checks import real_number
 from weightinit.common.errors import InitializerTypeError, InitializerValueError
 from weightinit.common.shapes import RegionPlan, normalize_shape
 from weightinit.executors import compiled as _compiled
-from weightinit.random.distributions import Normal, Plan, make_plan
+from weightinit.random.constants import (
+    F32_EXP_BIAS,
+    F32_MANTISSA_BITS,
+    F32_MANTISSA_MASK,
+    F32_ONE_BITS,
+    F64_EXP_BIAS,
+    F64_MANTISSA_BITS,
+    F64_MANTISSA_MASK,
+    F64_ONE_BITS,
+    HALF_NORMAL32_MASK,
+    HALF_NORMAL32_SCALE,
+    HALF_NORMAL64_HI_MASK,
+    HALF_NORMAL64_SCALE,
+    LOG32,
+    LOG64,
+    OPEN32_SHIFT,
+    OPEN64_HI_SHIFT,
+    OPEN64_LO_SHIFT,
+    PHILOX_M0,
+    PHILOX_M1,
+    PHILOX_ROUNDS,
+    PHILOX_W0,
+    PHILOX_W1,
+    PPND7,
+    PPND16,
+    U32_SCALE,
+    U32_SHIFT,
+    U64_HI_SHIFT,
+    U64_LO_SHIFT,
+    U64_SCALE,
+    WORD_MASK,
+)
+from weightinit.random.distributions import Plan, make_plan
 from weightinit.random.float8 import FORMATS as _FP8_FORMATS
 from weightinit.random.float8 import round_bits as _fp8_round_bits
+from weightinit.random.orthogonal import STANDARD_NORMAL, gaussian_shape, qr_signs
 from weightinit.random.sampling import sample
-from weightinit.random.special import LOG32, LOG64, PPND7, PPND16
 
 __all__ = ["fill_", "orthogonal_", "DEVICE_CHUNK", "numpy_view"]
 
@@ -65,10 +97,7 @@ _FP8 = {
     torch.float8_e4m3fn: _FP8_FORMATS[np.dtype(ml_dtypes.float8_e4m3fn)],
     torch.float8_e5m2: _FP8_FORMATS[np.dtype(ml_dtypes.float8_e5m2)],
 }
-_M32 = 0xFFFFFFFF
-_PHILOX_M0, _PHILOX_M1 = 0xD2511F53, 0xCD9E8D57
-_PHILOX_W0, _PHILOX_W1 = 0x9E3779B9, 0xBB67AE85
-_STD_NORMAL = Normal(0.0, 1.0)
+_M32 = WORD_MASK
 
 
 @functools.lru_cache(maxsize=256)
@@ -168,12 +197,12 @@ def philox_blocks(c0: torch.Tensor, c1: torch.Tensor, key) -> tuple[torch.Tensor
     k0, k1 = int(key[0]), int(key[1])
     c2 = torch.zeros_like(c0)
     c3 = torch.zeros_like(c0)
-    for _ in range(10):
-        hi0, lo0 = _mulhilo(c0, _PHILOX_M0)
-        hi1, lo1 = _mulhilo(c2, _PHILOX_M1)
+    for _ in range(PHILOX_ROUNDS):
+        hi0, lo0 = _mulhilo(c0, PHILOX_M0)
+        hi1, lo1 = _mulhilo(c2, PHILOX_M1)
         c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
-        k0 = (k0 + _PHILOX_W0) & _M32
-        k1 = (k1 + _PHILOX_W1) & _M32
+        k0 = (k0 + PHILOX_W0) & _M32
+        k1 = (k1 + PHILOX_W1) & _M32
     return c0, c1, c2, c3
 
 
@@ -229,8 +258,8 @@ def _horner(coeffs_low_first, x: torch.Tensor, dt, leading_one: bool = False) ->
 def _log(x: torch.Tensor) -> torch.Tensor:
     if x.dtype == torch.float32:
         b = x.view(torch.int32).to(torch.int64)
-        e = (b >> 23) - 127
-        m = ((b & 0x7FFFFF) | 0x3F800000).to(torch.int32).view(torch.float32)
+        e = (b >> F32_MANTISSA_BITS) - F32_EXP_BIAS
+        m = ((b & F32_MANTISSA_MASK) | F32_ONE_BITS).to(torch.int32).view(torch.float32)
         big = m > _c(LOG32["sqrt2"], torch.float32)
         m = torch.where(big, m * 0.5, m)
         fe = (e + big.to(torch.int64)).to(torch.float32)
@@ -244,8 +273,8 @@ def _log(x: torch.Tensor) -> torch.Tensor:
         r = f + y
         return r + fe * _c(LOG32["ln2_hi"], torch.float32)
     b = x.view(torch.int64)
-    e = (b >> 52) - 1023
-    m = ((b & 0xFFFFFFFFFFFFF) | 0x3FF0000000000000).view(torch.float64)
+    e = (b >> F64_MANTISSA_BITS) - F64_EXP_BIAS
+    m = ((b & F64_MANTISSA_MASK) | F64_ONE_BITS).view(torch.float64)
     big = m > LOG64["sqrt2"]
     m = torch.where(big, m * 0.5, m)
     dk = (e + big.to(torch.int64)).to(torch.float64)
@@ -299,32 +328,32 @@ def values_from_words(plan: Plan, w) -> torch.Tensor:
         dt = torch.float32
         x = w[0]
         if plan.kind == "uniform":
-            u = (x >> 8).to(dt) * 2.0**-24
+            u = (x >> U32_SHIFT).to(dt) * U32_SCALE
             y = u * float(c["scale"])
             return y + float(c["offset"])
         if plan.kind == "normal":
-            k = (x >> 1) & 0x3FFFFFFF
-            z = _ndtri((k * 2 + 1).to(dt) * 2.0**-32)
+            k = (x >> 1) & HALF_NORMAL32_MASK
+            z = _ndtri((k * 2 + 1).to(dt) * HALF_NORMAL32_SCALE)
             xs = torch.where((x >> 31).bool(), -z, z)
             y = xs * float(c["std"])
             return y + float(c["mean"])
-        u = ((x >> 9) * 2 + 1).to(dt) * 2.0**-24
+        u = ((x >> OPEN32_SHIFT) * 2 + 1).to(dt) * U32_SCALE
         if plan.compute == np.float64:  # a narrow float32 interval: float64 arithmetic (docs/random.md 6)
             u = u.to(torch.float64)
     else:
         dt = torch.float64
         hi, lo = w
         if plan.kind == "uniform":
-            u = ((hi << 21) | (lo >> 11)).to(dt) * 2.0**-53
+            u = ((hi << U64_HI_SHIFT) | (lo >> U64_LO_SHIFT)).to(dt) * U64_SCALE
             y = u * float(c["scale"])
             return y + float(c["offset"])
         if plan.kind == "normal":
-            k = ((hi & 0x7FFFFFFF) << 21) | (lo >> 11)
-            z = _ndtri((k * 2 + 1).to(dt) * 2.0**-54)
+            k = ((hi & HALF_NORMAL64_HI_MASK) << U64_HI_SHIFT) | (lo >> U64_LO_SHIFT)
+            z = _ndtri((k * 2 + 1).to(dt) * HALF_NORMAL64_SCALE)
             xs = torch.where((hi >> 31).bool(), -z, z)
             y = xs * float(c["std"])
             return y + float(c["mean"])
-        u = ((((hi << 20) | (lo >> 12)) * 2) + 1).to(dt) * 2.0**-53
+        u = ((((hi << OPEN64_HI_SHIFT) | (lo >> OPEN64_LO_SHIFT)) * 2) + 1).to(dt) * U64_SCALE
     p = u * float(c["d"])
     p = p + float(c["pa"])
     p = torch.clamp(p, min=float(c["pmin"]), max=float(c["pmax"]))
@@ -404,9 +433,9 @@ def orthogonal_(tensor: torch.Tensor, gain: float, stream, layout: str = "keras"
     """Fill ``tensor`` with ``gain`` times a (semi-)orthogonal matrix, on the tensor's device.
 
     The input matrix is the stream's standard normals of shape ``(max(r, c), min(r, c))`` in
-    float32 (float64 for float64 tensors), exactly as :func:`weightinit.initializers.orthogonal.orthogonal_matrix`
+    float32 (float64 for float64 tensors), exactly as :func:`weightinit.random.orthogonal.orthogonal_matrix`
     draws it; its reduced QR runs through ``torch.linalg.qr`` and the columns of Q are multiplied by
-    the signs of R's diagonal (sign(0) = +1).
+    :func:`weightinit.random.orthogonal.qr_signs` (the signs of R's diagonal, sign(0) = +1).
 
     Args:
       tensor: at least two-dimensional float tensor.
@@ -436,14 +465,12 @@ def orthogonal_(tensor: torch.Tensor, gain: float, stream, layout: str = "keras"
     if rows * cols == 0:
         return tensor
     ct = torch.float64 if tensor.dtype == torch.float64 else torch.float32
-    big, small = max(rows, cols), min(rows, cols)
     with torch.no_grad():
-        a = torch.empty((big, small), dtype=ct, device=tensor.device)
-        fill_(a, _STD_NORMAL, stream)
+        a = torch.empty(gaussian_shape(rows, cols), dtype=ct, device=tensor.device)
+        fill_(a, STANDARD_NORMAL, stream)
         q, r = torch.linalg.qr(a, mode="reduced")
         del a
-        d = torch.diagonal(r)
-        q.mul_(torch.where(d < 0, -1.0, 1.0).to(ct))
+        q.mul_(qr_signs(r, torch))
         del r
         if g != 1.0:
             q.mul_(g)

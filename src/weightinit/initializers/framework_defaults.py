@@ -14,7 +14,7 @@ Ports reproduce a source framework's *distribution* by naming its preset
 | ``keras_embedding`` | :class:`RandomUniform` | U(-0.05, 0.05) |
 | ``flax_dense``, ``flax_conv`` | :class:`LecunNormal` | Flax's default kernel |
 | ``flax_embed`` | :class:`FlaxEmbed` | ``variance_scaling(1, "fan_in", "normal", out_axis=0)`` = N(0, 1/features) |
-| ``haiku_linear``, ``haiku_conv`` | :class:`HaikuLinear` | ``TruncatedNormal(1/sqrt(fan_in))``, uncorrected |
+| ``haiku_linear``, ``haiku_conv`` | :class:`HaikuLinear` | ``hk.initializers.TruncatedNormal(1/sqrt(fan_in))``, uncorrected |
 
 Biases of Keras, Flax and Haiku layers are zeros (:class:`Zeros`).
 """
@@ -31,10 +31,11 @@ from weightinit.common.errors import InitializerValueError, value_error
 from weightinit.common.shapes import RegionPlan
 from weightinit.initializers.base import RandomInitializer
 from weightinit.initializers.constant import Zeros
+from weightinit.initializers.fans import input_size
 from weightinit.initializers.names import builtin
 from weightinit.initializers.random_values import RandomUniform
 from weightinit.initializers.variance_scaling import GlorotUniform, LecunNormal, _Preset
-from weightinit.random.distributions import Normal, TruncatedNormal, Uniform
+from weightinit.random.distributions import Normal, TruncatedNormalDistribution, Uniform
 from weightinit.random.sampling import sample
 
 __all__ = ["TorchLinearWeight", "TorchLinearBias", "TorchEmbedding", "FlaxEmbed", "HaikuLinear"]
@@ -201,7 +202,7 @@ class FlaxEmbed(_Preset):
 
 @builtin("haiku_linear", "haiku_conv")
 class HaikuLinear(RandomInitializer):
-    """Haiku's default ``hk.Linear``/``hk.ConvND`` weight: ``TruncatedNormal(1/sqrt(fan_in))``, uncorrected.
+    """Haiku's default ``hk.Linear``/``hk.ConvND`` weight: ``hk.initializers.TruncatedNormal(1/sqrt(fan_in))``, uncorrected.
 
     Formula: ``w ~ N(0, s^2)`` truncated to ``[-2s, 2s]`` with
     ``s = 1/sqrt(prod(shape[:-1]))``; no 0.8796 correction, so the standard
@@ -221,8 +222,8 @@ class HaikuLinear(RandomInitializer):
 
     def distribution_for(self, shape):
         """The distribution each value of a weight of ``shape`` is drawn from."""
-        s = 1.0 / math.sqrt(max(1, math.prod(shape[:-1])))
-        return TruncatedNormal(0.0, s, -2.0 * s, 2.0 * s)
+        s = 1.0 / math.sqrt(max(1, input_size(shape)))
+        return TruncatedNormalDistribution(0.0, s, -2.0 * s, 2.0 * s)
 
     def _sample(self, shape, dtype, region, stream):
         return sample(self.distribution_for(shape), stream, shape, dtype, region)

@@ -11,6 +11,7 @@ from weightinit.common.dtypes import require_float, require_numeric
 from weightinit.common.errors import InitializerValueError, value_error
 from weightinit.common.shapes import RegionPlan
 from weightinit.initializers.base import BuiltinInitializer, RandomInitializer
+from weightinit.initializers.fans import input_size
 from weightinit.initializers.names import builtin
 from weightinit.random.distributions import Uniform
 from weightinit.random.sampling import sample
@@ -87,7 +88,7 @@ class UniformScaling(RandomInitializer):
 
     def distribution_for(self, shape):
         """The distribution each value of a weight of ``shape`` is drawn from."""
-        limit = float(self.scale) * math.sqrt(3.0 / max(1, math.prod(shape[:-1])))
+        limit = float(self.scale) * math.sqrt(3.0 / max(1, input_size(shape)))
         return Uniform(-limit, limit)
 
     def _sample(self, shape, dtype, region, stream):

@@ -1,4 +1,8 @@
-"""Orthogonal initialization: the Q factor of a Gaussian matrix, sign-corrected."""
+"""Orthogonal initialization: the Q factor of a Gaussian matrix, sign-corrected.
+
+The matrix itself comes from :mod:`weightinit.random.orthogonal` (``orthogonal_matrix``, re-exported
+here under its old import path), the one owner of the QR sign fix.
+"""
 
 from __future__ import annotations
 
@@ -11,32 +15,9 @@ from weightinit.common.dtypes import compute_dtype, require_float
 from weightinit.common.errors import InitializerValueError, value_error
 from weightinit.initializers.base import RandomInitializer
 from weightinit.initializers.names import builtin
-from weightinit.random.distributions import Normal
-from weightinit.random.sampling import sample
+from weightinit.random.orthogonal import orthogonal_matrix
 
 __all__ = ["Orthogonal", "orthogonal_matrix"]
-
-_STD_NORMAL = Normal(0.0, 1.0)
-
-
-def orthogonal_matrix(rows: int, cols: int, stream, dtype) -> np.ndarray:
-    """A (rows, cols) matrix with orthonormal columns (rows >= cols) or rows (rows < cols).
-
-    Draws ``A`` of shape ``(max, min)`` from the stream's standard normals in
-    ``dtype`` (float32 or float64), takes the reduced QR ``A = QR`` through
-    LAPACK and multiplies each column of ``Q`` by the sign of ``R``'s diagonal
-    (Mezzadri, 2007), with sign(0) taken as +1, so ``Q`` is Haar-distributed.
-
-    Memory: ``A`` and ``Q`` (LAPACK needs both); ``A`` is released as soon as
-    the QR returns and the sign correction is applied to ``Q`` in place.  For
-    ``rows < cols`` the result is the transposed view ``Q.T`` (no copy).
-    """
-    big, small = max(rows, cols), min(rows, cols)
-    a = sample(_STD_NORMAL, stream, (big, small), dtype)
-    q, r = np.linalg.qr(a, mode="reduced")
-    del a
-    q *= np.where(np.diagonal(r) < 0, -1, 1).astype(q.dtype)  # broadcasts over rows, in place
-    return q.T if rows < cols else q
 
 
 @builtin("OrthogonalInitializer")

@@ -5,8 +5,7 @@ from __future__ import annotations
 from weightinit.common.dtypes import require_float
 from weightinit.initializers.base import RandomInitializer
 from weightinit.initializers.names import builtin
-from weightinit.random.distributions import Normal, Uniform
-from weightinit.random.distributions import TruncatedNormal as _TruncatedNormalDist
+from weightinit.random.distributions import Normal, TruncatedNormalDistribution, Uniform
 from weightinit.random.sampling import sample
 
 __all__ = ["RandomNormal", "RandomUniform", "TruncatedNormal"]
@@ -16,7 +15,7 @@ class _DistributionInitializer(RandomInitializer):
     """A random initializer whose values are i.i.d. draws of one distribution."""
 
     group = "random"
-    _dist: Uniform | Normal | _TruncatedNormalDist
+    _dist: Uniform | Normal | TruncatedNormalDistribution
 
     def _check_dtype(self, dtype):
         return require_float(dtype, type(self).__name__)
@@ -116,7 +115,7 @@ class TruncatedNormal(_DistributionInitializer):
     def __init__(self, mean=0.0, stddev=0.05, seed=None) -> None:
         m, s = Normal.checked(mean, stddev, ("mean", "stddev")).mean, float(stddev)
         self._dist = (
-            _TruncatedNormalDist.checked(m, s, m - 2.0 * s, m + 2.0 * s, ("mean", "stddev", "mean", "stddev"))
+            TruncatedNormalDistribution.checked(m, s, m - 2.0 * s, m + 2.0 * s, ("mean", "stddev", "mean", "stddev"))
             if s > 0
             else Normal(m, 0.0)
         )

@@ -26,6 +26,7 @@ from weightinit.common.dtypes import require_float
 from weightinit.common.errors import InitializerValueError, value_error
 from weightinit.common.validate import real_number
 from weightinit.initializers.base import RandomInitializer
+from weightinit.initializers.fans import input_size
 from weightinit.initializers.names import builtin
 from weightinit.random.distributions import Normal, Uniform
 from weightinit.random.sampling import sample
@@ -152,7 +153,7 @@ class MartensSparse(RandomInitializer):
 
     def _sample(self, shape, dtype, region, stream):
         w = sample(Normal(0.0, self._std), stream, shape, dtype)
-        fan_in = math.prod(shape[:-1])
+        fan_in = input_size(shape)
         if w.size and self.n_nonzero < fan_in:
             keys = sample(_UNIT, stream.child(MASK_CHILD), shape, "float64").reshape(fan_in, shape[-1])
             w.reshape(fan_in, shape[-1])[_ranks(keys, axis=0) >= self.n_nonzero] = 0

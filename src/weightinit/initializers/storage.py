@@ -25,27 +25,14 @@ the channels-last shape of each block and their result is permuted back.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-from weightinit.common.errors import InitializerValueError, value_error
+from weightinit.common.errors import value_error
+from weightinit.initializers.fans import TORCH_LAYER_KINDS, torch_fans, torch_layer_fans
 
 __all__ = ["Layout", "KINDS", "torch_layout", "torch_default_fans", "GATES"]
 
-KINDS = (
-    "linear",
-    "bilinear",
-    "conv",
-    "depthwise",
-    "conv_transpose",
-    "linear_in_out",
-    "embedding",
-    "mha_in_proj",
-    "rnn_ih",
-    "rnn_hh",
-    "vector",
-    "generic",
-)
+KINDS = TORCH_LAYER_KINDS
 """Layer kinds :func:`torch_layout` knows."""
 
 GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
@@ -88,23 +75,8 @@ class Layout:
         return (self.fan_in, self.fan_out)
 
 
-def torch_default_fans(shape) -> tuple[int, int]:
-    """``torch.nn.init._calculate_fan_in_and_fan_out``: ``(in * k, out * k)`` for ``(out, in, *k)``.
-
-    This is PyTorch's own rule, used as-is by every layer (it ignores groups,
-    and reads a ConvTranspose weight ``(in, out/g, *k)`` as if it were
-    ``(out, in, *k)``).  The ``"torch"`` preset of ``weightinit.torch.initialize``
-    and the ``torch.nn.init`` drop-ins use it; :func:`torch_layout` gives the
-    per-layer-type fans.
-
-    >>> torch_default_fans((8, 16, 3, 3))
-    (144, 72)
-    """
-    shape = tuple(int(d) for d in shape)
-    if len(shape) < 2:
-        raise InitializerValueError("Fan in and fan out can not be computed for tensor with fewer than 2 dimensions")
-    k = math.prod(shape[2:])
-    return shape[1] * k, shape[0] * k
+torch_default_fans = torch_fans
+"""PyTorch's own fan rule; the owner is :func:`weightinit.initializers.fans.torch_fans` (this name stays)."""
 
 
 def _to_channels_last(block: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -121,22 +93,9 @@ def _to_channels_last(block: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[in
 def torch_layout(shape, kind: str = "generic", *, groups: int = 1, gates: int = 1) -> Layout:
     """Describe a torch-layout weight of ``shape`` for layer ``kind``.
 
-    Fan rules (``k`` is the product of the kernel dimensions; one block):
-
-    ==================  ==========================  =================  ==================
-    kind                torch shape                 fan_in             fan_out
-    ==================  ==========================  =================  ==================
-    linear, generic     ``(out, in, *k)``           ``in * k``         ``out * k``
-    bilinear            ``(out, in1, in2)``         ``in1 * in2``      ``out``
-    conv, depthwise     ``(out, in/g, *k)``         ``in/g * k``       ``out/g * k``
-    conv_transpose      ``(in, out/g, *k)``         ``in/g * k``       ``out/g * k``
-    linear_in_out       ``(in, out, *k)``           ``in * k``         ``out * k``
-    embedding           ``(num, dim)``              ``dim``            ``num``
-    mha_in_proj         ``(3E, E_in)``, 3 blocks    ``E_in``           ``E``
-    rnn_ih              ``(G*H, in)``, G blocks     ``in``             ``H``
-    rnn_hh              ``(G*H, H)``, G blocks      ``H``              ``H``
-    vector              ``(n,)`` or ``()``          ``n``              ``n``
-    ==================  ==========================  =================  ==================
+    Fan rules: :func:`weightinit.initializers.fans.torch_layer_fans` of one
+    block (``mha_in_proj``: 3 blocks ``(E, E_in)``; ``rnn_ih``/``rnn_hh``:
+    ``G`` gate blocks ``(H, in)``/``(H, H)``).
 
     Embeddings take ``fan_in = dim`` (Flax's ``Embed``: ``in_axis=-1``) so an
     embedding and the output projection tied to it agree.  For the
@@ -157,7 +116,7 @@ def torch_layout(shape, kind: str = "generic", *, groups: int = 1, gates: int = 
     if kind not in KINDS:
         raise value_error("kind", kind, f"must be one of {list(KINDS)}")
     if len(shape) < 2 or kind == "vector":
-        n = shape[0] if len(shape) == 1 else max(1, math.prod(shape))
+        n, _ = torch_layer_fans(shape, "vector")
         return Layout("vector", shape, 1, shape, n, n, shape, tuple(range(len(shape))))
     blocks = 1
     if kind == "mha_in_proj":
@@ -169,22 +128,7 @@ def torch_layout(shape, kind: str = "generic", *, groups: int = 1, gates: int = 
             "shape", shape, f"must have a first dimension divisible by the {blocks} fused blocks of a {kind} weight"
         )
     block = (shape[0] // blocks,) + shape[1:]
-    k = math.prod(block[2:])
-    g = int(groups)
-    if g < 1:
-        raise value_error("groups", groups, "must be a positive int")
-    if kind in ("conv", "depthwise"):
-        fan_in, fan_out = block[1] * k, (block[0] // g) * k
-    elif kind == "conv_transpose":
-        fan_in, fan_out = (block[0] // g) * k, block[1] * k
-    elif kind == "bilinear":
-        fan_in, fan_out = block[1] * k, block[0]
-    elif kind == "embedding":
-        fan_in, fan_out = block[1] * k, block[0]
-    elif kind == "linear_in_out":
-        fan_in, fan_out = block[0] * k, block[1] * k
-    else:
-        fan_in, fan_out = block[1] * k, block[0] * k
+    fan_in, fan_out = torch_layer_fans(block, kind, groups)
     if kind in ("conv_transpose", "linear_in_out"):
         # (in, out/g, *k): channels-last kernel (*k, in, out/g) has fan_in axis = in.  Permute so that
         # the channels-last "in" axis is torch axis 0.

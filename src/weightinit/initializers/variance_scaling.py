@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 from typing import get_args
 
@@ -13,9 +12,9 @@ from weightinit.common.types import Distribution, FanMode
 from weightinit.common.validate import real_number
 from weightinit.initializers.base import RandomInitializer
 from weightinit.initializers.complex import COMPLEX_TRUNCATED_STD_FACTOR, ComplexDisk, ComplexTruncatedNormal
-from weightinit.initializers.fans import check_axes, compute_fans
+from weightinit.initializers.fans import check_axes, check_jax_axis, compute_fans, jax_fans
 from weightinit.initializers.names import builtin
-from weightinit.random.distributions import Normal, TruncatedNormal, Uniform
+from weightinit.random.distributions import Normal, TruncatedNormalDistribution, Uniform
 from weightinit.random.sampling import sample
 from weightinit.random.seeds import SeedLike
 
@@ -39,59 +38,6 @@ TRUNCATED_STD_FACTOR = 0.87962566103423978
 MODES: tuple[str, ...] = get_args(FanMode)
 DISTRIBUTIONS = tuple(d for d in get_args(Distribution) if d != "normal")  # "normal": an alias
 _JAX_AXES = {"in_axis": -2, "out_axis": -1, "batch_axis": ()}
-
-
-def _check_jax_axis(name: str, axis):
-    """Validate a JAX-style axis argument (an int or a sequence of ints); returns an int or a list."""
-    if axis is None:
-        return None
-    if isinstance(axis, numbers.Integral) and not isinstance(axis, bool):
-        return int(axis)
-    try:
-        axes = list(axis)
-    except TypeError:
-        raise InitializerTypeError(
-            f"`{name}` must be an int or a sequence of ints; received {name}={axis!r}."
-        ) from None
-    if any(isinstance(a, bool) or not isinstance(a, numbers.Integral) for a in axes):
-        raise InitializerTypeError(f"`{name}` must be an int or a sequence of ints; received {name}={axis!r}.")
-    return [int(a) for a in axes]
-
-
-def jax_fans(shape, in_axis=-2, out_axis=-1, batch_axis=()) -> tuple[float, float]:
-    """Fans as ``jax.nn.initializers`` computes them (floats; axes may overlap or be empty).
-
-    ``in_size``, ``out_size`` and ``batch_size`` are the products of the
-    dimensions on those axes; the receptive field is
-    ``prod(shape) / in_size / out_size / batch_size``; ``fan_in = in_size *
-    receptive`` and ``fan_out = out_size * receptive``.
-
-    >>> jax_fans((3, 3, 16, 32))
-    (144.0, 288.0)
-    >>> jax_fans((100, 64), in_axis=-2, out_axis=0)  # Flax Embed: fan_in = features
-    (64.0, 64.0)
-    """
-    shape = tuple(int(d) for d in shape)
-    rank = len(shape)
-    if isinstance(in_axis, int) and in_axis == -2 and rank <= 1:
-        raise InitializerValueError(
-            f"Can't compute input and output sizes of a {rank}-dimensional weights tensor with default "
-            f"`in_axis`; received shape={shape}. Must be at least 2D or specify `in_axis` explicitly."
-        )
-
-    def size(name, axes):
-        axes = [axes] if isinstance(axes, int) else list(axes)
-        for a in axes:
-            if not -rank <= a < rank:
-                raise InitializerValueError(
-                    f"`{name}` contains axis {a}, out of range for shape {shape} of rank {rank}; received {name}={axes!r}."
-                )
-        return math.prod(shape[a] for a in axes)
-
-    in_size, out_size, batch_size = size("in_axis", in_axis), size("out_axis", out_axis), size("batch_axis", batch_axis)
-    denom = in_size * out_size * batch_size
-    receptive = math.prod(shape) / denom if denom else 0.0
-    return in_size * receptive, out_size * receptive
 
 
 @builtin()
@@ -182,9 +128,9 @@ class VarianceScaling(RandomInitializer):
         self.mode = mode.lower()
         self.distribution = dist
         self.input_axes, self.output_axes = check_axes(input_axes, output_axes)
-        self.in_axis = _check_jax_axis("in_axis", in_axis)
-        self.out_axis = _check_jax_axis("out_axis", out_axis)
-        self.batch_axis = _check_jax_axis("batch_axis", batch_axis)
+        self.in_axis = check_jax_axis("in_axis", in_axis)
+        self.out_axis = check_jax_axis("out_axis", out_axis)
+        self.batch_axis = check_jax_axis("batch_axis", batch_axis)
         if self.input_axes is not None and self._jax_axes() is not None:
             raise InitializerValueError(
                 f"Give either Keras' `input_axes`/`output_axes` or JAX's `in_axis`/`out_axis`/`batch_axis`, not "
@@ -203,13 +149,24 @@ class VarianceScaling(RandomInitializer):
     def _check_dtype(self, dtype):
         return require_float(dtype, type(self).__name__, allow_complex=True)
 
-    def variance(self, shape) -> float:
-        """The target variance ``scale / max(1, fan)`` for a weight of ``shape``."""
+    def fans(self, shape) -> tuple[float, float]:
+        """``(fan_in, fan_out)`` of a weight of ``shape`` under this instance's fan rule.
+
+        JAX's rule (:func:`~weightinit.initializers.fans.jax_fans`) when a JAX
+        axis is set, else Keras' (:func:`~weightinit.initializers.fans.compute_fans`,
+        with ``input_axes``/``output_axes`` when given).
+        """
         axes = self._jax_axes()
         if axes is not None:
-            fan_in, fan_out = jax_fans(shape, **axes)
-        else:
-            fan_in, fan_out = compute_fans(shape, self.input_axes, self.output_axes)
+            return jax_fans(shape, **axes)
+        return compute_fans(shape, self.input_axes, self.output_axes)
+
+    def variance(self, shape) -> float:
+        """The target variance ``scale / max(1, fan)`` for a weight of ``shape``."""
+        return self.variance_for_fans(*self.fans(shape))
+
+    def variance_for_fans(self, fan_in: float, fan_out: float) -> float:
+        """The target variance ``scale / max(1, n)``, ``n`` the fan ``mode`` picks from ``fan_in``, ``fan_out``."""
         if self.mode == "fan_in":
             n = fan_in
         elif self.mode == "fan_out":
@@ -222,7 +179,11 @@ class VarianceScaling(RandomInitializer):
 
     def distribution_for(self, shape, dtype=None):
         """The distribution drawn for a weight of ``shape`` (and ``dtype``: complex dtypes differ)."""
-        var = self.variance(shape)
+        return self.distribution_for_fans(*self.fans(shape), dtype=dtype)
+
+    def distribution_for_fans(self, fan_in: float, fan_out: float, dtype=None):
+        """The distribution drawn for a weight with these fans (the JAX adapter passes JAX's float fans)."""
+        var = self.variance_for_fans(fan_in, fan_out)
         if dtype is not None and standardize_dtype(dtype).kind == "c":
             if self.distribution == "truncated_normal":
                 return ComplexTruncatedNormal(math.sqrt(var) / COMPLEX_TRUNCATED_STD_FACTOR, 2.0)
@@ -231,7 +192,7 @@ class VarianceScaling(RandomInitializer):
             return ComplexDisk(math.sqrt(var))
         if self.distribution == "truncated_normal":
             s = math.sqrt(var) / TRUNCATED_STD_FACTOR
-            return TruncatedNormal(0.0, s, -2.0 * s, 2.0 * s)
+            return TruncatedNormalDistribution(0.0, s, -2.0 * s, 2.0 * s)
         if self.distribution == "untruncated_normal":
             return Normal(0.0, math.sqrt(var))
         limit = math.sqrt(3.0 * var)

@@ -27,6 +27,7 @@ True
 Importing this module imports jax; the core package never does.
 """
 
+from weightinit.initializers.fans import jax_fans
 from weightinit.jax.initializers import (
     constant,
     delta_orthogonal,
@@ -34,7 +35,6 @@ from weightinit.jax.initializers import (
     glorot_uniform,
     he_normal,
     he_uniform,
-    jax_fans,
     kaiming_normal,
     kaiming_uniform,
     lecun_normal,

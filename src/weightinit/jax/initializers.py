@@ -13,12 +13,14 @@ from jax import lax
 from weightinit.common import validate
 from weightinit.common.dtypes import compute_dtype, standardize_dtype
 from weightinit.common.errors import InitializerTypeError, InitializerValueError, type_error, value_error
-from weightinit.executors.jax import philox4x32, sample
+from weightinit.executors.jax import orthogonal_matrix, philox4x32, sample
 from weightinit.initializers.base import BuiltinInitializer, Initializer, RandomInitializer
+from weightinit.initializers.fans import jax_fans
 from weightinit.initializers.orthogonal import Orthogonal
 from weightinit.initializers.variance_scaling import VarianceScaling
-from weightinit.random.distributions import Normal, TruncatedNormal, Uniform, make_plan
-from weightinit.random.streams import SEED_DOMAIN, TAG_FOLD, Stream
+from weightinit.random.constants import SEED_DOMAIN, TAG_FOLD
+from weightinit.random.distributions import Normal, TruncatedNormalDistribution, Uniform, make_plan
+from weightinit.random.streams import Stream
 
 __all__ = [
     "constant",
@@ -212,7 +214,7 @@ def truncated_normal(stddev=1e-2, dtype=None, lower=-2.0, upper=2.0):
     s = Normal.checked(0.0, stddev, ("mean", "stddev")).std
     lo, hi = validate.real_number("lower", lower, finite=False), validate.real_number("upper", upper, finite=False)
     names = ("mean", "stddev", "lower", "upper")
-    dist = Normal(0.0, 0.0) if s == 0 else TruncatedNormal.checked(0.0, s, lo * s, hi * s, names)
+    dist = Normal(0.0, 0.0) if s == 0 else TruncatedNormalDistribution.checked(0.0, s, lo * s, hi * s, names)
     return _builder(lambda shape, cplx: dist, dtype, False, "truncated_normal")
 
 
@@ -226,29 +228,6 @@ def _axes(axis, rank: int, name: str, shape) -> tuple[int, ...]:
             )
         out.append(int(a) % rank)
     return tuple(out)
-
-
-def jax_fans(shape, in_axis=-2, out_axis=-1, batch_axis=()) -> tuple[int, int]:
-    """JAX's ``_compute_fans``: receptive field = all dimensions not in, out or batch axes.
-
-    >>> jax_fans((3, 3, 16, 32))
-    (144, 288)
-    """
-    shape = tuple(shape)
-    if isinstance(in_axis, int) and in_axis == -2 and len(shape) <= 1:
-        raise InitializerValueError(
-            f"Can't compute input and output sizes of a {len(shape)}-dimensional weights tensor with default "
-            "in_axis. Must be at least 2D or specify in_axis explicitly."
-        )
-    rank = len(shape)
-    ia = _axes(in_axis, rank, "in_axis", shape)
-    oa = _axes(out_axis, rank, "out_axis", shape)
-    ba = _axes(batch_axis, rank, "batch_axis", shape)
-    in_size = math.prod(shape[a] for a in ia)
-    out_size = math.prod(shape[a] for a in oa)
-    batch = math.prod(shape[a] for a in ba)
-    rest = math.prod(shape) // max(1, in_size * out_size * batch)
-    return in_size * rest, out_size * rest
 
 
 _JAX_DISTRIBUTIONS = {"truncated_normal": "truncated_normal", "normal": "untruncated_normal", "uniform": "uniform"}
@@ -279,10 +258,8 @@ def variance_scaling(scale, mode, distribution, in_axis=-2, out_axis=-1, batch_a
     cplx_vs = VarianceScaling(float(scale) / 2.0, mode, core_dist, seed=0)
 
     def dist_for(shape, cplx):
-        fan_in, fan_out = jax_fans(shape, in_axis, out_axis, batch_axis)
         vs = cplx_vs if cplx else real_vs
-        # A 2-D (fan_in, fan_out) shape has exactly these fans under the core's rule.
-        return vs.distribution_for((fan_in, fan_out))
+        return vs.distribution_for_fans(*jax_fans(shape, in_axis, out_axis, batch_axis))
 
     return _builder(dist_for, dtype, True, "variance_scaling")
 
@@ -315,18 +292,6 @@ kaiming_normal = he_normal
 # Orthogonal.
 # ---------------------------------------------------------------------------
 
-_STD_NORMAL = Normal(0.0, 1.0)
-
-
-def _orthogonal_matrix(skey, rows: int, cols: int, ct: np.dtype):
-    """jnp version of weightinit.initializers.orthogonal.orthogonal_matrix (same input matrix, bitwise)."""
-    big, small = max(rows, cols), min(rows, cols)
-    a = sample(_STD_NORMAL, skey, (big, small), ct)
-    q, r = jnp.linalg.qr(a)
-    d = jnp.diagonal(r)
-    q = q * jnp.where(d < 0, -1, 1).astype(q.dtype)
-    return q.T if rows < cols else q
-
 
 def _check_real(dt: np.dtype, who: str) -> None:
     if dt.kind == "c":
@@ -356,17 +321,22 @@ def orthogonal(scale=1.0, column_axis=-1, dtype=None):
         if len(shape) < 2:
             raise InitializerValueError(f"orthogonal initializer requires at least a 2D shape; received shape={shape}.")
         ax = _axes(column_axis, len(shape), "column_axis", shape)[0]
-        n_cols = shape[ax]
-        n_rows = math.prod(shape) // n_cols if n_cols else 0
-        if math.prod(shape) == 0:
-            return jnp.zeros(shape, dt)
-        ct = compute_dtype(dt)
-        q = _orthogonal_matrix(stream_key(key), n_rows, n_cols, ct)
-        q = q.reshape(tuple(np.delete(np.array(shape), ax)) + (n_cols,))
-        q = jnp.moveaxis(q, -1, ax)
-        return (q * ct.type(scale)).astype(dt)
+        return _orthogonal(key, shape, dt, scale, ax)
 
     return init
+
+
+def _orthogonal(key, shape: tuple[int, ...], dt: np.dtype, scale, ax: int):
+    """``scale`` times a (semi-)orthogonal array of ``shape`` whose axis ``ax`` holds the columns."""
+    n_cols = shape[ax]
+    n_rows = math.prod(shape) // n_cols if n_cols else 0
+    if math.prod(shape) == 0:
+        return jnp.zeros(shape, dt)
+    ct = compute_dtype(dt)
+    q = orthogonal_matrix(stream_key(key), n_rows, n_cols, ct)
+    q = q.reshape(tuple(np.delete(np.array(shape), ax)) + (n_cols,))
+    q = jnp.moveaxis(q, -1, ax)
+    return (q * ct.type(scale)).astype(dt)
 
 
 def delta_orthogonal(scale=1.0, column_axis=-1, dtype=None):
@@ -448,12 +418,8 @@ def wrap(initializer):
         if isinstance(inst, Orthogonal):
             inst._check_dtype(dt)
             inst._check_shape(shape)
-            rows, cols = math.prod(shape[:-1]), shape[-1]
-            if rows * cols == 0:
-                return jnp.zeros(shape, dt)
-            ct = compute_dtype(dt)
-            q = _orthogonal_matrix(stream_key(key), rows, cols, ct) * ct.type(inst.gain)
-            return _place(q.reshape(shape).astype(dt), out_sharding)
+            ax = inst.column_axis % len(shape)
+            return _place(_orthogonal(key, shape, dt, inst.gain, ax), out_sharding)
         if isinstance(inst, BuiltinInitializer) and not isinstance(inst, RandomInitializer):
             return _place(jnp.asarray(inst(shape, dt)), out_sharding)
         return _place(_callback(inst, key, shape, dt), out_sharding)

@@ -1,6 +1,6 @@
 """Distributions and their per-call plans.
 
-A distribution (:class:`Uniform`, :class:`Normal`, :class:`TruncatedNormal`)
+A distribution (:class:`Uniform`, :class:`Normal`, :class:`TruncatedNormalDistribution`)
 is validated when it is built.  :func:`make_plan` turns it and an output dtype
 into a :class:`Plan`: every constant an executor needs, computed once on the
 host in float64 and rounded to the compute precision (float32 for
@@ -23,7 +23,16 @@ from weightinit.common.validate import dtype_range
 from weightinit.random.float8 import is_float8, to_float8
 from weightinit.random.special import ndtr_host
 
-__all__ = ["Uniform", "Normal", "TruncatedNormal", "Plan", "make_plan", "next_up", "next_down", "MIN_TRUNCATED_MASS"]
+__all__ = [
+    "Uniform",
+    "Normal",
+    "TruncatedNormalDistribution",
+    "Plan",
+    "make_plan",
+    "next_up",
+    "next_down",
+    "MIN_TRUNCATED_MASS",
+]
 
 MIN_TRUNCATED_MASS = 1e-30
 """Smallest normal probability of a truncation interval that float32 sampling resolves."""
@@ -125,8 +134,12 @@ class Normal:
 
 
 @dataclass(frozen=True)
-class TruncatedNormal:
-    """N(mean, std**2) conditioned on lower <= x <= upper (absolute bounds; may be infinite)."""
+class TruncatedNormalDistribution:
+    """N(mean, std**2) conditioned on lower <= x <= upper (absolute bounds; may be infinite).
+
+    The distribution, not an initializer: :class:`weightinit.TruncatedNormal` is Keras'
+    initializer (+-2 stddev around the mean), which draws from one of these.
+    """
 
     mean: float
     std: float
@@ -149,6 +162,10 @@ class TruncatedNormal:
         """Build it, with errors naming the arguments as ``names`` (e.g. ``("mean", "std", "a", "b")``)."""
         m, s, lo, hi, _a, _b = _check_truncated(mean, std, lower, upper, names)
         return cls(m, s, lo, hi)
+
+
+TruncatedNormal = TruncatedNormalDistribution
+"""Short name used inside weightinit; the public name is :class:`TruncatedNormalDistribution`."""
 
 
 def _mirror(a: float, b: float) -> bool:
@@ -315,7 +332,7 @@ def make_plan(dist, dtype) -> Plan:
         return Plan("uniform", dt, ct, words, consts, (lo, hi))
     if isinstance(dist, Normal):
         return Plan("normal", dt, ct, words, {"mean": c(dist.mean), "std": c(dist.std)}, None)
-    if isinstance(dist, TruncatedNormal):
+    if isinstance(dist, TruncatedNormalDistribution):
         lo = _lowest_at_least(dist.lower, dt)
         hi = _highest_at_most(dist.upper, dt)
         if not float(lo) <= float(hi):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from weightinit.common.shapes import normalize_region, normalize_shape
-from weightinit.random.distributions import Normal, TruncatedNormal, Uniform
+from weightinit.random.distributions import Normal, TruncatedNormalDistribution, Uniform
 from weightinit.random.sampling import sample
 from weightinit.random.seeds import SeedGenerator, draw_default_seed
 from weightinit.random.streams import Stream, check_seed
@@ -60,5 +60,5 @@ def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None, *, regi
     base = Normal.checked(mean, stddev, ("mean", "stddev"))
     m, s = base.mean, base.std
     names = ("mean", "stddev", "mean", "stddev")
-    dist = TruncatedNormal.checked(m, s, m - 2 * s, m + 2 * s, names) if s > 0 else Normal(m, 0.0)
+    dist = TruncatedNormalDistribution.checked(m, s, m - 2 * s, m + 2 * s, names) if s > 0 else Normal(m, 0.0)
     return _draw(dist, shape, dtype, seed, region)

@@ -9,8 +9,8 @@ key ``(k0, k1)`` to four 32-bit words through ten rounds of::
     c = (hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0)
     k = (k0 + W0, k1 + W1)        # "key bump", mod 2**32, between rounds
 
-with ``M0 = 0xD2511F53``, ``M1 = 0xCD9E8D57``, ``W0 = 0x9E3779B9``,
-``W1 = 0xBB67AE85``.  This module is the NumPy reference implementation: the
+with the multipliers ``M0``, ``M1`` and Weyl increments ``W0``, ``W1`` of
+:mod:`weightinit.random.constants`.  This module is the NumPy reference implementation: the
 oracle every executor is tested against (docs/random.md, section "Bits").
 """
 
@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from weightinit.random.constants import PHILOX_M0, PHILOX_M1, PHILOX_ROUNDS, PHILOX_W0, PHILOX_W1, WORD_MASK
+
 __all__ = ["philox4x32", "philox4x32_scalar", "M0", "M1", "W0", "W1", "ROUNDS"]
 
-M0 = 0xD2511F53
-M1 = 0xCD9E8D57
-W0 = 0x9E3779B9
-W1 = 0xBB67AE85
-ROUNDS = 10
-_MASK = np.uint64(0xFFFFFFFF)
+M0, M1, W0, W1, ROUNDS = PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1, PHILOX_ROUNDS
+"""Short names of :mod:`weightinit.random.constants`' Philox constants (the owner)."""
+_MASK = np.uint64(WORD_MASK)
 _SHIFT = np.uint64(32)
 
 

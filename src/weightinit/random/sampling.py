@@ -71,7 +71,7 @@ def sample(dist, stream, shape: tuple[int, ...], dtype, region=None, *, out=None
     """Values of ``x[region]``, where ``x`` of ``shape`` is drawn from ``dist`` under ``stream``.
 
     Args:
-      dist: a :class:`Uniform`, :class:`Normal` or :class:`TruncatedNormal`
+      dist: a :class:`Uniform`, :class:`Normal` or :class:`TruncatedNormalDistribution`
         (with a complex ``dtype``: applied to the real and imaginary parts,
         the real tensor of shape ``shape + (2,)``), or a complex polar
         distribution of :mod:`weightinit.initializers.complex`.

@@ -23,14 +23,11 @@ import struct
 import numpy as np
 
 from weightinit.common.errors import type_error, value_error
+from weightinit.random.constants import SEED_DOMAIN, TAG_CHILD, TAG_DEFAULT, TAG_FOLD
 from weightinit.random.philox import philox4x32_scalar
 
 __all__ = ["Stream", "SEED_DOMAIN", "TAG_CHILD", "TAG_FOLD", "TAG_DEFAULT", "check_seed"]
 
-SEED_DOMAIN = (0x77656967, 0x6874696E)  # b"weig", b"htin" read big-endian
-TAG_CHILD = 0x43484C44  # "CHLD"
-TAG_FOLD = 0x464F4C44  # "FOLD"
-TAG_DEFAULT = 0x44464C54  # "DFLT": default seeds drawn after set_seed()
 _U64 = 1 << 64
 
 

@@ -30,9 +30,9 @@ import torch
 from weightinit.common import validate
 from weightinit.common.dtypes import compute_dtype, standardize_dtype
 from weightinit.common.errors import InitializerTypeError, InitializerValueError, type_error, value_error
+from weightinit.initializers.fans import torch_fans
 from weightinit.initializers.gains import calculate_gain as _core_gain
 from weightinit.initializers.orthogonal import orthogonal_matrix
-from weightinit.initializers.storage import torch_default_fans
 from weightinit.random.distributions import Normal, TruncatedNormal, Uniform
 from weightinit.torch.dtensor import dtensor_via_full
 from weightinit.torch.place import (
@@ -97,7 +97,7 @@ def calculate_gain(nonlinearity, param=None):
 
 
 def _fans(tensor) -> tuple[int, int]:
-    return torch_default_fans(tensor.shape)
+    return torch_fans(tensor.shape)
 
 
 def _correct_fan(tensor, mode: str) -> int:
