@@ -64,8 +64,7 @@ from weightinit.initializers.variance_scaling import (
     VarianceScaling,
 )
 from weightinit.initializers.zero import IRNN, ZerO
-from weightinit.random.distributions import Normal, Uniform
-from weightinit.random.distributions import TruncatedNormal as TruncatedNormalDistribution
+from weightinit.random.distributions import Normal, TruncatedNormalDistribution, Uniform
 from weightinit.random.sampling import current_executor, sample, use_executor
 from weightinit.random.seeds import SeedGenerator, set_seed
 from weightinit.random.streams import Stream
@@ -91,7 +90,8 @@ def fix(model, mode="analytic", inputs=None, **kwargs):
     return _fix(model, mode, inputs, **kwargs)
 
 
-# snake_case aliases: the same class objects, as in keras.initializers.
+# snake_case aliases: the same class objects, as in keras.initializers.  They stay importable and
+# resolve through get(), but __all__ lists each object once, under its class name.
 zeros = zero = Zeros
 ones = one = Ones
 constant = Constant
@@ -193,28 +193,6 @@ __all__ = [
     "HeUniform",
     "HeNormal",
     "Orthogonal",
-    # aliases
-    "zeros",
-    "zero",
-    "ones",
-    "one",
-    "constant",
-    "identity",
-    "IdentityInitializer",
-    "stft",
-    "STFTInitializer",
-    "random_normal",
-    "random_uniform",
-    "truncated_normal",
-    "variance_scaling",
-    "glorot_uniform",
-    "glorot_normal",
-    "lecun_uniform",
-    "lecun_normal",
-    "he_uniform",
-    "he_normal",
-    "orthogonal",
-    "OrthogonalInitializer",
     # beyond Keras (issue 7)
     "TruncNormal",
     "TorchTruncNormal",
@@ -238,28 +216,6 @@ __all__ = [
     "TorchEmbedding",
     "FlaxEmbed",
     "HaikuLinear",
-    "trunc_normal",
-    "torch_trunc_normal",
-    "trunc_normal_tf",
-    "jax_truncated_normal",
-    "haiku_truncated_normal",
-    "dirac",
-    "delta_orthogonal",
-    "batched_identity",
-    "uniform_scaling",
-    "sparse",
-    "martens_sparse",
-    "zero_init",
-    "irnn",
-    "scaled_residual",
-    "fixup",
-    "t_fixup",
-    "mup",
-    "torch_linear_weight",
-    "torch_linear_bias",
-    "torch_embedding",
-    "flax_embed",
-    "haiku_linear",
     "fingerprint",
     "verify",
     "materialize",

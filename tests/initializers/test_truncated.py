@@ -89,7 +89,7 @@ def test_jax_preset_defaults():
 
 
 def test_presets_same_values_as_general_class():
-    a = wi.TimmTruncNormalTF(mean=0.1, std=0.5, a=-1.0, b=2.0, seed=8)((64, 32))
+    a = wi.TimmTruncNormalTF(mean=0.1, std=0.5, lower=-1.0, upper=2.0, seed=8)((64, 32))
     b = wi.TruncNormal(0.1, 0.5, -1.0, 2.0, bounds="std", seed=8)((64, 32))
     assert np.array_equal(a, b)
 
@@ -110,3 +110,31 @@ def test_errors_name_the_argument():
         wi.TruncNormal(stddev=-1.0)
     with pytest.raises(wi.InitializerValueError, match="`correct_variance`"):
         wi.TruncNormal(correct_variance="yes")
+
+
+def test_timm_tf_bounds_are_named_lower_upper_and_old_names_warn():
+    """Std-unit bounds are `lower`/`upper`; weightinit 0.1's `a`/`b` (TorchTruncNormal's absolute names) still work."""
+    new = wi.TimmTruncNormalTF(0.1, 0.5, -1.0, 2.0, seed=8)  # positional order unchanged
+    assert new.get_config() == {"seed": 8, "mean": 0.1, "std": 0.5, "lower": -1.0, "upper": 2.0}
+    with pytest.warns(DeprecationWarning, match=r"`a` was renamed `lower`.*use `lower=`"):
+        old = wi.TimmTruncNormalTF(mean=0.1, std=0.5, a=-1.0, b=2.0, seed=8)
+    assert old.get_config() == new.get_config()
+    assert np.array_equal(old((6, 5)), new((6, 5)))
+    # A config saved by weightinit 0.1 still loads, through from_config and get().
+    old_cfg = {"seed": 8, "mean": 0.1, "std": 0.5, "a": -1.0, "b": 2.0}
+    with pytest.warns(DeprecationWarning, match="`b` was renamed `upper`"):
+        again = wi.TimmTruncNormalTF.from_config(old_cfg)
+    assert np.array_equal(again((6, 5)), new((6, 5)))
+    with pytest.warns(DeprecationWarning):
+        got = wi.get({"class_name": "TimmTruncNormalTF", "config": old_cfg})
+    assert got.get_config() == new.get_config()
+    assert wi.TimmTruncNormalTF.from_config(new.get_config()).get_config() == new.get_config()
+    with pytest.raises(wi.InitializerTypeError, match=r"both `lower` and its old name `a`"):
+        wi.TimmTruncNormalTF(lower=-1.0, a=-3.0)
+    with pytest.raises(wi.InitializerTypeError, match=r"unexpected keyword argument 'c'"):
+        wi.TimmTruncNormalTF(c=1.0)
+    # TorchTruncNormal keeps torch's absolute a/b, so the two signatures no longer look alike.
+    import inspect
+
+    assert list(inspect.signature(wi.TorchTruncNormal).parameters)[:4] == ["mean", "std", "a", "b"]
+    assert list(inspect.signature(wi.TimmTruncNormalTF).parameters)[:4] == ["mean", "std", "lower", "upper"]

@@ -97,6 +97,12 @@ def test_layout_sharded_jax_subprocess():
             layer = keras.layers.Dense(6, kernel_initializer=wik.GlorotUniform(seed=8))
             layer.build((None, 4))
         assert np.array_equal(np.asarray(layer.kernel.value), wi.GlorotUniform(seed=8)((4, 6)))
+        # A core initializer refuses `layout` (it cannot place a NumPy array), so Keras shards its values itself.
+        with dist.scope():
+            layer = keras.layers.Dense(6, kernel_initializer=wi.GlorotUniform(seed=8))
+            layer.build((None, 4))
+        assert np.array_equal(np.asarray(layer.kernel.value), wi.GlorotUniform(seed=8)((4, 6)))
+        assert layer.kernel.value.sharding.spec == jax.sharding.PartitionSpec("a", "b")
         print("ok")
         """
     )

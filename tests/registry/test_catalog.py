@@ -89,7 +89,10 @@ def test_cli_list_shows_new_groups(capsys):
 
 
 def test_public_exports():
-    for name in ("TruncNormal", "Dirac", "DeltaOrthogonal", "ZerO", "MuP", "TorchLinearWeight", "delta_orthogonal"):
+    for name in ("TruncNormal", "Dirac", "DeltaOrthogonal", "ZerO", "MuP", "TorchLinearWeight"):
         assert name in wi.__all__ and hasattr(wi, name)
+    # snake_case aliases stay importable and resolve through get(), but __all__ lists each object once.
+    assert wi.delta_orthogonal is wi.DeltaOrthogonal and "delta_orthogonal" not in wi.__all__
+    assert type(wi.get("delta_orthogonal")) is wi.DeltaOrthogonal
     assert "delta_orthogonal" in aliases_of(wi.DeltaOrthogonal)
     assert "dirac" in aliases_of(wi.Dirac)

@@ -28,7 +28,10 @@ class Initializer:
     initializers).  Subclasses implement ``__call__`` and, for serialization,
     ``get_config``; the default :meth:`from_config` is ``cls(**config)``.
 
-    weightinit's built-ins also accept two keyword-only arguments:
+    weightinit's built-ins also accept two keyword-only arguments (and refuse
+    Keras' ``layout``: they return NumPy arrays, so they leave placement to
+    the caller; Keras then shards the array itself, and
+    ``weightinit.keras`` adapters build it sharded):
 
     * ``region``: a tuple of slices; the call returns exactly
       ``init(shape, dtype)[region]`` without generating the rest.
@@ -97,8 +100,10 @@ class BuiltinInitializer(Initializer):
         *,
         region: Region | slice | None = None,
         stream: Stream | None = None,
-        layout=None,
+        **unsupported: Any,
     ) -> np.ndarray:
+        if unsupported:
+            _refuse(type(self).__name__, unsupported)
         shape = normalize_shape(shape)
         dt = self._check_dtype(dtype)
         normalize_region(region, shape)
@@ -124,6 +129,20 @@ class BuiltinInitializer(Initializer):
 
     def _generate(self, shape, dtype, region, stream) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def _refuse(who: str, unsupported: dict) -> None:
+    """Reject keyword arguments a built-in does not take; ``layout`` with the reason and the alternative."""
+    if "layout" in unsupported:
+        raise type_error(
+            "layout",
+            unsupported["layout"],
+            f"is not accepted by weightinit's core {who}, which returns a NumPy array and cannot place it on devices",
+            f"Under Keras use weightinit.keras.{who} (it builds the array sharded by `layout` on the JAX backend); "
+            "or generate one shard with `region=`.",
+        )
+    name = sorted(unsupported)[0]
+    raise type_error(name, unsupported[name], f"is not an argument of {who}.__call__ (shape, dtype, region, stream)")
 
 
 class RandomInitializer(BuiltinInitializer):

@@ -19,14 +19,15 @@ loop, one value per stream position.
 from __future__ import annotations
 
 import math
+import warnings
 
 from weightinit.common.checks import real_number
 from weightinit.common.dtypes import require_float
-from weightinit.common.errors import value_error
+from weightinit.common.errors import InitializerTypeError, value_error
 from weightinit.initializers.base import RandomInitializer
 from weightinit.initializers.names import builtin
 from weightinit.random.distributions import Normal
-from weightinit.random.distributions import TruncatedNormal as _TruncDist
+from weightinit.random.distributions import TruncatedNormalDistribution as _TruncDist
 from weightinit.random.sampling import sample
 
 __all__ = [
@@ -223,7 +224,7 @@ class _FrameworkTrunc(TruncNormal):
 
 @builtin("torch_trunc_normal", "timm_trunc_normal")
 class TorchTruncNormal(_FrameworkTrunc):
-    """torch ``nn.init.trunc_normal_`` (and timm ``trunc_normal_``): absolute bounds, no correction.
+    """torch ``nn.init.trunc_normal_`` (and timm ``trunc_normal_``): absolute bounds ``a``/``b``, no correction.
 
     Formula: ``w ~ N(mean, std^2)`` conditioned on ``a <= w <= b``.  Defaults
     ``mean=0``, ``std=1``, ``a=-2``, ``b=2`` (torch's).  ``a`` and ``b`` are
@@ -246,12 +247,45 @@ class TorchTruncNormal(_FrameworkTrunc):
         super().__init__(mean, std, a, b, bounds="absolute", seed=seed)
 
 
+_RENAMED_BOUNDS = {"a": ("lower", -2.0), "b": ("upper", 2.0)}
+
+
+def _renamed_bounds(who: str, renamed: dict, lower, upper):
+    """``lower``/``upper`` from weightinit 0.1's ``a``/``b`` keywords (std units), with a DeprecationWarning."""
+    unknown = sorted(set(renamed) - set(_RENAMED_BOUNDS))
+    if unknown:
+        raise InitializerTypeError(f"{who}() got an unexpected keyword argument {unknown[0]!r}.")
+    given = {"lower": lower, "upper": upper}
+    for old, (new, default) in _RENAMED_BOUNDS.items():
+        if old not in renamed:
+            continue
+        warnings.warn(
+            f"{who}: the argument `{old}` was renamed `{new}` in weightinit 0.2 (a bound in standard deviations; "
+            f"`a`/`b` are absolute bounds, as in TorchTruncNormal) and will be removed in 0.3; use `{new}=`.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        if given[new] != default and given[new] != renamed[old]:
+            raise InitializerTypeError(
+                f"{who}() got both `{new}` and its old name `{old}`; received {new}={given[new]!r}, "
+                f"{old}={renamed[old]!r}. Pass `{new}` only."
+            )
+        given[new] = renamed[old]
+    return given["lower"], given["upper"]
+
+
 @builtin("trunc_normal_tf", "timm_trunc_normal_tf")
 class TimmTruncNormalTF(_FrameworkTrunc):
     """timm ``trunc_normal_tf_``: bounds in standard deviations, no correction.
 
-    Formula: ``w = mean + std * z`` with ``z ~ N(0, 1)`` truncated to ``[a, b]``.
-    Defaults ``mean=0``, ``std=1``, ``a=-2``, ``b=2`` (timm's).
+    Formula: ``w = mean + std * z`` with ``z ~ N(0, 1)`` truncated to
+    ``[lower, upper]`` (so ``w`` lies in ``[mean + lower*std, mean + upper*std]``).
+    Defaults ``mean=0``, ``std=1``, ``lower=-2``, ``upper=2`` (timm's).
+
+    The bounds are called ``lower``/``upper`` (as in JAX and Haiku, also std
+    units) so they are not mistaken for :class:`TorchTruncNormal`'s absolute
+    ``a``/``b``; timm's own names ``a``/``b`` (weightinit 0.1) still work, in
+    the same positions, with a DeprecationWarning.
 
     >>> import weightinit as wi
     >>> w = wi.TimmTruncNormalTF(std=0.02, seed=0)((1000,))
@@ -259,13 +293,14 @@ class TimmTruncNormalTF(_FrameworkTrunc):
     True
     """
 
-    formula = "w = mean + std * z, z ~ N(0, 1) on [a, b] (std units, no correction)"
-    _args = ("mean", "std", "a", "b")
-    _names = ("mean", "std", "a", "b")
+    formula = "w = mean + std * z, z ~ N(0, 1) on [lower, upper] (std units, no correction)"
+    _args = ("mean", "std", "lower", "upper")
+    _names = ("mean", "std", "lower", "upper")
 
-    def __init__(self, mean=0.0, std=1.0, a=-2.0, b=2.0, seed=None) -> None:
-        self._arg_mean, self._arg_std, self._arg_a, self._arg_b = mean, std, a, b
-        super().__init__(mean, std, a, b, bounds="std", seed=seed)
+    def __init__(self, mean=0.0, std=1.0, lower=-2.0, upper=2.0, seed=None, **renamed) -> None:
+        lower, upper = _renamed_bounds(type(self).__name__, renamed, lower, upper)
+        self._arg_mean, self._arg_std, self._arg_lower, self._arg_upper = mean, std, lower, upper
+        super().__init__(mean, std, lower, upper, bounds="std", seed=seed)
 
 
 @builtin("jax_truncated_normal", "flax_truncated_normal")
