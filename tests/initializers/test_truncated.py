@@ -130,7 +130,8 @@ def test_timm_tf_bounds_are_named_lower_upper_and_old_names_warn():
     assert got.get_config() == new.get_config()
     assert wi.TimmTruncNormalTF.from_config(new.get_config()).get_config() == new.get_config()
     with pytest.raises(wi.InitializerTypeError, match=r"both `lower` and its old name `a`"):
-        wi.TimmTruncNormalTF(lower=-1.0, a=-3.0)
+        with pytest.warns(DeprecationWarning):
+            wi.TimmTruncNormalTF(lower=-1.0, a=-3.0)
     with pytest.raises(wi.InitializerTypeError, match=r"unexpected keyword argument 'c'"):
         wi.TimmTruncNormalTF(c=1.0)
     # TorchTruncNormal keeps torch's absolute a/b, so the two signatures no longer look alike.
