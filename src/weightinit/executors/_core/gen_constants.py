@@ -62,7 +62,10 @@ def render() -> str:
         _define("LOG32_SQRT2", constants.LOG32["sqrt2"], True),
     ]
     L += [_define(f"LOG32_P{i}", c, True) for i, c in enumerate(constants.LOG32["p"])]
-    L += [_define("LOG32_LN2LO", constants.LOG32["ln2_lo"], True), _define("LOG32_LN2HI", constants.LOG32["ln2_hi"], True)]
+    L += [
+        _define("LOG32_LN2LO", constants.LOG32["ln2_lo"], True),
+        _define("LOG32_LN2HI", constants.LOG32["ln2_hi"], True),
+    ]
     L += ["", "/* ndtri32: AS 241 PPND7 (constants.PPND7), lowest degree first */"]
     p7 = constants.PPND7
     for k in ("split1", "split2", "const1", "const2"):
