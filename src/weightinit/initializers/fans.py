@@ -206,9 +206,9 @@ def jax_fans(shape, in_axis=-2, out_axis=-1, batch_axis=()) -> tuple[float, floa
             f"in_axis=-2; received shape={shape}. Must be at least 2D or specify `in_axis` explicitly."
         )
 
-    def size(name, axis):
-        axes = check_jax_axis(name, axis)
-        axes = [axes] if isinstance(axes, int) else axes
+    def size(name: str, axis: Any) -> int:
+        checked = check_jax_axis(name, axis)
+        axes: list[int] = [] if checked is None else [checked] if isinstance(checked, int) else checked
         for a in axes:
             if not -rank <= a < rank:
                 raise InitializerValueError(
