@@ -119,6 +119,7 @@ def _child(out_path: str) -> None:
                         results[f"jit|{key}"] = f"error: {e!r}"[:300]
 
     _public_jax(results, MESHES, jax, Mesh, NamedSharding, P, wi)
+    _explicit_axes(results, jax, NamedSharding, P)
     _keras(results)
     with open(out_path, "w") as f:
         json.dump(results, f)
@@ -150,6 +151,39 @@ def _public_jax(results, meshes, jax, Mesh, NamedSharding, P, wi) -> None:
                     )
                 except Exception as e:
                     results[f"public|{n}|{mname}|{sname}"] = f"error: {e!r}"[:300]
+
+
+def _explicit_axes(results, jax, NamedSharding, P) -> None:
+    """``out_sharding=`` under a mesh with Explicit axes: the array has that sharding, as jax.nn.initializers'."""
+    import weightinit.jax as wj
+
+    explicit = jax.sharding.AxisType.Explicit
+    mesh = jax.make_mesh((2, 4), ("a", "b"), axis_types=(explicit, explicit))
+    key = jax.random.key(3)
+    shape = (8, 16)
+    builders = {
+        "zeros": (wj.zeros, jax.nn.initializers.zeros),
+        "ones": (wj.ones, jax.nn.initializers.ones),
+        "constant": (wj.constant(2.5), jax.nn.initializers.constant(2.5)),
+        "uniform": (wj.uniform(), jax.nn.initializers.uniform()),
+        "normal": (wj.normal(), jax.nn.initializers.normal()),
+        "truncated_normal": (wj.truncated_normal(), jax.nn.initializers.truncated_normal()),
+        "he_normal": (wj.he_normal(), jax.nn.initializers.he_normal()),
+        "glorot_uniform": (wj.glorot_uniform(), jax.nn.initializers.glorot_uniform()),
+    }
+    with jax.set_mesh(mesh):
+        for spec_name, out_sharding in (("named", NamedSharding(mesh, P("a", "b"))), ("spec", P("a", None))):
+            for name, (ours, theirs) in builders.items():
+                k = f"explicit|{name}|{spec_name}"
+                try:
+                    ref = np.asarray(ours(key, shape, jax.numpy.float32))
+                    expect = theirs(key, shape, jax.numpy.float32, out_sharding=out_sharding).sharding
+                    for mode, fn in (("eager", ours), ("jit", jax.jit(ours, static_argnums=(1, 2, 3)))):
+                        out = fn(key, shape, jax.numpy.float32, out_sharding)
+                        same = np.array_equal(np.asarray(out).view(np.uint32), ref.view(np.uint32))
+                        results[f"{k}|{mode}"] = (same and out.sharding == expect) or f"{out.sharding} vs {expect}"
+                except Exception as e:
+                    results[f"{k}|eager"] = f"error: {e!r}"[:300]
 
 
 def _keras(results) -> None:
@@ -240,6 +274,13 @@ def test_jit_executor_equals_numpy_reference(child_results):
 
 def test_public_jax_initializers_sharded(child_results):
     assert _failures(child_results, "public|") == []
+
+
+def test_out_sharding_under_explicit_axes(child_results):
+    """Under ``jax.set_mesh`` with Explicit axes, ``out_sharding`` gives JAX's sharding and the unsharded values."""
+    keys = [k for k in child_results if k.startswith("explicit|")]
+    assert len(keys) == 8 * 2 * 2, keys
+    assert _failures(child_results, "explicit|") == []
 
 
 def test_keras_distribution_layout(child_results):

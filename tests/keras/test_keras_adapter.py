@@ -1,135 +1,255 @@
-"""weightinit.keras: registered Keras initializers, .keras round trips, identical weights on every backend."""
+"""weightinit.keras in process: attributes, get/serialize, Keras layers' fans, no silent swap, string names."""
 
 from __future__ import annotations
 
-import importlib.util
+import inspect
 import json
 import os
 import subprocess
 import sys
-import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-if "KERAS_BACKEND" not in os.environ and importlib.util.find_spec("tensorflow") is None:
-    os.environ["KERAS_BACKEND"] = "jax"  # Keras' default backend is tensorflow, which may be absent
-pytest.importorskip("keras")
+keras = pytest.importorskip("keras")
 
-SCRIPT = textwrap.dedent(
-    """
-    import json, sys, numpy as np, keras, weightinit as wi, weightinit.keras as wik
-    out = sys.argv[1]
-    model = keras.Sequential([
-        keras.Input((8, 8, 3)),
-        keras.layers.Conv2D(4, 3, kernel_initializer=wik.HeNormal(seed=1), bias_initializer=wik.Constant(0.25)),
-        keras.layers.Flatten(),
-        keras.layers.Dense(5, kernel_initializer=wik.GlorotUniform(seed=5),
-                           bias_initializer=wik.RandomUniform(-1.0, 1.0, seed=2)),
-        keras.layers.Dense(3, kernel_initializer=wik.get({"class_name": "Orthogonal", "config": {"seed": 6}}), dtype="float32"),
-    ])
-    emb = keras.Sequential([keras.Input((4,), dtype="int32"),
-                            keras.layers.Embedding(10, 6, embeddings_initializer=wik.TruncatedNormal(stddev=0.3, seed=3))])
-    path = out + "/m.keras"
-    model.save(path)
-    again = keras.models.load_model(path)
-    cfg = [l.get_config() for l in model.layers]
-    cfg2 = [l.get_config() for l in again.layers]
-    assert json.dumps(cfg, sort_keys=True, default=str) == json.dumps(cfg2, sort_keys=True, default=str)
-    for a, b in zip(model.weights, again.weights):
-        assert np.array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
-    conv_init = keras.initializers.deserialize(keras.initializers.serialize(wik.HeNormal(seed=1)))
-    assert type(conv_init) is wik.HeNormal and conv_init.get_config()["seed"] == 1
-    ws = {f"w{i}": keras.ops.convert_to_numpy(w) for i, w in enumerate(model.weights + emb.weights)}
-    ws["bf16"] = keras.ops.convert_to_numpy(keras.ops.cast(wik.HeUniform(seed=4)((5, 6), "bfloat16"), "float32"))
-    ws["f16"] = keras.ops.convert_to_numpy(wik.LecunNormal(seed=5)((7, 3), "float16"))
-    np.savez(out + "/w.npz", **ws)
-    print(json.dumps(cfg[0]["kernel_initializer"], default=str))
-    """
-)
+import weightinit as wi  # noqa: E402
+import weightinit.keras as wik  # noqa: E402
+from weightinit.registry.api import builtin_classes  # noqa: E402
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
-def _run(backend, tmp_path):
-    d = tmp_path / backend
-    d.mkdir()
-    env = dict(os.environ, KERAS_BACKEND=backend, JAX_PLATFORMS="cpu")
-    r = subprocess.run([sys.executable, "-c", SCRIPT, str(d)], capture_output=True, text=True, env=env, timeout=600)
-    assert r.returncode == 0, r.stderr[-4000:]
-    return dict(np.load(d / "w.npz")), json.loads(r.stdout.strip().splitlines()[-1])
+def _np(x):
+    return keras.ops.convert_to_numpy(x)
 
 
-def test_backends_bitwise_identical(tmp_path):
-    backends = ["jax", "torch", "numpy"]
-    try:
-        import tensorflow  # noqa: F401
-
-        backends.append("tensorflow")
-    except ImportError:
-        pass
-    results = {b: _run(b, tmp_path) for b in backends}
-    ref, cfg = results["jax"]
-    assert cfg["registered_name"] == "weightinit>HeNormal"
-    import weightinit as wi
-
-    assert np.array_equal(ref["w0"], wi.HeNormal(seed=1)((3, 3, 3, 4)))
-    for b, (ws, _) in results.items():
-        assert ws.keys() == ref.keys(), b
-        for k in ref:
-            assert ws[k].dtype == ref[k].dtype and np.array_equal(ws[k].view(np.uint8), ref[k].view(np.uint8)), (b, k)
-
-
-def test_layout_sharded_jax_subprocess():
-    code = textwrap.dedent(
-        """
-        import numpy as np, jax, keras, weightinit as wi, weightinit.keras as wik
-        from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
-        mesh = Mesh(np.array(jax.devices()).reshape(2, 2), ("a", "b"))
-        sh = NamedSharding(mesh, P("a", "b"))
-        for init, core in [(wik.HeNormal(seed=3), wi.HeNormal(seed=3)), (wik.Orthogonal(seed=3), wi.Orthogonal(seed=3)),
-                           (wik.Ones(), wi.Ones())]:
-            x = init((6, 10), "float32", layout=sh)
-            assert x.sharding == sh
-            assert np.array_equal(np.asarray(x), core((6, 10), "float32"))
-        layout_map = keras.distribution.LayoutMap(keras.distribution.DeviceMesh((2, 2), ["a", "b"]))
-        layout_map[".*dense.*kernel"] = ("a", "b")
-        dist = keras.distribution.ModelParallel(layout_map=layout_map)
-        with dist.scope():
-            layer = keras.layers.Dense(6, kernel_initializer=wik.GlorotUniform(seed=8))
-            layer.build((None, 4))
-        assert np.array_equal(np.asarray(layer.kernel.value), wi.GlorotUniform(seed=8)((4, 6)))
-        # A core initializer refuses `layout` (it cannot place a NumPy array), so Keras shards its values itself.
-        with dist.scope():
-            layer = keras.layers.Dense(6, kernel_initializer=wi.GlorotUniform(seed=8))
-            layer.build((None, 4))
-        assert np.array_equal(np.asarray(layer.kernel.value), wi.GlorotUniform(seed=8)((4, 6)))
-        assert layer.kernel.value.sharding.spec == jax.sharding.PartitionSpec("a", "b")
-        print("ok")
-        """
-    )
-    env = dict(
-        os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=4"
-    )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
-    assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-4000:]
-
-
-def test_names_and_registry_in_process():
-    import weightinit as wi
-    import weightinit.keras as wik
-    from weightinit.registry.api import builtin_classes
-
+def test_one_adapter_per_builtin_with_core_signature():
     assert set(wik.classes()) == {c.__name__ for c in builtin_classes()}
+    for name, cls in wik.classes().items():
+        core = getattr(wi, name)
+        assert cls.core_class is core
+        empty = inspect.Signature.empty
+        assert inspect.signature(cls).replace(return_annotation=empty) == inspect.signature(core).replace(
+            return_annotation=empty
+        )
+        assert isinstance(cls(), keras.initializers.Initializer)
+        keras_cls = getattr(keras.initializers, name, None)
+        if isinstance(keras_cls, type):
+            assert issubclass(cls, keras_cls), name
+
+
+def test_every_setting_is_an_attribute():
+    """Every constructor argument, and every public attribute of Keras' class of the same name, reads back."""
+    args = {
+        "RandomNormal": {"mean": 0.5, "stddev": 2.0, "seed": 4},
+        "TruncatedNormal": {"mean": -1.0, "stddev": 0.5, "seed": 5},
+        "RandomUniform": {"minval": -2.0, "maxval": 3.0, "seed": 6},
+        "VarianceScaling": {"scale": 3.0, "mode": "fan_out", "distribution": "uniform", "seed": 7},
+        "Orthogonal": {"gain": 2.0, "seed": 8},
+        "Constant": {"value": 3.0},
+        "Identity": {"gain": 0.5},
+        "STFT": {"side": "imag", "window": "hamming", "scaling": "spectrum", "periodic": True},
+        "TorchTruncNormal": {"mean": 1.0, "std": 2.0, "a": -3.0, "b": 4.0, "seed": 9},
+    }
+    for name, kwargs in args.items():
+        obj = wik.classes()[name](**kwargs)
+        for k, v in kwargs.items():
+            assert getattr(obj, k) == v, (name, k)
+        keras_obj = getattr(keras.initializers, name, None)
+        if keras_obj is not None:
+            ref = keras_obj(**{k: v for k, v in kwargs.items() if k in inspect.signature(keras_obj).parameters})
+            for k in vars(ref):
+                if not k.startswith("_"):
+                    assert getattr(obj, k) == getattr(ref, k), (name, k)
+    he = wik.HeNormal(seed=1)
+    ref = keras.initializers.HeNormal(seed=1)
+    assert (he.scale, he.mode, he.distribution, he.input_axes, he.output_axes) == (
+        ref.scale,
+        ref.mode,
+        ref.distribution,
+        ref.input_axes,
+        ref.output_axes,
+    )
+    with pytest.raises(AttributeError):
+        he.scale = 3.0  # read-only: the settings live in the config
+
+
+def test_unseeded_seed_is_the_seed_drawn():
+    a = wik.GlorotUniform()
+    assert isinstance(a.seed, int) and 0 <= a.seed < 2**64
+    assert a.get_config()["seed"] is None  # as Keras: a clone draws anew
+    v = _np(a((6, 5)))
+    assert np.array_equal(v, wi.GlorotUniform(seed=a.seed)((6, 5)))
+    assert np.array_equal(_np(a((6, 5))), v)  # one instance repeats
+    b = a.clone()
+    assert b.seed != a.seed and not np.array_equal(_np(b((6, 5))), v)
+    # What EinsumDense does: from_config(config | seed=.seed) gives the same values.
+    c = type(a).from_config({**a.get_config(), "seed": a.seed})
+    assert np.array_equal(_np(c((6, 5))), v)
+
+
+def test_get_accepts_what_keras_get_accepts():
+    assert wik.get(None) is None
     assert type(wik.get("he_normal")) is wik.HeNormal
+    assert type(wik.get("HeNormal")) is wik.HeNormal
+    assert type(wik.get("OrthogonalInitializer")) is wik.Orthogonal
     assert type(wik.get("weightinit>GlorotNormal")) is wik.GlorotNormal
     assert type(wik.get(wi.Orthogonal(gain=2.0, seed=0))) is wik.Orthogonal
-    cfg = {"module": None, "class_name": "HeUniform", "config": {"seed": 3}, "registered_name": "weightinit>HeUniform"}
-    assert wik.get(cfg).get_config()["seed"] == 3
-    import keras
+    assert type(wik.get(wik.HeUniform)) is wik.HeUniform
+    assert type(wik.get(wi.HeUniform)) is wik.HeUniform  # a core class becomes its adapter
+    assert type(wik.get(keras.initializers.Ones)) is keras.initializers.Ones  # other classes: an instance
 
-    layer = keras.layers.Dense(3, kernel_initializer="weightinit>GlorotUniform")
-    layer.build((None, 4))
-    assert type(layer.kernel_initializer) is wik.GlorotUniform
+    def fn(shape, dtype=None):
+        return np.ones(shape)
+
+    assert wik.get(fn) is fn
+    arr = np.arange(6, dtype="float32").reshape(2, 3)
+    for ident in (arr, keras.ops.convert_to_tensor(arr)):
+        init = wik.get(ident)
+        assert np.array_equal(_np(init((2, 3))), arr)
+        with pytest.raises(ValueError, match="Expected `shape` to be"):
+            init((3, 2))
+    cfg = {"module": None, "class_name": "HeUniform", "config": {"seed": 3}, "registered_name": "weightinit>HeUniform"}
+    assert type(wik.get(cfg)) is wik.HeUniform and wik.get(cfg).seed == 3
+    # Keras' own serialized form gives weightinit's class of that name, same config.
+    kcfg = keras.initializers.serialize(keras.initializers.VarianceScaling(2.0, "fan_avg", "uniform", seed=5))
+    got = wik.deserialize(kcfg)
+    assert (
+        type(got) is wik.VarianceScaling
+        and got.get_config() == keras.initializers.VarianceScaling.from_config(kcfg["config"]).get_config()
+    )
+    # Other packages' registered objects stay theirs.
+    custom = keras.saving.register_keras_serializable("wi_test_pkg")(type("MyInit", (keras.initializers.Ones,), {}))
+    assert type(wik.get("wi_test_pkg>MyInit")) is custom
+    assert type(wik.deserialize(keras.initializers.serialize(custom()))) is custom
     with pytest.raises(ValueError, match="Unknown initializer"):
         wik.get("he_nromal")
     with pytest.raises(TypeError, match="`identifier`"):
         wik.get(3.0)
+
+
+def test_serialize_round_trip_and_core_instances():
+    for obj in (wik.HeNormal(seed=3), wi.HeNormal(seed=3)):
+        cfg = wik.serialize(obj)
+        assert cfg["registered_name"] == "weightinit>HeNormal" and cfg["config"]["seed"] == 3
+        back = keras.initializers.deserialize(json.loads(json.dumps(cfg)))
+        assert type(back) is wik.HeNormal and back.get_config() == obj.get_config()
+    # Keras' own serializer on a core instance names weightinit, not Keras' HeNormal.
+    cfg = keras.saving.serialize_keras_object(wi.HeNormal(seed=3))
+    assert cfg["registered_name"] == "weightinit>HeNormal"
+    assert type(keras.saving.deserialize_keras_object(cfg)) is wik.HeNormal
+
+
+def _einsum_axes(monkeypatch, *classes):
+    """The (input_axes, output_axes) EinsumDense rebuilds the given classes with, per sublayer."""
+    seen = []
+    for klass in classes:
+
+        def spy(cls, config, original=klass.from_config.__func__):
+            if config.get("input_axes") is not None:  # MultiHeadAttention also clones without axes first
+                seen.append((config["input_axes"], config["output_axes"]))
+            return original(cls, config)
+
+        monkeypatch.setattr(klass, "from_config", classmethod(spy))
+    return seen
+
+
+@pytest.mark.parametrize("name", ["LecunNormal", "GlorotUniform", "HeNormal", "VarianceScaling"])
+def test_multi_head_attention_fans_match_keras(monkeypatch, name):
+    """Inside MultiHeadAttention the adapters get the einsum axes Keras gives its own VarianceScaling."""
+    keras_cls = getattr(keras.initializers, name)
+    seen = _einsum_axes(monkeypatch, keras_cls, wik.classes()[name])
+    ref = keras.layers.MultiHeadAttention(num_heads=8, key_dim=16, kernel_initializer=keras_cls(seed=1))
+    ref.build((None, 10, 32), (None, 10, 32))
+    keras_axes = list(seen)
+    assert len(keras_axes) == 4  # query, key, value, output
+    seen.clear()
+    for init in (wik.classes()[name](seed=1), getattr(wi, name)(seed=1)):  # adapter, and core (converted)
+        mha = keras.layers.MultiHeadAttention(num_heads=8, key_dim=16, kernel_initializer=init)
+        mha.build((None, 10, 32), (None, 10, 32))
+        subs = [mha.query_dense, mha.key_dense, mha.value_dense, mha.output_dense]
+        assert seen == keras_axes  # rebuilt by EinsumDense with the same axes as Keras' class
+        seen.clear()
+        for sub, (ia, oa) in zip(subs, keras_axes):
+            kernel = _np(sub.kernel)
+            expect = getattr(wi, name)(seed=1, input_axes=ia, output_axes=oa)(kernel.shape)
+            assert np.array_equal(kernel, expect), sub.name
+        # The query kernel (32, 8, 16) has fan_in 32 (not 32*8): std close to Keras' (5 standard errors).
+        q, kq = _np(mha.query_dense.kernel), _np(ref.query_dense.kernel)
+        rel_se = 1 / np.sqrt(2 * q.size)
+        assert abs(q.std() / kq.std() - 1) < 5 * 2 * rel_se
+
+
+def test_core_instances_in_layers_are_converted_no_silent_swap(tmp_path):
+    layer = keras.layers.Dense(3, kernel_initializer=wi.HeNormal(seed=2))
+    assert type(layer.kernel_initializer) is wik.HeNormal
+    model = keras.Sequential([keras.Input((4,)), layer])
+    clone = keras.models.clone_model(model)
+    assert type(clone.layers[0].kernel_initializer) is wik.HeNormal
+    assert np.array_equal(_np(clone.layers[0].kernel), wi.HeNormal(seed=2)((4, 3)))
+    path = tmp_path / "m.keras"
+    model.save(path)
+    again = keras.models.load_model(path)
+    assert type(again.layers[0].kernel_initializer) is wik.HeNormal
+
+
+def test_keras_file_load_without_importing_weightinit_keras(tmp_path):
+    """A process that never imports weightinit.keras cannot resolve "weightinit>X" (Keras' registry is per process).
+
+    Documented in docs/compatibility.md: a weightinit-only class makes ``load_model`` fail; a class
+    whose name Keras also has loads as Keras' class (the saved weights are loaded unchanged).
+    """
+    paths = []
+    for name, init in (("only", wik.TruncNormal(seed=1)), ("shared", wik.HeNormal(seed=2))):
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, kernel_initializer=init)])
+        paths.append(str(tmp_path / f"{name}.keras"))
+        model.save(paths[-1])
+    code = (
+        "import sys, keras\n"
+        "try:\n"
+        "    keras.models.load_model(sys.argv[1])\n"
+        "    print('loaded-only')\n"
+        "except TypeError:\n"
+        "    print('refused-only')\n"
+        "m = keras.models.load_model(sys.argv[2])\n"
+        "print(type(m.layers[0].kernel_initializer).__module__)\n"
+        "assert 'weightinit' not in sys.modules\n"
+    )
+    env = dict(os.environ, PYTHONPATH=SRC, TF_CPP_MIN_LOG_LEVEL="3")
+    r = subprocess.run([sys.executable, "-c", code, *paths], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.split() == ["refused-only", "keras.src.initializers.random_initializers"], r.stdout
+
+
+def test_string_names_opt_in():
+    before = keras.layers.Dense(2, kernel_initializer="he_normal")
+    assert type(before.kernel_initializer) is keras.initializers.HeNormal
+    with wik.use_for_keras_names():
+        assert wik.use_for_keras_names.active()
+        layer = keras.layers.Dense(2, kernel_initializer="he_normal", bias_initializer="zeros")
+        conv = keras.layers.Conv2D(2, 3)  # Keras' default "glorot_uniform"
+        kept = keras.layers.Dense(2, kernel_initializer=keras.initializers.Ones())
+    assert not wik.use_for_keras_names.active()
+    assert type(layer.kernel_initializer) is wik.HeNormal and type(layer.bias_initializer) is wik.Zeros
+    assert type(conv.kernel_initializer) is wik.GlorotUniform
+    assert type(kept.kernel_initializer) is keras.initializers.Ones  # objects are left alone
+    # Configs round-trip outside the scope.
+    cfg = layer.get_config()
+    again = keras.layers.Dense.from_config(json.loads(json.dumps(cfg)))
+    assert type(again.kernel_initializer) is wik.HeNormal and again.get_config() == cfg
+    assert type(keras.layers.Dense(2, kernel_initializer="he_normal").kernel_initializer) is keras.initializers.HeNormal
+    wik.use_for_keras_names.enable()
+    try:
+        assert type(keras.initializers.get("orthogonal")) is wik.Orthogonal
+        assert type(keras.layers.Dense(2).kernel_initializer) is wik.GlorotUniform
+    finally:
+        wik.use_for_keras_names.disable()
+    assert type(keras.initializers.get("orthogonal")) is keras.initializers.Orthogonal
+
+
+def test_registered_name_in_layers():
+    layer = keras.layers.Dense(3, kernel_initializer="weightinit>GlorotUniform")
+    layer.build((None, 4))
+    assert type(layer.kernel_initializer) is wik.GlorotUniform

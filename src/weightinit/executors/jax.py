@@ -494,5 +494,5 @@ def orthogonal_matrix(key, rows: int, cols: int, dtype):
     """
     a = sample(STANDARD_NORMAL, key, gaussian_shape(rows, cols), dtype)
     q, r = jnp.linalg.qr(a)
-    q = q * qr_signs(r, jnp)
+    q = q * qr_signs(r, jnp)[None, :]  # explicit broadcast: works under jax_numpy_rank_promotion="raise"
     return q.T if rows < cols else q

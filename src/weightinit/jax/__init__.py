@@ -75,6 +75,6 @@ __all__ = [
     "delta_orthogonal",
     "wrap",
     "stream_key",
-    "sample",
     "jax_fans",
+    "sample",
 ]

@@ -142,9 +142,23 @@ def ones(key, shape, dtype=None, out_sharding=None):
     return _place(jnp.ones(_shape(shape), _dtype(dtype) if dtype is None else dtype), out_sharding)
 
 
+def _explicit_axes(out_sharding) -> bool:
+    mesh = getattr(out_sharding, "mesh", None)
+    if mesh is None:  # a PartitionSpec: the mesh is the one set with jax.set_mesh / jax.sharding.use_mesh
+        mesh = jax.sharding.get_abstract_mesh()
+    return any(t == jax.sharding.AxisType.Explicit for t in getattr(mesh, "axis_types", ()) or ())
+
+
 def _place(x, out_sharding):
+    """``x`` with the sharding ``out_sharding`` (as JAX's ``out_sharding=`` arguments).
+
+    Under a mesh with Explicit axes the sharding is part of the array's type, so the array is
+    resharded (``jax.sharding.reshard``); with Auto axes a sharding constraint places it.
+    """
     if out_sharding is None:
         return x
+    if _explicit_axes(out_sharding):
+        return jax.sharding.reshard(x, out_sharding)
     return jax.lax.with_sharding_constraint(x, out_sharding)
 
 
@@ -352,7 +366,9 @@ def delta_orthogonal(scale=1.0, column_axis=-1, dtype=None):
     (0.0, (4, 4))
     """
 
-    def init(key, shape, dtype=dtype):
+    def init(key, shape, dtype=dtype, out_sharding=None):
+        if out_sharding is not None:
+            raise NotImplementedError("delta_orthogonal initializers do not support out_sharding (as in JAX).")
         shape = _shape(shape)
         dt = _dtype(dtype)
         if len(shape) not in (3, 4, 5):
@@ -415,7 +431,7 @@ def wrap(initializer):
             if math.prod(shape) == 0:
                 return jnp.zeros(shape, dt)
             return _place(sample(make_plan(inst.distribution_for(shape), dt), stream_key(key), shape, dt), out_sharding)
-        if isinstance(inst, Orthogonal):
+        if type(inst) is Orthogonal:  # subclasses may change the values: they go through the core
             inst._check_dtype(dt)
             inst._check_shape(shape)
             ax = inst.column_axis % len(shape)
