@@ -184,14 +184,15 @@ def _tf_graph_value(core, shape, dt):
 
     if not isinstance(getattr(core, "seed", None), SeedGenerator):
         return _to_tensor(core(shape, dt), dt)
-    compute = np.float32 if dt == bfloat16 else dt
+    narrow = dt == bfloat16 or dt in FLOAT8_DTYPES  # ml_dtypes: carried as float32 (exact), cast in-graph
+    compute = np.dtype(np.float32) if narrow else dt
 
     def draw():
         return np.asarray(core(shape, dt), dtype=compute)
 
-    out = tf.numpy_function(draw, [], tf.as_dtype(np.dtype(compute)), stateful=True)
+    out = tf.numpy_function(draw, [], tf.as_dtype(compute), stateful=True)
     out.set_shape(shape)
-    return tf.cast(out, tf.bfloat16) if dt == bfloat16 else out
+    return tf.cast(out, dt.name) if narrow else out
 
 
 def _sharded(core, shape, dt, sharding):
