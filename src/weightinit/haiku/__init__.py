@@ -147,7 +147,7 @@ class TruncatedNormal(hk.initializers.Initializer):
                     f"`{name}` must be a number; received {name} of shape {np.shape(v)}. weightinit samples one "
                     "truncation interval per initializer."
                 )
-        self._dist = _TruncatedNormalDist(0.0, 1.0, float(lower), float(upper))  # validates the interval
+        self._dist = _TruncatedNormalDist.checked(0.0, 1.0, lower, upper, ("mean", "stddev", "lower", "upper"))
         self.stddev = stddev
         self.mean = mean
         self.lower = lower
@@ -180,7 +180,7 @@ class RandomUniform(hk.initializers.Initializer):
         self.maxval = maxval
 
     def __call__(self, shape: Sequence[int], dtype: Any) -> jax.Array:
-        dist = Uniform(float(self.minval), float(self.maxval))
+        dist = Uniform.checked(self.minval, self.maxval, ("minval", "maxval"))
         return _draw(
             lambda c: dist, hk.next_rng_key(), tuple(shape), np.dtype(jnp.dtype(dtype)), False, "RandomUniform"
         )
