@@ -68,7 +68,9 @@ def _render_class(core, kinit) -> str:
         base = None
     bases = "WeightinitInitializer" + (f", {base}" if base else "")
 
-    sig_text = str(sig.replace(return_annotation=inspect.Signature.empty))[1:-1]
+    # Annotations name the core's type aliases; the adapters keep names, defaults and kinds only.
+    bare = [p.replace(annotation=inspect.Parameter.empty) for p in params]
+    sig_text = str(sig.replace(parameters=bare, return_annotation=inspect.Signature.empty))[1:-1]
     call = []
     for p in params:
         if p.kind is p.VAR_POSITIONAL:
