@@ -836,7 +836,7 @@ class FlaxEmbed(WeightinitInitializer):
 class HaikuLinear(WeightinitInitializer):
     """Keras 3 adapter of :class:`weightinit.HaikuLinear`: same arguments, config and values.
 
-    Haiku's default ``hk.Linear``/``hk.ConvND`` weight: ``TruncatedNormal(1/sqrt(fan_in))``, uncorrected.
+    Haiku's default ``hk.Linear``/``hk.ConvND`` weight: ``hk.initializers.TruncatedNormal(1/sqrt(fan_in))``, uncorrected.
 
     See :class:`weightinit.HaikuLinear` for the formula, defaults and reference.
     """
@@ -1201,7 +1201,7 @@ class TruncNormal(WeightinitInitializer):
 class TorchTruncNormal(WeightinitInitializer):
     """Keras 3 adapter of :class:`weightinit.TorchTruncNormal`: same arguments, config and values.
 
-    torch ``nn.init.trunc_normal_`` (and timm ``trunc_normal_``): absolute bounds, no correction.
+    torch ``nn.init.trunc_normal_`` (and timm ``trunc_normal_``): absolute bounds ``a``/``b``, no correction.
 
     See :class:`weightinit.TorchTruncNormal` for the formula, defaults and reference.
     """
@@ -1245,8 +1245,8 @@ class TimmTruncNormalTF(WeightinitInitializer):
     __module__ = "weightinit.keras"
     core_class = _wi.TimmTruncNormalTF
 
-    def __init__(self, mean=0.0, std=1.0, a=-2.0, b=2.0, seed=None) -> None:
-        self._build(mean=mean, std=std, a=a, b=b, seed=seed)
+    def __init__(self, mean=0.0, std=1.0, lower=-2.0, upper=2.0, seed=None, **renamed) -> None:
+        self._build(mean=mean, std=std, lower=lower, upper=upper, seed=seed, **renamed)
 
     @property
     def mean(self):
@@ -1259,14 +1259,14 @@ class TimmTruncNormalTF(WeightinitInitializer):
         return self.core._arg_std
 
     @property
-    def a(self):
-        """``a`` as given to the constructor (read-only)."""
-        return self.core._arg_a
+    def lower(self):
+        """``lower`` as given to the constructor (read-only)."""
+        return self.core.lower
 
     @property
-    def b(self):
-        """``b`` as given to the constructor (read-only)."""
-        return self.core._arg_b
+    def upper(self):
+        """``upper`` as given to the constructor (read-only)."""
+        return self.core.upper
 
 
 @register
