@@ -91,6 +91,7 @@ def test_unseeded_seed_is_the_seed_drawn():
 def test_get_accepts_what_keras_get_accepts():
     assert wik.get(None) is None
     assert type(wik.get("he_normal")) is wik.HeNormal
+    assert isinstance(wik.get("he_normal").seed, int)  # drawn, as Keras' get("he_normal") does
     assert type(wik.get("HeNormal")) is wik.HeNormal
     assert type(wik.get("OrthogonalInitializer")) is wik.Orthogonal
     assert type(wik.get("weightinit>GlorotNormal")) is wik.GlorotNormal

@@ -233,10 +233,18 @@ def wrap(initializer) -> WeightinitInitializer:
     return out
 
 
+def _fresh(core) -> Any:
+    """The adapter built from a freshly made core instance's config (so an unseeded one draws its seed here)."""
+    cls = _ADAPTERS.get(type(core).__name__)
+    if cls is None or cls.core_class is not type(core):
+        return core
+    return cls.from_config(core.get_config())
+
+
 def _from_name(name: str) -> Any:
     if name.startswith(PACKAGE + ">"):
         name = name.split(">", 1)[1]
-    return wrap(_registry.get(name))
+    return _fresh(_registry.get(name))
 
 
 def get(identifier):
@@ -315,7 +323,7 @@ def deserialize(config, custom_objects: dict | None = None):
     if ours or (keras_builtin and name in _kinit.ALL_OBJECTS_DICT):
         cfg = {"class_name": reg.split(">", 1)[1] if reg.startswith(PACKAGE + ">") else name}
         cfg["config"] = config.get("config") or {}
-        return wrap(_registry.deserialize(cfg, custom_objects))
+        return _fresh(_registry.deserialize(cfg, custom_objects))
     return keras.saving.deserialize_keras_object(config, custom_objects=custom_objects)
 
 
