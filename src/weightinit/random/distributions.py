@@ -306,7 +306,9 @@ def _narrow_for_float32(a: float, b: float) -> bool:
     interval is at the upper end ``b`` after mirroring), plus the float32 ``ndtri``'s relative error.  The interval is *narrow* when it is narrower
     than ``NARROW_FACTOR`` times that error; then a visible share of its values would be clipped.
     """
-    if not (math.isfinite(a) and math.isfinite(b)):
+    if not (math.isfinite(a) and math.isfinite(b)) or b - a >= 1.0:
+        # An interval at least one std wide keeps the float32 path (its bits are those of 0.1): the
+        # estimate below is about intervals that are narrow, and it overflows for far-out upper bounds.
         return False
     phi_b = math.exp(-0.5 * b * b) / math.sqrt(2.0 * math.pi)
     err = 2.0**-23 * (ndtr_host(b) / phi_b + 4.0 * max(1.0, abs(a), abs(b)))
