@@ -255,7 +255,7 @@ def test_bad_axes_are_refused_with_the_argument_name():
         fans.jax_fans((2, 3), in_axis=3)
     with pytest.raises(wi.InitializerTypeError, match=r"`batch_axis` must be an int or a sequence of ints"):
         fans.jax_fans((2, 3), batch_axis=[True])
-    with pytest.raises(wi.InitializerValueError, match=r"default in_axis=-2; received shape=\(5,\)"):
+    with pytest.raises(wi.InitializerValueError, match=r"default in_axis\. .*received shape=\(5,\)"):
         fans.jax_fans((5,))
     with pytest.raises(wi.InitializerValueError, match=r"`fan_in_axes` contains axis 4"):
         fans.haiku_fans((2, 3, 4), [4])

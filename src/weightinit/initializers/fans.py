@@ -203,7 +203,7 @@ def jax_fans(shape, in_axis=-2, out_axis=-1, batch_axis=()) -> tuple[float, floa
     if isinstance(in_axis, numbers.Integral) and not isinstance(in_axis, bool) and in_axis == -2 and rank <= 1:
         raise InitializerValueError(
             f"Can't compute input and output sizes of a {rank}-dimensional weights tensor with default "
-            f"in_axis=-2; received shape={shape}. Must be at least 2D or specify `in_axis` explicitly."
+            f"in_axis. Must be at least 2D or specify in_axis explicitly. (received shape={shape})"
         )
 
     def size(name: str, axis: Any) -> int:
