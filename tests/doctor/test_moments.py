@@ -87,3 +87,145 @@ def test_variance_slope_against_finite_moments():
     m1, m2 = moment_map(gelu, 1.0, 0.5)
     assert abs(m2 - mc.mean()) < 5 * mc.std() / math.sqrt(mc.size)
     assert abs(m1 - gelu(z).mean()) < 5 * gelu(z).std() / math.sqrt(z.size)
+
+
+# --- residual additions and concatenations: Monte Carlo against the predicted second moments -----------------
+#
+# The prediction is checked at each node against E[y^2] measured on B examples. The tolerance is the Monte
+# Carlo error (5 standard errors of the mean over examples) plus the mean-field error at width n: for fixed
+# weights the per-unit variances spread by O(1/sqrt(n)) around their average, which moves an activation's
+# E[phi^2] by O(1/n) (Jensen); 4/n covers it. The structured cases are those where the independence rule
+# E[ab] = mu_a mu_b misses by many tolerances: the test fails if the cross term is dropped.
+
+W, B = 128, 4096
+
+
+class ResBlock(nn.Module):
+    """``x + b(act(a(x)))``: weights N(0, 1/n) (``gaussian``), the identity (``eye``: IRNN/ZerO-style), or
+    tied ``a = Q``, ``b = Q^T`` with ``Q`` orthogonal (``tied``); biases N(0.3, 0.2^2) and N(0.2, 0.1^2) when ``bias``."""
+
+    def __init__(self, act, bias, init, width=W):
+        super().__init__()
+        self.a, self.b, self.act = nn.Linear(width, width, bias=bias), nn.Linear(width, width, bias=bias), act()
+        g = torch.Generator().manual_seed(5)
+        with torch.no_grad():
+            if init == "eye":
+                self.a.weight.copy_(torch.eye(width))
+                self.b.weight.copy_(torch.eye(width))
+            elif init == "tied":  # an orthogonal Q and its transpose (tied, autoencoder-style)
+                q, _ = torch.linalg.qr(torch.randn(width, width, generator=g, dtype=torch.float64))
+                self.a.weight.copy_(q)
+                self.b.weight.copy_(q.T)
+            else:
+                self.a.weight.copy_(torch.randn(width, width, generator=g) / math.sqrt(width))
+                self.b.weight.copy_(torch.randn(width, width, generator=g) / math.sqrt(width))
+            if bias:
+                self.a.bias.copy_(0.3 + 0.2 * torch.randn(width, generator=g))
+                self.b.bias.copy_(0.2 + 0.1 * torch.randn(width, generator=g))
+
+    def forward(self, x):
+        return x + self.b(self.act(self.a(x)))
+
+
+class GeluSkip(nn.Module):
+    """``x + gelu(x)``: a weightless branch, E[x gelu(x)] = mu E[gelu] + v E[gelu'] (Stein)."""
+
+    def forward(self, x):
+        return x + nn.functional.gelu(x)
+
+
+def mc_second_moment(y):
+    """E[y^2] over a batch and its standard error (per-example means are independent)."""
+    per = y.double().pow(2).reshape(y.shape[0], -1).mean(1)
+    return float(per.mean()), float(per.std() / math.sqrt(per.numel()))
+
+
+@pytest.fixture(scope="module")
+def xr():
+    return 0.5 + torch.randn(B, W, generator=torch.Generator().manual_seed(7))  # non-zero input mean
+
+
+def predicted_add(model, x, example=True):
+    from weightinit.doctor.analytic import analyze_graph, trace_torch
+
+    gm, _ = trace_torch(model, x)
+    xd = x.double()
+    recs, _ = analyze_graph(gm, model, float(xd.mean()), float(xd.pow(2).mean()), example=x if example else None)
+    return next(s.q_pred for s in recs if s.kind == "add")
+
+
+@pytest.mark.parametrize(
+    ("act", "bias", "init", "structured"),
+    [(nn.GELU, False, "gaussian", False), (nn.GELU, True, "gaussian", False), (nn.SiLU, False, "gaussian", False),
+     (nn.SiLU, True, "gaussian", False), (nn.SiLU, True, "eye", True), (nn.GELU, False, "tied", True)],
+)  # fmt: skip
+def test_residual_add_second_moment_against_monte_carlo(xr, act, bias, init, structured):
+    m = ResBlock(act, bias, init)
+    if init == "tied":  # a non-zero input mean would give Q x per-unit means correlated with the branch's (Q^T
+        xr = xr - 0.5  # g(Q x)), which a per-tensor mean does not track: the Jacobian term alone here
+    with torch.no_grad():
+        measured, se = mc_second_moment(m(xr))
+    tol = 5 * se + 4 / W * measured
+    pred = predicted_add(m, xr)
+    assert abs(pred - measured) < tol, (pred, measured, tol)
+    independent = predicted_add(m, xr, example=False)
+    if structured:  # the branch is correlated with the skip through x: the independence rule is far off
+        assert abs(independent - measured) > 5 * tol, (independent, measured, tol)
+    else:  # i.i.d. zero-mean weights: the cross term is mu_a mu_b up to O(1/n), in expectation over weights
+        assert abs(independent - pred) < tol, (independent, pred)
+
+
+def test_weightless_residual_branch_uses_steins_lemma(xr):
+    m = GeluSkip()
+    with torch.no_grad():
+        measured, se = mc_second_moment(m(xr))
+    pred, independent = predicted_add(m, xr), predicted_add(m, xr, example=False)
+    # Stein, by hand: E[x gelu(x)] = mu E[gelu] + v E[gelu'(x)], x ~ N(0.5, 1)
+    gelu = activation("gelu")
+    z = np.polynomial.hermite_e.hermegauss(80)
+    xs, wts = z[0] + 0.5, z[1] / math.sqrt(2 * math.pi)
+    dg = (gelu(xs + 1e-5) - gelu(xs - 1e-5)) / 2e-5
+    cross = 0.5 * float(wts @ gelu(xs)) + float(wts @ dg)
+    by_hand = 1.25 + float(wts @ gelu(xs) ** 2) + 2 * cross
+    assert pred == pytest.approx(by_hand, rel=0.02)  # the Jacobian term is a 64-probe estimate
+    assert abs(pred - measured) < 5 * se + 0.02 * measured, (pred, measured)
+    assert measured - independent > 0.2 * measured  # mu_a mu_b misses half the cross moment
+
+
+class CatTanh(nn.Module):
+    """``tanh(cat([x, 6 v(gelu(w x))]))``, then a linear layer: two channel groups with different moments
+    (each Gaussian: the mean-field premise, so the groups' maps are exact)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w, self.v = nn.Linear(W, W, bias=False), nn.Linear(W, W, bias=False)
+        self.out = nn.Linear(2 * W, W, bias=False)
+        g = torch.Generator().manual_seed(6)
+        with torch.no_grad():
+            for lin in (self.w, self.v, self.out):
+                lin.weight.copy_(torch.randn(lin.weight.shape, generator=g) / math.sqrt(lin.weight.shape[1]))
+
+    def branch(self, x):
+        return torch.cat([x, 6 * self.v(nn.functional.gelu(self.w(x)))], dim=1)
+
+    def forward(self, x):
+        return self.out(torch.tanh(self.branch(x)))
+
+
+def test_concatenation_keeps_moments_per_channel_group(xr):
+    from weightinit.doctor.analytic import analyze_graph, trace_torch
+
+    m = CatTanh()
+    gm, _ = trace_torch(m, xr)
+    recs, _ = analyze_graph(gm, m, 0.5, 1.25, example=xr)
+    pred = {s.kind: s.q_pred for s in recs}
+    with torch.no_grad():
+        h = m.branch(xr)
+        t = torch.tanh(h)
+        (qt, se_t), (qo, se_o) = mc_second_moment(t), mc_second_moment(m.out(t))
+    assert abs(pred["tanh"] - qt) < 5 * se_t + 4 / W * qt, (pred["tanh"], qt)
+    assert abs(pred["Linear"] - qo) < 5 * se_o + 4 / W * qo, (pred["Linear"], qo)
+    # the map of the averaged moments (what a single (mu, q) per tensor gives) is off by far more
+    mu_avg, q_avg = float(h.double().mean()), float(h.double().pow(2).mean())
+    lumped = moment_map(activation("tanh"), q_avg, mu_avg)[1]
+    assert abs(lumped - qt) > 5 * (5 * se_t + 4 / W * qt), (lumped, qt)

@@ -24,8 +24,22 @@ has slope ``k`` and is unstable, so no scalar initialization is depth-stable.
 The degree is detected numerically from the scaling of the moment map in
 ``q``.
 
-Other nodes: residual ``a + b`` adds second moments (independent branches,
-plus ``2 mu_a mu_b``); concatenation averages them by size; BatchNorm /
+Other nodes: a residual ``a + b`` has ``q = q_a + q_b + 2 E[a b]``.  The cross moment is not
+``mu_a mu_b`` when the two inputs share an ancestor ``s`` (``x + f(x)``): by Stein's lemma, for Gaussian ``s``
+with variance ``v``, ``E[s_i f_i(s)] = mu_s E[f_i] + v E[d f_i / d s_i]``, so
+
+.. math::  E[a b] = \mu_a \mu_b + v_s\, \overline{\operatorname{diag} E[J_a J_b^T]}
+
+(exact when ``a = s``; the linear response otherwise).  In expectation over zero-mean weights the Jacobian
+term vanishes for any branch that ends in a weight layer (``E[tr W_2 D W_1] = 0``) and the independence rule
+is right; with the measured weights it is ``tr(W_2 D W_1) / n``, of order ``1/n`` for i.i.d. random weights
+but of order 1 for a weightless branch (``x + gelu(x)``) or structured weights (identity, tied ``W_2 =
+W_1^T``).  The doctor uses the measured weights: it estimates the Jacobian term by forward-mode
+differentiation of the traced graph from ``s`` with Rademacher probes ``z``
+(``E[(J_a z)_i (J_b z)_i] = (J_a J_b^T)_{ii}``; :func:`residual_cross`, :func:`add_moments`).
+A concatenation keeps the moments of each part (channel group, :func:`concat_moments`): elementwise maps
+act per group (``E[phi^2]`` of a mixture is the mixture of the groups' maps, not the map of the averaged
+moments), and a weight layer after it sees the size-weighted average (exact for ``W x``); BatchNorm /
 LayerNorm / GroupNorm give ``E[gamma**2] + E[beta**2]``; average pooling over
 ``k`` inputs divides the variance by ``k`` (independent inputs; max pooling is
 treated as the identity, an approximation); inverted dropout in training
@@ -43,7 +57,10 @@ import numpy as np
 from weightinit.initializers.fans import torch_layer_fans
 from weightinit.initializers.gains import derivative_second_moment, gaussian_expectation
 
-__all__ = ["moment_map", "chi", "fixed_point", "homogeneity_degree", "depth_stability", "rescale_factor"]
+__all__ = [
+    "moment_map", "chi", "fixed_point", "homogeneity_degree", "depth_stability", "rescale_factor",
+    "variance_slope", "add_moments", "residual_cross", "concat_moments", "groups_moment_map",
+]  # fmt: skip
 
 
 def _shifted(phi, mu):
@@ -156,6 +173,88 @@ def depth_stability(phi, name: str = "the activation"):
         f"(slope {k:g}), and any deviation grows or decays doubly exponentially with depth. "
         "No scalar initialization can be depth-stable."
     )
+
+
+# ------------------------------------------------------------------------------------------
+# Residual additions and concatenations (framework-neutral)
+# ------------------------------------------------------------------------------------------
+
+
+def residual_cross(skip: tuple[float, float], branch: tuple[float, float], jac_diag: float = 0.0) -> float:
+    """The cross moment ``E[a b]`` per element of a skip ``a = s`` and a branch ``b = f(s)``, by Stein's lemma.
+
+    ``skip`` and ``branch`` are ``(mu, q)``; ``jac_diag`` is the mean diagonal ``tr E[J_f] / n`` of the branch's
+    Jacobian with respect to the skip (for two branches of a common ``s``, the mean diagonal of
+    ``E[J_a J_b^T]``).  ``E[a b] = mu_a mu_b + v_s jac_diag`` with ``v_s = q_s - mu_s**2``: exact for Gaussian
+    ``s``.  ``jac_diag = 0`` (the default) is the independence rule, right in expectation over zero-mean weights
+    whenever the branch ends in a weight layer.
+
+    >>> residual_cross((0.0, 1.0), (0.0, 1.0), 1.0)   # b = a: E[a^2]
+    1.0
+    >>> residual_cross((0.5, 1.0), (0.2, 0.5))        # independent: mu_a mu_b
+    0.1
+    """
+    (ma, qa), (mb, _qb) = skip, branch
+    return ma * mb + max(qa - ma * ma, 0.0) * jac_diag
+
+
+def add_moments(a: tuple[float, float], b: tuple[float, float], cross: float | None = None, sign: int = 1):
+    """``(mu, q)`` of ``a + b`` (``sign=-1``: ``a - b``) per element, given ``E[a b] = cross``.
+
+    ``cross=None`` is the independence rule ``E[a b] = mu_a mu_b`` (see :func:`residual_cross` for a skip and a
+    branch of it).  ``q = q_a + q_b + 2 sign E[a b]``, floored at ``(mu_a + sign mu_b)**2``.
+
+    >>> add_moments((0.0, 1.0), (0.0, 1.0))               # independent unit branches
+    (0.0, 2.0)
+    >>> add_moments((0.0, 1.0), (0.0, 1.0), cross=1.0)   # x + x
+    (0.0, 4.0)
+    """
+    (ma, qa), (mb, qb) = a, b
+    c = ma * mb if cross is None else cross
+    mu = ma + sign * mb
+    return mu, max(qa + qb + 2 * sign * c, mu * mu)
+
+
+def concat_moments(parts):
+    """The per-group moments of a concatenation: ``parts`` are ``(size, mu, q)`` (or ``(size, groups)`` with
+    ``groups`` a list of ``(fraction, mu, q)``); returns ``(mu, q, groups)`` with the size-weighted means and the
+    groups as ``(fraction, mu, q)`` (fractions summing to 1).
+
+    >>> concat_moments([(2, 0.0, 1.0), (6, 1.0, 5.0)])
+    (0.75, 4.0, [(0.25, 0.0, 1.0), (0.75, 1.0, 5.0)])
+    """
+    flat = []
+    for p in parts:
+        size = float(p[0])
+        gs = p[1] if len(p) == 2 else [(1.0, p[1], p[2])]
+        flat += [(size * f, m, q) for f, m, q in gs]
+    tot = sum(f for f, _, _ in flat)
+    if tot <= 0:
+        raise ValueError("concat_moments: the parts have no elements")
+    groups = [(f / tot, m, q) for f, m, q in flat]
+    merged: list = []
+    for f, m, q in groups:  # equal moments: one group
+        for i, (f2, m2, q2) in enumerate(merged):
+            if m2 == m and q2 == q:
+                merged[i] = (f2 + f, m, q)
+                break
+        else:
+            merged.append((f, m, q))
+    return sum(f * m for f, m, _ in merged), sum(f * q for f, _, q in merged), merged
+
+
+def groups_moment_map(phi, groups):
+    """``(E[phi], E[phi**2], groups out)`` of an elementwise ``phi`` over a mixture of groups ``(fraction, mu, q)``.
+
+    The mixture's moments are the groups' moments averaged: not :func:`moment_map` at the averaged moments
+    (``E[tanh(h)^2]`` of half unit and half variance-9 inputs is not ``E[tanh(h)^2]`` at variance 5).
+
+    >>> m1, m2, g = groups_moment_map(np.tanh, [(0.5, 0.0, 1.0), (0.5, 0.0, 9.0)])
+    >>> round(m2, 3), round(moment_map(np.tanh, 5.0)[1], 3)
+    (0.57, 0.668)
+    """
+    out = [(f, *moment_map(phi, q, m)) for f, m, q in groups]
+    return sum(f * a for f, a, _ in out), sum(f * b for f, _, b in out), out
 
 
 # ------------------------------------------------------------------------------------------
@@ -287,7 +386,7 @@ class Propagator:
         self.amplification = 1.0
 
     # one module, given its input moments and shapes; returns (mu, q, gain_info)
-    def module(self, name, mod, mu, q, in_shape, out_shape, incoming_sw2):
+    def module(self, name, mod, mu, q, in_shape, out_shape, incoming_sw2, groups=None):
         import torch
         from torch import nn
         from weightinit.doctor.backends import torchutil as tu
@@ -317,23 +416,39 @@ class Propagator:
                 fan = torch_layer_fans(w.shape, "bilinear")[0]
             else:
                 fan = torch_layer_fans(w.shape, "conv")[0]
-            sw = float((w.detach().double() ** 2).mean())
+            wd = w.detach().double()
+            sw = float((wd**2).mean())
             b = getattr(mod, "bias", None)
             qb = float((b.detach().double() ** 2).mean()) if b is not None else 0.0
             mb = float(b.detach().double().mean()) if b is not None else 0.0
             qin = q * q if isinstance(mod, nn.Bilinear) else q
+            # The weight part's second moment E[(W x)_i^2] = v |W_i|^2 + mu^2 (W_i . 1)^2 with the measured rows
+            # (their sums r_i carry a non-zero input mean: an identity or other non-zero-mean weight keeps it).
+            # For i.i.d. zero-mean weights E[r_i^2] = |W_i|^2 and this is sigma_w^2 q_in.
+            rows = None
+            if isinstance(mod, (nn.Linear, nn.modules.conv._ConvNd)) and not isinstance(
+                mod, nn.modules.conv._ConvTransposeNd
+            ):
+                rows = wd.reshape(wd.shape[0], -1).sum(1)
+            if rows is not None:
+                v_in = max(q - mu * mu, 0.0)
+                r2, r1 = float((rows**2).mean()), float(rows.mean())
+                rb = float((rows * b.detach().double()).mean()) if b is not None and b.shape == rows.shape else r1 * mb
+                part = v_in * sw * fan + mu * mu * r2
+            else:
+                r1, rb, part = 0.0, 0.0, sw * fan * qin
             s = 1.0
             if self.fix and id(w) not in self.done and name not in self.skip_fix:
                 target = self.targets.get(name, 1.0) * self.base
-                s = rescale_factor(sw * fan, qin, qb, target)
+                s = rescale_factor(part, 1.0, qb, target)
                 with torch.no_grad():
                     w.mul_(s)
                 self.scales[f"{name}.weight" if name else "weight"] = s
-                sw *= s * s
-                self.weight_q[name] = sw * fan * qin
+                sw, part, r1, rb = sw * s * s, part * s * s, r1 * s, rb * s
+                self.weight_q[name] = part
             self.done.add(id(w))
             extra["sigma_w2"] = sw * fan
-            return mb, sw * fan * qin + qb, extra
+            return mu * r1 + mb, max(part + 2 * mu * rb + qb, 0.0), extra
         if isinstance(mod, tu.NORM_TYPES):
             g = getattr(mod, "weight", None)
             bb = getattr(mod, "bias", None)
@@ -344,24 +459,37 @@ class Propagator:
             w = mod.weight.detach().double()
             return float(w.mean()), float((w**2).mean()), extra
         if isinstance(mod, nn.modules.dropout._DropoutNd):
-            return mu, (q / (1 - mod.p) if self.training and mod.p < 1 else q), extra
+            c = 1 / (1 - mod.p) if self.training and mod.p < 1 else 1.0
+            if groups:
+                extra["groups"] = [(f, m, qq * c) for f, m, qq in groups]
+            return mu, q * c, extra
         if isinstance(mod, (nn.modules.pooling._AvgPoolNd, nn.modules.pooling._AdaptiveAvgPoolNd)):
             k = max(_numel(in_shape) / max(_numel(out_shape), 1), 1.0)
+            if groups:
+                extra["groups"] = [(f, m, m * m + max(qq - m * m, 0.0) / k) for f, m, qq in groups]
             return mu, mu * mu + max(q - mu * mu, 0.0) / k, extra
         if isinstance(mod, (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd)):
             return mu, q, {"note": "max pooling: identity (approximation)"}
         if isinstance(mod, (nn.Flatten, nn.Unflatten, nn.Identity)):
+            if groups:
+                extra["groups"] = groups
             return mu, q, extra
         act = module_activation(mod)
         if act is not None:
-            return self.activation(name, act[0], act[1], mu, q, incoming_sw2)
+            return self.activation(name, act[0], act[1], mu, q, incoming_sw2, groups)
         if any(True for _ in mod.parameters()):
             self.notes.append(f"{name} ({type(mod).__name__}): no moment rule; treated as the identity")
         return mu, q, {"note": "no rule: identity"}
 
-    def activation(self, name, key, phi, mu, q, incoming_sw2):
-        m1, m2 = moment_map(phi, q, mu)
-        extra = {"chi": chi(phi, incoming_sw2, q, mu) if incoming_sw2 is not None else float("nan"), "act": key}
+    def activation(self, name, key, phi, mu, q, incoming_sw2, groups=None):
+        if groups:  # a concatenation's parts: the mixture of the groups' maps
+            m1, m2, out = groups_moment_map(phi, groups)
+            c = (sum(f * chi(phi, incoming_sw2, qq, m) for f, m, qq in groups) if incoming_sw2 is not None
+                 else float("nan"))  # fmt: skip
+            extra = {"chi": c, "act": key, "groups": out}
+        else:
+            m1, m2 = moment_map(phi, q, mu)
+            extra = {"chi": chi(phi, incoming_sw2, q, mu) if incoming_sw2 is not None else float("nan"), "act": key}
         if incoming_sw2 is not None:
             k = variance_slope(phi, q, mu)
             if math.isfinite(k):
@@ -387,8 +515,14 @@ def _target_name(t) -> str:
     return getattr(t, "__name__", str(t)).split(".")[-1]
 
 
-def analyze_graph(gm, model, x_mu: float, x_q: float, *, fix: bool = False, targets=None, skip=(), target=1.0):
-    """Walk ``gm``'s nodes; return ``(records, propagator)``; records are :class:`LayerStats` with ``q_pred``."""
+def analyze_graph(gm, model, x_mu: float, x_q: float, *, fix: bool = False, targets=None, skip=(), target=1.0,
+                  example=None, probes: int = 64, seed: int = 0):  # fmt: skip
+    """Walk ``gm``'s nodes; return ``(records, propagator)``; records are :class:`LayerStats` with ``q_pred``.
+
+    With ``example`` (the inputs ``gm`` was shape-propagated with), the cross moment at an addition of two
+    tensors with a common ancestor is estimated from the Jacobians (:func:`graph_cross_covariance`, about
+    ``probes`` Rademacher probes); without it, additions use the independence rule.
+    """
     import torch.fx
 
     import torch
@@ -402,6 +536,8 @@ def analyze_graph(gm, model, x_mu: float, x_q: float, *, fix: bool = False, targ
     sw2: dict = {}  # last weight layer's sigma_w^2 * fan on the path to each node
     records = []
     calls: dict = {}
+    groups: dict = {}  # node -> [(fraction, mu, q)] after a concatenation of parts with different moments
+    order = {n: i for i, n in enumerate(gm.graph.nodes)}
 
     def shape_of(n):
         tm = n.meta.get("tensor_meta")
@@ -409,8 +545,9 @@ def analyze_graph(gm, model, x_mu: float, x_q: float, *, fix: bool = False, targ
             return None
         return tuple(tm.shape) if hasattr(tm, "shape") else (tuple(tm[0].shape) if hasattr(tm[0], "shape") else None)
 
-    def tensor_args(n):
-        return [a for a in n.args if isinstance(a, torch.fx.Node) and a in env]
+    def tensor_args(n):  # (torch.cat's tensors come as a list)
+        flat = [b for a in n.args for b in (a if isinstance(a, (list, tuple)) else (a,))]
+        return [a for a in flat if isinstance(a, torch.fx.Node) and a in env]
 
     for n in gm.graph.nodes:
         if n.op == "placeholder":
@@ -429,15 +566,18 @@ def analyze_graph(gm, model, x_mu: float, x_q: float, *, fix: bool = False, targ
         if not targs:
             continue
         mu, q = env[targs[0]]
+        g_in = groups.get(targs[0])
         inc = sw2.get(targs[0])
         rec_kind = None
         extra: dict = {}
+        g_out = None
         out_shape = shape_of(n)
         in_shape = shape_of(targs[0])
         if n.op == "call_module":
             mod = mods[n.target]
-            new = prop.module(n.target, mod, mu, q, in_shape, out_shape, inc)
+            new = prop.module(n.target, mod, mu, q, in_shape, out_shape, inc, g_in)
             mu2, q2, extra = new
+            g_out = extra.get("groups")
             rec_kind = type(mod).__name__
         else:
             name = _target_name(n.target)
@@ -447,15 +587,35 @@ def analyze_graph(gm, model, x_mu: float, x_q: float, *, fix: bool = False, targ
                 if idx not in (0,) and shape_of(n) != in_shape:
                     continue
                 mu2, q2 = mu, q
+                g_out = g_in if shape_of(n) == in_shape else None
             elif name in _ADD | _SUB and len(targs) == 2:
-                (ma, qa), (mb, qb) = env[targs[0]], env[targs[1]]
+                a, b = targs
                 sgn = 1 if name in _ADD else -1
-                mu2, q2 = ma + sgn * mb, qa + qb + 2 * sgn * ma * mb
+                cov, src = None, None
+                if example is not None:
+                    src = _common_source(a, b, order)
+                    if src is not None and src in env:
+                        cov = graph_cross_covariance(gm, example, src, a, b, probes=probes, seed=seed)
+                        if cov is None:
+                            prop.notes.append(f"{n.name}: the branches' Jacobians could not be differentiated; "
+                                              "the cross moment uses the independence rule")  # fmt: skip
+                v_src = max(env[src][1] - env[src][0] ** 2, 0.0) if cov is not None else 0.0
+                jd = 0.0 if cov is None else cov  # mean diag of E[J_a J_b^T]
+                mu2, q2 = add_moments(env[a], env[b], residual_cross(env[a], env[b], 0.0) + v_src * jd, sgn)
+                ga, gb = groups.get(a), groups.get(b)
+                if ga or gb:  # per group, the cross covariance shared evenly
+                    ga = ga or [(f, *env[a]) for f, _, _ in gb]
+                    gb = gb or [(f, *env[b]) for f, _, _ in ga]
+                    if [f for f, _, _ in ga] == [f for f, _, _ in gb]:
+                        g_out = [(f, *add_moments((m, qq), (m2, qq2), m * m2 + v_src * jd, sgn))
+                                 for (f, m, qq), (_f, m2, qq2) in zip(ga, gb)]  # fmt: skip
                 rec_kind = "add" if sgn > 0 else "sub"
                 inc = None
             elif name in _ADD | _SUB and consts and isinstance(consts[0], (int, float)):
                 c = float(consts[0]) * (1 if name in _ADD else -1)
                 mu2, q2 = mu + c, q + 2 * c * mu + c * c
+                if g_in:
+                    g_out = [(f, m + c, qq + 2 * c * m + c * c) for f, m, qq in g_in]
             elif name in _MUL and len(targs) == 2:
                 (ma, qa), (mb, qb) = env[targs[0]], env[targs[1]]
                 mu2, q2 = ma * mb, qa * qb
@@ -464,25 +624,33 @@ def analyze_graph(gm, model, x_mu: float, x_q: float, *, fix: bool = False, targ
                 c = float(consts[0])
                 c = 1 / c if name in _DIV else c
                 mu2, q2 = mu * c, q * c * c
+                if g_in:
+                    g_out = [(f, m * c, qq * c * c) for f, m, qq in g_in]
             elif name in _CAT:
-                parts = n.args[0] if isinstance(n.args[0], (list, tuple)) else targs
-                sizes = [max(_numel(shape_of(p)), 1) for p in parts if p in env]
-                tot = sum(sizes)
-                mu2 = sum(env[p][0] * s for p, s in zip([p for p in parts if p in env], sizes)) / tot
-                q2 = sum(env[p][1] * s for p, s in zip([p for p in parts if p in env], sizes)) / tot
+                parts = [p for p in (n.args[0] if isinstance(n.args[0], (list, tuple)) else targs) if p in env]
+                sizes = [max(_numel(shape_of(p)), 1) for p in parts]
+                mu2, q2, g_out = concat_moments(
+                    [(sz, groups[p]) if p in groups else (sz, *env[p]) for p, sz in zip(parts, sizes)]
+                )
+                if len(g_out) < 2:
+                    g_out = None
                 rec_kind = "cat"
                 inc = None
             elif name in _SHAPE or name in ("size", "dim"):
                 if out_shape is None:
                     continue
                 mu2, q2 = mu, q
+                g_out = g_in if _numel(out_shape) == _numel(in_shape) else None
             elif name in _NORMF:
                 mu2, q2 = 0.0, 1.0
                 rec_kind = name
             elif name == "dropout":
                 p = n.kwargs.get("p", consts[0] if consts else 0.5)
                 train = n.kwargs.get("training", True)
-                mu2, q2 = mu, (q / (1 - p) if train and p < 1 else q)
+                c = 1 / (1 - p) if train and p < 1 else 1.0
+                mu2, q2 = mu, q * c
+                if g_in:
+                    g_out = [(f, m, qq * c) for f, m, qq in g_in]
             else:
                 fn = n.target if n.op == "call_function" else None
 
@@ -493,13 +661,16 @@ def analyze_graph(gm, model, x_mu: float, x_q: float, *, fix: bool = False, targ
                     return fn(*args, **n.kwargs)
 
                 if len(targs) == 1 and out_shape == in_shape and _elementwise(call):
-                    mu2, q2, extra = prop.activation(n.name, name, _np_fn_of(call), mu, q, inc)
+                    mu2, q2, extra = prop.activation(n.name, name, _np_fn_of(call), mu, q, inc, g_in)
+                    g_out = extra.get("groups")
                     rec_kind = name
                 else:
                     prop.notes.append(f"{n.name} ({name}): no moment rule; treated as the identity")
                     mu2, q2 = mu, q
                     rec_kind = name
         env[n] = (mu2, q2)
+        if g_out:
+            groups[n] = g_out
         sw2[n] = extra.get("sigma_w2", inc)
         if rec_kind is not None:
             base = n.target if n.op == "call_module" else n.name
@@ -513,6 +684,87 @@ def analyze_graph(gm, model, x_mu: float, x_q: float, *, fix: bool = False, targ
             s.note = extra.get("note", "")
             records.append(s)
     return records, prop
+
+
+def _ancestors(n) -> set:
+    seen, stack = set(), [n]
+    while stack:
+        for a in stack.pop().all_input_nodes:
+            if a not in seen:
+                seen.add(a)
+                stack.append(a)
+    return seen
+
+
+def _common_source(a, b, order):
+    """The node two addends both depend on: one of them if it is the other's ancestor, else their latest common
+    ancestor (in graph order); None if they share none."""
+    anc_a, anc_b = _ancestors(a), _ancestors(b)
+    if a in anc_b:
+        return a
+    if b in anc_a:
+        return b
+    common = [n for n in anc_a & anc_b if n.op != "get_attr"]
+    return max(common, key=order.__getitem__) if common else None
+
+
+def graph_cross_covariance(gm, example, src, a, b, *, probes: int = 64, seed: int = 0):
+    """The mean diagonal of ``J_a J_b^T`` (``J`` the Jacobians of nodes ``a``, ``b`` with respect to node ``src``)
+    of a traced graph, by forward-mode differentiation at ``example`` with Rademacher probes ``z`` on ``src``:
+    ``E[(J_a z)_i (J_b z)_i] = (J_a J_b^T)_ii``.  With ``a = src`` this is ``tr(J_b) / n``, the Stein factor of
+    :func:`residual_cross`.  Returns None if an operation cannot be differentiated forward.
+    """
+    import torch.autograd.forward_ad as fwad
+    import torch.fx
+
+    import torch
+
+    class _Stop(Exception):
+        pass
+
+    g = torch.Generator().manual_seed(seed)
+    out: dict = {}
+    want = {a, b}
+
+    class Interp(torch.fx.Interpreter):
+        def run_node(self, n):
+            v = super().run_node(n)
+            if n is src:
+                if not (isinstance(v, torch.Tensor) and v.is_floating_point()):
+                    raise _Stop
+                z = (torch.randint(0, 2, v.shape, generator=g) * 2 - 1).to(v.dtype)
+                v = fwad.make_dual(v, z)
+            if n in want:
+                t = fwad.unpack_dual(v).tangent if isinstance(v, torch.Tensor) else None
+                out[n] = t
+                if want <= out.keys():
+                    raise _Stop
+            return v
+
+    args = example if isinstance(example, tuple) else (example,)
+    total, count = 0.0, 0
+    rounds = 0
+    with torch.no_grad():
+        while count < probes and rounds < 64:
+            out.clear()
+            try:
+                with fwad.dual_level():
+                    Interp(gm).run(*args)
+            except _Stop:
+                pass
+            except Exception:
+                return None
+            rounds += 1
+            ta, tb = out.get(a), out.get(b)
+            if ta is None or tb is None:
+                if a in out and b in out:  # one addend does not depend on src: zero covariance
+                    return 0.0
+                return None
+            if ta.shape != tb.shape:
+                return None
+            total += float((ta.double() * tb.double()).mean())
+            count += ta.shape[0] if ta.ndim else 1
+    return total / max(rounds, 1)
 
 
 def add_targets(gm) -> dict:
@@ -619,7 +871,16 @@ def analyze_torch(model, inputs=None, *, input_shape=None, batch: int = 64, seed
     gm, err = trace_torch(model, x)
     if gm is not None:
         records, prop = analyze_graph(
-            gm, model, x_mu, x_q, fix=fix, targets=add_targets(gm), skip=norm_fed(gm), target=target
+            gm,
+            model,
+            x_mu,
+            x_q,
+            fix=fix,
+            targets=add_targets(gm),
+            skip=norm_fed(gm),
+            target=target,
+            example=x,
+            seed=seed,
         )
     else:
         where, msg = err
