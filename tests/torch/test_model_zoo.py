@@ -345,6 +345,116 @@ def test_torchvision_parameters_without_an_init_are_refused_by_name(model_zoo):
         wt.initialize(tv.models.convnext.ConvNeXt(cfg), "torch", seed=0)
 
 
+def _qwen2(hf):
+    cfg = hf.Qwen2Config(
+        num_hidden_layers=2,
+        hidden_size=64,
+        intermediate_size=128,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=256,
+        max_position_embeddings=32,
+        bos_token_id=0,
+        eos_token_id=0,
+    )
+    return hf.Qwen2ForCausalLM(cfg)
+
+
+@pytest.mark.parametrize(
+    "build,recipe", [(_llama, "hf_llama"), (_qwen2, "hf_qwen2"), (_gpt2, "hf_gpt2"), (_bert, "hf_bert")]
+)
+def test_meta_to_empty_buffers_are_recomputed_and_the_forward_matches_a_cpu_build(hf, build, recipe):
+    """After meta -> to_empty, buffers hold garbage (NaN here); initialize recomputes them with the model's code."""
+    ref = build(hf)
+    ref.eval()
+    wt.initialize(ref, recipe, seed=11)
+    with torch.device("meta"):
+        model = build(hf)
+    model.to_empty(device="cpu")
+    model.eval()
+    for b in model.buffers():
+        b.fill_(float("nan") if b.is_floating_point() else -7)
+    report = wt.initialize(model, recipe, seed=11)
+    expected = sorted(n for n, _ in ref.named_buffers())
+    assert sorted(report.buffers_reset) == expected and report.buffers_unknown == []
+    for (n, b), c in zip(model.named_buffers(), ref.buffers()):
+        assert torch.equal(b, c), n  # inv_freq, original_inv_freq, position_ids, token_type_ids: bit for bit
+    if build in (_llama, _qwen2):
+        assert report.buffer_init["model.rotary_emb.inv_freq"].endswith(
+            "._init_weights(" + type(model.model.rotary_emb).__name__ + ")"
+        )
+    ids = torch.arange(8)[None] % 200 + 3
+    with torch.no_grad():
+        out, want = model(input_ids=ids).logits, ref(input_ids=ids).logits
+    assert bool(torch.isfinite(out).all()) and torch.equal(out, want)
+
+
+def test_timm_buffers_by_init_non_persistent_buffers(model_zoo):
+    timm = model_zoo.timm
+
+    def build():
+        return timm.create_model(
+            "swin_tiny_patch4_window7_224",
+            img_size=56,
+            depths=(1, 1),
+            embed_dim=32,
+            num_heads=(2, 4),
+            window_size=7,
+            num_classes=10,
+        )
+
+    ref = build()
+    with torch.device("meta"):
+        model = build()
+    model.to_empty(device="cpu")
+    for b in model.buffers():
+        b.fill_(-1)
+    report = wt.initialize(model, "timm_vit", seed=0, unmatched="own_init")
+    idx = "layers.0.blocks.0.attn.relative_position_index"
+    assert report.buffer_init[idx] == "WindowAttention.init_non_persistent_buffers"
+    for (n, b), c in zip(model.named_buffers(), ref.buffers()):
+        assert torch.equal(b, c), n
+
+
+def test_own_init_fallback_writes_only_the_unmatched_parameters(model_zoo):
+    """timm's VisionTransformer.init_weights sets every weight; run for cls_token/pos_embed, it writes only those."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    timm = model_zoo.timm
+
+    class RandomWrites(TorchDispatchMode):
+        """Counts the real (not meta) elements torch's random fills write."""
+
+        def __init__(self):
+            super().__init__()
+            self.numel = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.__name__.split(".")[0]
+            if name in ("uniform_", "normal_", "bernoulli_", "random_", "exponential_") and not args[0].is_meta:
+                self.numel += args[0].numel()
+            return func(*args, **(kwargs or {}))
+
+    def build():
+        return timm.create_model(
+            "vit_tiny_patch16_224", img_size=32, patch_size=8, depth=2, embed_dim=64, num_heads=4, num_classes=10
+        )
+
+    model = build()
+    full = RandomWrites()
+    with full:
+        model.init_weights()  # the model's own init: every weight
+    ours = RandomWrites()
+    with ours:
+        report = wt.initialize(model, "torch", seed=3)
+    assert set(report.own_init) == {"cls_token", "pos_embed"}
+    assert ours.numel == model.cls_token.numel() + model.pos_embed.numel()
+    assert full.numel > 10 * ours.numel  # (the check would catch the whole-model run)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    wt.initialize(model, [("cls_token", "keep"), "torch"], seed=3)  # pos_embed alone: the same values
+    assert torch.equal(model.pos_embed, before["pos_embed"]) and torch.equal(model.cls_token, before["cls_token"])
+
+
 # ------------------------------------------------------------------------------------------------ trainer recipes (formulas)
 
 

@@ -19,7 +19,6 @@ import fnmatch
 import inspect
 import numbers
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -42,6 +41,13 @@ from weightinit.torch.model_init.facts import (
     _layout_rules,
     canonical_alias,
     layer_index,
+)
+from weightinit.torch.model_init.own import (
+    OwnInit,
+    find_own_init,
+    plan_buffers,
+    restore_buffers,
+    run_own_init,
 )
 from weightinit.torch.model_init.recipes import expand
 from weightinit.torch.model_init.report import InitReport, ParamRecord
@@ -210,14 +216,17 @@ class ParamPlan:
 class InitPlan:
     """What :func:`plan` decided: the report :func:`initialize` returns and one :class:`ParamPlan` per parameter.
 
-    ``own_inits`` lists the modules' own inits that give values to parameters no rule matched
-    (``unmatched="own_init"``), as ``(fn, module_path, stream)``; :func:`initialize` runs them
-    before writing the planned parameters (they may write more than the unmatched ones).
+    ``own_inits`` lists the modules' own inits (:class:`~weightinit.torch.model_init.own.OwnInit`)
+    that give values to the parameters no rule matched (``unmatched="own_init"``), each writing
+    only those parameters; ``buffers`` lists, per module holding buffers, the code that computes
+    them (:class:`~weightinit.torch.model_init.own.BufferInit`).  :func:`initialize` restores the
+    buffers, runs the own inits, then writes the planned parameters.
     """
 
     report: InitReport
     params: list
-    own_inits: list = field(default_factory=list)  # (fn, module path, stream): modules' own inits, run first
+    own_inits: list = field(default_factory=list)
+    buffers: list = field(default_factory=list)
 
     def __iter__(self):
         return iter(self.params)
@@ -476,17 +485,17 @@ def plan(
             "initialized. Pass example_inputs= (a batch the model accepts), residual_projections=[...], or "
             "strict=False."
         )
-    own_inits: dict[int, tuple[Any, str]] = {}
+    own_inits: dict[int, tuple[Any, str, str, list]] = {}
     path_of = {id(m): p for p, m in module.named_modules()}
     if unmatched == "own_init" and unmatched_infos:
         refused = []
         for info in unmatched_infos:
-            found = _own_init(module, info, parents)
+            found = find_own_init(module, info.module, parents)
             if found is None:
                 refused.append(info)
                 continue
             owner, label, fn = found
-            own_inits.setdefault(id(owner), (fn, path_of[id(owner)]))
+            own_inits.setdefault(id(owner), (fn, path_of[id(owner)], label, []))[3].append(info.path)
             rec = report.records[info.path]
             rec.rule, rec.initializer = "own init", label
             report.own_init[info.path] = label
@@ -503,7 +512,20 @@ def plan(
     return InitPlan(
         report,
         [ParamPlan(i, p, op, pl, rec, root.child(i.path)) for i, p, op, pl, rec in planned],
-        [(fn, owner_path, root.child("own_init:" + owner_path)) for fn, owner_path in own_inits.values()],
+        [
+            OwnInit(fn, owner_path, root.child("own_init:" + owner_path), tuple(paths), label)
+            for fn, owner_path, label, paths in own_inits.values()
+        ],
+        plan_buffers(module, parents),
+    )
+
+
+def _no_buffer_init(paths: list[str]) -> str:
+    return (
+        f"No code computes {len(paths)} buffer(s) of the model: {paths} (no reset_running_stats, "
+        "init_non_persistent_buffers, Hugging Face _init_weights or reset_parameters writes them), so after "
+        "meta -> to_empty they hold uninitialized memory. Set them yourself after initialize, or pass "
+        "reset_buffers=False if they already hold their values."
     )
 
 
@@ -525,9 +547,15 @@ def initialize(
     """Initialize every parameter of ``module`` in place by rules, and report what was done.
 
     It writes what :func:`plan` decides (its arguments are :func:`plan`'s; see
-    there for recipes, patterns and initializers), then, with
-    ``reset_buffers``, resets normalization running statistics (needed after
-    ``to_empty``).  Each parameter's values come from
+    there for recipes, patterns and initializers).  First, with
+    ``reset_buffers`` (the default), it recomputes the buffers, which hold
+    uninitialized memory after ``meta`` -> ``to_empty``: normalization running
+    statistics, and whatever the model's own code computes
+    (``init_non_persistent_buffers`` as timm defines, a Hugging Face model's
+    ``_init_weights``: rotary ``inv_freq``, ``position_ids``;
+    :mod:`weightinit.torch.model_init.own`).  A buffer no code computes is
+    left as it is with a warning (``report.buffers_unknown``; ``strict=True``
+    refuses it before any parameter is written).  Each parameter's values come from
     ``Stream(seed).child(path)``, so they depend on the seed, the path, the
     matching rule and the shape only.
 
@@ -558,18 +586,21 @@ def initialize(
         rules=rules,
     )
     report = planned.report
-    # Modules' own inits first (they may write more than the unmatched parameters), then the rules.
-    for fn, _, stream in planned.own_inits:
-        _run_own_init(fn, module, stream)
+    if reset_buffers:  # first: a buffer nothing computes is refused (strict) before any parameter is written
+        orphans = [p for b in planned.buffers if not b.candidates for p in b.paths()]
+        if strict and orphans:
+            raise InitializerValueError(_no_buffer_init(orphans) + " Nothing was initialized.")
+        done, unknown = restore_buffers(module, planned.buffers)
+        report.buffers_reset, report.buffer_init, report.buffers_unknown = list(done), done, unknown
+        if unknown:
+            if strict:
+                raise InitializerValueError(_no_buffer_init(unknown) + " No parameter was initialized.")
+            warnings.warn(_no_buffer_init(unknown), UserWarning, stacklevel=2)
+    # Modules' own inits (each writes only the parameters no rule matched), then the rules.
+    for own in planned.own_inits:
+        run_own_init(own, module)
     for entry in planned.params:
         entry.apply()
-
-    if reset_buffers:
-        for path, m in module.named_modules():
-            if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats:
-                if m.running_mean is not None and not m.running_mean.is_meta:
-                    m.reset_running_stats()
-                    report.buffers_reset.append(path)
     return report
 
 
@@ -646,57 +677,3 @@ def _restore_ties(module: nn.Module) -> list[str]:
         return []
     tie()
     return [f"{t} -> {s}" for t, s in untied if module.get_parameter(t) is module.get_parameter(s)]
-
-
-def _chain(m: nn.Module, root: nn.Module, parents: dict) -> list[nn.Module]:
-    out = [m]
-    while out[-1] is not root and id(out[-1]) in parents:
-        out.append(parents[id(out[-1])])
-    return out
-
-
-def _own_init(root: nn.Module, info: ParamInfo, parents: dict):
-    """(module whose init runs, label, fn) for an unmatched parameter, or None."""
-    m = info.module
-    if callable(getattr(m, "reset_parameters", None)):
-        return m, f"{type(m).__name__}.reset_parameters", m.reset_parameters
-    chain = _chain(m, root, parents)
-    for a in chain:
-        if callable(getattr(a, "_init_weights", None)) and hasattr(a, "config"):
-            return m, f"{type(a).__name__}._init_weights({type(m).__name__})", _hf_init(a, m)
-    for a in chain:
-        if callable(getattr(a, "init_weights", None)) and not hasattr(a, "config"):
-            return a, f"{type(a).__name__}.init_weights", a.init_weights
-    return None
-
-
-def _hf_init(model: nn.Module, m: nn.Module) -> Callable[[], None]:
-    flag = "_is_hf_initialized"  # transformers' init functions skip tensors and modules flagged as loaded
-
-    def run() -> None:
-        flagged = [p for p in m.parameters(recurse=False) if getattr(p, flag, False)]
-        for p in flagged:
-            setattr(p, flag, False)
-        was = getattr(m, flag, None)
-        if was:
-            object.__setattr__(m, flag, False)
-        try:
-            getattr(model, "_init_weights")(m)  # noqa: B009  (not a declared attribute of nn.Module)
-        finally:
-            for p in flagged:
-                setattr(p, flag, True)
-            if was:
-                object.__setattr__(m, flag, was)
-
-    return run
-
-
-def _run_own_init(fn: Callable[[], None], module: nn.Module, stream: Stream) -> None:
-    """Run a module's own init with torch's RNG seeded from ``stream`` (restored afterwards)."""
-    params = list(module.parameters())
-    if params and all(p.is_meta for p in params):
-        return
-    devices = sorted({p.device.index or 0 for p in params if p.device.type == "cuda"})
-    with torch.random.fork_rng(devices=devices), torch.no_grad():
-        torch.manual_seed(stream.to_int() & ((1 << 63) - 1))
-        fn()

@@ -41,7 +41,12 @@ class InitReport:
       tied: canonical path -> its other paths, for tied parameters.
       residual_projections: module paths found to project into a residual stream.
       n_residual: residual additions found (2 per GPT-style layer).
-      buffers_reset: modules whose running statistics were reset.
+      buffers_reset: buffers recomputed (``initialize(reset_buffers=True)``, the
+        default): normalization running statistics, rotary frequencies,
+        position ids... (see :mod:`weightinit.torch.model_init.own`).
+      buffer_init: buffer path -> the code that computed it.
+      buffers_unknown: buffers no code of the model computes (left as they
+        are, with a warning; ``strict=True`` refuses them).
       seed: the 64-bit root seed used.
       own_init: canonical path -> the module init that gave it its value, for
         parameters no rule matched (``unmatched="own_init"``).
@@ -61,6 +66,8 @@ class InitReport:
     residual_projections: list = field(default_factory=list)
     n_residual: int = 0
     buffers_reset: list = field(default_factory=list)
+    buffer_init: dict = field(default_factory=dict)
+    buffers_unknown: list = field(default_factory=list)
     seed: int | None = None
     own_init: dict = field(default_factory=dict)
     ties_restored: list = field(default_factory=list)
@@ -101,6 +108,8 @@ class InitReport:
         kept = [u for u in self.unmatched if u not in self.own_init]
         if self.own_init:
             lines.append("own init: " + ", ".join(f"{p} ({how})" for p, how in self.own_init.items()))
+        if self.buffers_unknown:
+            lines.append("buffers no code computes (left as they are): " + ", ".join(self.buffers_unknown))
         if kept:
             lines.append(
                 "unmatched: "
