@@ -208,9 +208,11 @@ def test_roles_on_timm_and_torchvision(model_zoo):
         image_size=32, patch_size=8, num_layers=2, num_heads=4, hidden_dim=64, mlp_dim=128
     )
     report = wt.initialize(tvit, "megatron", seed=0)
-    assert report.residual_projections == [
+    assert report.residual_projections == [  # MultiheadAttention's out_proj too (one recorded operation)
         "encoder.layers.encoder_layer_0.mlp.3",
+        "encoder.layers.encoder_layer_0.self_attention.out_proj",
         "encoder.layers.encoder_layer_1.mlp.3",
+        "encoder.layers.encoder_layer_1.self_attention.out_proj",
     ]
     convnext = tv.models.convnext.ConvNeXt(
         [tv.models.convnext.CNBlockConfig(16, 32, 1), tv.models.convnext.CNBlockConfig(32, None, 1)]
@@ -221,6 +223,64 @@ def test_roles_on_timm_and_torchvision(model_zoo):
     report = wt.initialize(resnet, "megatron", seed=0)
     assert report.roles_method == "forward" and report.residual_projections == []  # branches end in BatchNorm
     assert report.module_roles == {"fc": "head"}
+
+
+_PER_BLOCK = [
+    ("role:attn_q", "glorot_uniform"),
+    ("role:attn_k", wi.Normal(0.0, 0.5)),
+    ("role:attn_v", 0.0),
+    ("role:attn_o", 1.0),
+]
+
+
+def _check_qkv_blocks(mha: nn.MultiheadAttention, record) -> None:
+    d = mha.embed_dim
+    w = mha.in_proj_weight.detach()
+    bound = math.sqrt(6 / (d + d))  # glorot over one (d, d) block, not over the fused (3d, d) matrix
+    assert _matches(w[:d], wi.Uniform(-bound, bound)) and float(w[:d].abs().max()) > math.sqrt(6 / (4 * d))
+    assert _matches(w[d : 2 * d], wi.Normal(0.0, 0.5))
+    assert float(w[2 * d :].abs().sum()) == 0 and float(mha.out_proj.weight.detach().min()) == 1.0
+    assert (record.fan_in, record.fan_out) == (d, d) and "per q/k/v block" in record.initializer
+
+
+def test_multihead_attention_in_proj_blocks_get_q_k_v_roles(model_zoo):
+    tv = model_zoo.torchvision
+    vit = tv.models.VisionTransformer(
+        image_size=32, patch_size=8, num_layers=2, num_heads=4, hidden_dim=64, mlp_dim=128
+    )
+    rules = [*_PER_BLOCK, ("class_token", 0.0), ("encoder.pos_embedding", wi.Normal(0.0, 0.02)), "megatron"]
+    report = wt.initialize(vit, rules, seed=2, strict=True)
+    attn = "encoder.layers.encoder_layer_1.self_attention"
+    assert report.module_roles[attn] == "attn_qkv" and report.module_roles[attn + ".out_proj"] == "attn_o"
+    _check_qkv_blocks(vit.encoder.layers[1].self_attention, report[attn + ".in_proj_weight"])
+    layer = nn.TransformerEncoderLayer(64, 4, 128, batch_first=True)
+    report = wt.initialize(layer, [*_PER_BLOCK, "megatron"], seed=2, example_inputs=torch.zeros(1, 5, 64))
+    assert report.roles_method == "forward" and sorted(report.residual_projections) == ["linear2", "self_attn.out_proj"]
+    assert report.module_roles == {
+        "self_attn": "attn_qkv",
+        "self_attn.out_proj": "attn_o",
+        "linear1": "mlp_in",
+        "linear2": "mlp_out",
+    }
+    _check_qkv_blocks(layer.self_attn, report["self_attn.in_proj_weight"])
+    again = nn.TransformerEncoderLayer(64, 4, 128, batch_first=True)
+    wt.initialize(again, [*_PER_BLOCK, "megatron"], seed=2, example_inputs=torch.zeros(1, 5, 64))
+    assert torch.equal(again.self_attn.in_proj_weight, layer.self_attn.in_proj_weight)
+    # one rule for the three blocks: the fused weight is drawn as one tensor with the block fans
+    report = wt.initialize(
+        layer,
+        [
+            ("role:attn_qkv", "glorot_uniform"),
+            ("role:attn_q", "glorot_uniform"),
+            ("role:attn_k", "glorot_uniform"),
+            ("role:attn_v", "glorot_uniform"),
+            "megatron",
+        ],
+        seed=2,
+        example_inputs=torch.zeros(1, 5, 64),
+    )
+    b = math.sqrt(6 / 128)
+    assert _matches(layer.self_attn.in_proj_weight, wi.Uniform(-b, b))
 
 
 def test_unfound_roles_are_reported_and_strict_refuses(hf):

@@ -18,7 +18,15 @@ from weightinit.random.sampling import sample
 from weightinit.random.seeds import SeedGenerator
 from weightinit.random.streams import Stream, check_seed
 
-__all__ = ["numpy_dtype", "write_distribution", "write_array", "resolve_stream", "draw_seed", "executor_fill"]
+__all__ = [
+    "numpy_dtype",
+    "write_distribution",
+    "write_array",
+    "resolve_stream",
+    "draw_seed",
+    "executor_fill",
+    "tensor_to_numpy",
+]
 
 _NP = {
     torch.float16: np.dtype(np.float16),
@@ -102,6 +110,17 @@ def _to_torch(arr: np.ndarray) -> torch.Tensor:
     if arr.dtype in _FP8_TORCH:
         return torch.from_numpy(np.ascontiguousarray(arr).view(np.uint8)).view(_FP8_TORCH[arr.dtype])
     return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+def tensor_to_numpy(t: torch.Tensor) -> np.ndarray:
+    """A torch tensor's values as a NumPy array of weightinit's dtype (bfloat16 and float8 through their bits)."""
+    t = t.detach().cpu().contiguous()
+    np_dt = _NP.get(t.dtype)
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().view(bfloat16)
+    if t.dtype in (torch.float8_e4m3fn, torch.float8_e5m2):
+        return t.view(torch.uint8).numpy().view(np_dt)
+    return t.numpy()
 
 
 def write_array(tensor: torch.Tensor, arr: np.ndarray) -> torch.Tensor:

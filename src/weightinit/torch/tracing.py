@@ -19,6 +19,10 @@ graph:
   matmuls); the nearest projections feeding its query, key and value are
   ``attn_q``/``attn_k``/``attn_v`` (``attn_qkv`` when one fused projection
   feeds all three), the first projection reading its output is ``attn_o``;
+* ``nn.MultiheadAttention`` is one recorded operation: the module itself is
+  ``attn_qkv`` (initialize gives the three row blocks of its fused
+  ``in_proj_weight`` the roles ``attn_q``/``attn_k``/``attn_v``) and its
+  ``out_proj`` is ``attn_o``;
 * a residual output projection that is not ``attn_o`` is ``mlp_out``; the
   nearest projections feeding it are ``mlp_in`` (``mlp_gate``/``mlp_up`` when
   there are two and one passes through an activation);
@@ -77,6 +81,9 @@ _TRANSPARENT = {
 _SCALE = {"mul", "__mul__", "__rmul__", "mul_", "__imul__", "div", "__truediv__", "div_", "__itruediv__"}
 _ADD = {"add", "__add__", "__radd__", "add_", "__iadd__"}
 _PROJECT = {"linear", "addmm", "matmul", "__matmul__", "mm", "bmm", "einsum", "conv1d", "conv2d", "conv3d", "baddbmm"}
+# nn.MultiheadAttention's whole forward, recorded as one operation: its input projection (in_proj_weight,
+# fused q/k/v rows, or q/k/v_proj_weight) and its output projection (out_proj) in one call.
+_MHA = {"multi_head_attention_forward", "_native_multi_head_attention"}
 _ACTIVATIONS = {"silu", "gelu", "relu", "relu_", "sigmoid", "tanh", "mish", "hardswish", "leaky_relu", "elu", "selu"}
 
 
@@ -166,7 +173,16 @@ def _owner(param_path: str) -> str:
 
 
 def _is_projection(n: _Node) -> bool:
-    return bool(n.params) and n.op in _PROJECT
+    return bool(n.params) and (n.op in _PROJECT or n.op in _MHA)
+
+
+def _proj_owner(n: _Node) -> str:
+    """The module of a projection: the parameter's owner (``out_proj`` for a whole MultiheadAttention)."""
+    if n.op in _MHA:
+        out = [p for p in n.params if p.endswith("out_proj.weight")]
+        if out:
+            return _owner(out[0])
+    return _owner(n.params[0])
 
 
 def _ancestors(n: _Node) -> set[int]:
@@ -272,6 +288,15 @@ def _analyze(rec: _Recorder, outputs: list[_Node], info: RoleInfo) -> None:
     attn_outputs: list[_Node] = []
     for n in nodes:
         qkv = None
+        if n.op in _MHA and n.params:
+            # q/k/v: the MultiheadAttention module itself (its in_proj_weight's three row blocks, or its
+            # q/k/v_proj_weight); initialize gives each block its role.  attn_o: its out_proj.
+            inner = [p for p in n.params if not p.endswith("out_proj.weight")]
+            if inner:
+                role(_owner(inner[0]), "attn_qkv")
+            if _proj_owner(n) != (_owner(inner[0]) if inner else None):
+                role(_proj_owner(n), "attn_o")
+            continue
         if n.op == "scaled_dot_product_attention":
             data = _data_inputs(n)
             if len(data) >= 3:
@@ -311,7 +336,7 @@ def _analyze(rec: _Recorder, outputs: list[_Node], info: RoleInfo) -> None:
                     attn_outputs.append(dst)
         if qkv is None:
             continue
-        found = [{_owner(p.params[0]) for p in _nearest_projections_back(x) if p.params} for x in qkv]
+        found = [{_proj_owner(p) for p in _nearest_projections_back(x) if p.params} for x in qkv]
         q, k, v = found
         if q and q == k == v:
             for m in q:
@@ -332,7 +357,7 @@ def _analyze(rec: _Recorder, outputs: list[_Node], info: RoleInfo) -> None:
                     continue
                 seen.add(nx.index)
                 if _is_projection(nx):
-                    role(_owner(nx.params[0]), "attn_o")
+                    role(_proj_owner(nx), "attn_o")
                 else:
                     queue.append(nx)
 
@@ -354,14 +379,14 @@ def _analyze(rec: _Recorder, outputs: list[_Node], info: RoleInfo) -> None:
         proj = _walk_to_projection(branch)
         if proj is None:
             continue
-        module = _owner(proj.params[0])
+        module = _proj_owner(proj)
         info.n_residual += 1
         if module not in info.projections:
             info.projections.append(module)
         if info.roles.get(module) != "attn_o":
             role(module, "mlp_out")
             ins = _nearest_projections_back(proj, include_self=False)
-            ins_mods = [(_owner(i.params[0]), i) for i in ins if i.params]
+            ins_mods = [(_proj_owner(i), i) for i in ins if i.params]
             if len(ins_mods) >= 2:
                 for m, i in ins_mods:
                     role(m, "mlp_gate" if _path_has_activation(i, proj) else "mlp_up")
@@ -373,7 +398,7 @@ def _analyze(rec: _Recorder, outputs: list[_Node], info: RoleInfo) -> None:
         n = o
         for _ in range(16):
             if _is_projection(n):
-                role(_owner(n.params[0]), "head")
+                role(_proj_owner(n), "head")
                 break
             d = _data_inputs(n)
             if n.op in _TRANSPARENT | _SCALE and d:

@@ -19,7 +19,7 @@ import fnmatch
 import inspect
 import numbers
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast
 
 import numpy as np
@@ -52,7 +52,15 @@ from weightinit.torch.model_init.own import (
 from weightinit.torch.model_init.recipes import expand
 from weightinit.torch.model_init.report import InitReport, ParamRecord
 from weightinit.torch.model_init.rules import PerParameter
-from weightinit.torch.place import draw_seed, numpy_dtype, resolve_stream, write_array, write_distribution
+from weightinit.torch.place import (
+    _is_dtensor,
+    draw_seed,
+    numpy_dtype,
+    resolve_stream,
+    tensor_to_numpy,
+    write_array,
+    write_distribution,
+)
 from weightinit.torch.roles import find_residual_projections
 from weightinit.torch.tracing import example_inputs_for, record_roles
 
@@ -146,6 +154,8 @@ def _apply(op: str, payload, tensor: torch.Tensor, info: ParamInfo, stream: Stre
             tensor.fill_(payload)
         elif op == "init":
             _place_initializer(tensor, payload, info.layout, stream)
+        elif op == "blocks":
+            _apply_blocks(tensor, payload, stream)
         else:
             _call_fn(payload, tensor, stream)
 
@@ -158,8 +168,10 @@ class ParamPlan:
       info: the :class:`ParamInfo` the rules saw.
       tensor: the parameter itself (possibly on the meta device).
       op: ``"skip"``, ``"dist"`` (``payload`` a distribution), ``"const"``
-        (a number), ``"init"`` (a weightinit initializer) or ``"fn"`` (a
-        torch-style function).
+        (a number), ``"init"`` (a weightinit initializer), ``"fn"`` (a
+        torch-style function) or ``"blocks"`` (a MultiheadAttention's fused
+        q/k/v weight whose row blocks get different rules: ``payload`` lists
+        ``(op, payload, ParamInfo)`` per block).
       payload: what ``op`` uses.
       record: the parameter's :class:`ParamRecord` in the plan's report.
       stream: the parameter's stream, ``Stream(seed).child(path)``.
@@ -437,7 +449,10 @@ def plan(
             n_layers=n_blocks,
             model=module,
         )
-        rule = next((r for r in rule_list if r.match(info)), None)
+        if isinstance(m, nn.MultiheadAttention) and info.module_role == "attn_qkv" and len(p.shape) >= 2:
+            info.module_role = _MHA_SEPARATE.get(pname, info.module_role)  # q/k/v_proj_weight (kdim/vdim != E)
+        blocks = _mha_blocks(info) if kind == "mha_in_proj" and info.module_role == "attn_qkv" else None
+        rule = next((r for r in rule_list if r.match(info)), None) if blocks is None else None
         rec = ParamRecord(
             path,
             tuple(p.shape),
@@ -457,6 +472,12 @@ def plan(
             report.tied[path] = list(alias_paths[1:])
         if needs_roles and roles.unknown(path, module_path) and len(p.shape) >= 2:
             report.roles_unknown.append(path)
+        if blocks is not None:
+            per_block = _plan_blocks(blocks, rule_list)
+            if per_block is not None:
+                op, payload, rec.rule, rec.initializer = per_block
+                planned.append((info, p, op, payload, rec))
+                continue
         if rule is None:
             report.unmatched.append(path)
             unmatched_infos.append(info)
@@ -518,6 +539,61 @@ def plan(
         ],
         plan_buffers(module, parents),
     )
+
+
+_MHA_SEPARATE = {"q_proj_weight": "attn_q", "k_proj_weight": "attn_k", "v_proj_weight": "attn_v"}
+_QKV_BLOCKS = ("attn_q", "attn_k", "attn_v")
+
+
+def _mha_blocks(info: ParamInfo) -> list[ParamInfo]:
+    """The three row blocks of a MultiheadAttention's fused ``in_proj_weight``, as (E, E_in) linear weights.
+
+    Each block has its role (``attn_q``, ``attn_k``, ``attn_v``) and the fans of one (E, E_in) block, not of
+    the fused (3E, E_in) matrix (pytorch/pytorch#166378), so role rules apply block by block.
+    """
+    block = (info.shape[0] // 3,) + tuple(info.shape[1:])
+    return [replace(info, kind="linear", layout=torch_layout(block, "linear"), module_role=r) for r in _QKV_BLOCKS]
+
+
+def _plan_blocks(blocks: list[ParamInfo], rule_list) -> tuple[str, Any, str, str] | None:
+    """(op, payload, rule label, initializer label) of a fused q/k/v weight, or None if a block matches no rule.
+
+    When the three blocks get one elementwise distribution, the fused weight is drawn as one tensor
+    (row-region friendly); otherwise each block is generated alone (op ``"blocks"``, block ``b`` from the
+    parameter's stream folded with ``b``).
+    """
+    chosen = []
+    for bi in blocks:
+        r = next((r for r in rule_list if r.match(bi)), None)
+        if r is None:
+            return None
+        chosen.append((bi, r, *_resolve_value(r.init, bi)))
+    rules = {r.label for _, r, *_ in chosen}
+    rule_label = (
+        next(iter(rules)) if len(rules) == 1 else "; ".join(f"{bi.module_role}: {r.label}" for bi, r, *_ in chosen)
+    )
+    first = chosen[0]
+    if all(c[2] == "dist" and c[3] == first[3] for c in chosen):
+        return "dist", first[3], rule_label, first[4]
+    labels = {c[4] for c in chosen}
+    init_label = next(iter(labels)) if len(labels) == 1 else "; ".join(f"{c[0].module_role}: {c[4]}" for c in chosen)
+    return (
+        "blocks",
+        [(op, payload, bi) for bi, _, op, payload, _ in chosen],
+        rule_label,
+        init_label + " (per q/k/v block)",
+    )
+
+
+def _apply_blocks(tensor: torch.Tensor, blocks: list, stream: Stream) -> None:
+    """Generate each row block alone (block ``b`` from ``stream.fold_in(b)``) and write the fused tensor once."""
+    n = tensor.shape[0] // len(blocks)
+    direct = not _is_dtensor(tensor) and tensor.is_contiguous()
+    full = tensor if direct else torch.empty(tuple(tensor.shape), dtype=tensor.dtype)
+    for b, (op, payload, bi) in enumerate(blocks):
+        _apply(op, payload, full[b * n : (b + 1) * n], bi, stream.fold_in(b))
+    if not direct:
+        write_array(tensor, tensor_to_numpy(full))
 
 
 def _no_buffer_init(paths: list[str]) -> str:
