@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 torch = pytest.importorskip("torch")
 import weightinit as wi  # noqa: E402
 from torch import nn  # noqa: E402
+from weightinit.doctor.compare import apply_initializer  # noqa: E402
 from weightinit.doctor.example import make_mlp  # noqa: E402
 
 
@@ -72,3 +75,196 @@ def test_normalized_layers_get_the_effective_learning_rate_fix(images):
     (f,) = wi.doctor(m, x, targets=y).flagged("exploding_gradients")
     assert "effective learning rate is lr/||W||^2" in f.fix and "(0)" in f.fix
     assert not wi.doctor(bn_cnn(), x, targets=y).flagged("exploding_gradients")
+
+
+# --- every finding kind: a model that triggers it, one that must not, and the suggested fix applied ----------
+
+N_IN = 32
+
+
+def relu_mlp(depth=8, width=64, std_mult=1.0, bias=None):
+    """A ReLU MLP with He-normal weights times ``std_mult`` and biases ``bias`` (None: zero)."""
+    g = torch.Generator().manual_seed(0)
+    layers: list = []
+    for i in range(depth):
+        lin = nn.Linear(N_IN if i == 0 else width, width)
+        with torch.no_grad():
+            lin.weight.copy_(torch.randn(lin.weight.shape, generator=g) * std_mult * math.sqrt(2 / lin.in_features))
+            lin.bias.fill_(0.0 if bias is None else bias)
+        layers += [lin, nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+def tanh_mlp(std, depth=4, width=128):
+    g = torch.Generator().manual_seed(0)
+    layers: list = []
+    for i in range(depth):
+        lin = nn.Linear(N_IN if i == 0 else width, width, bias=False)
+        with torch.no_grad():
+            lin.weight.copy_(torch.randn(lin.weight.shape, generator=g) * std / math.sqrt(lin.in_features))
+        layers += [lin, nn.Tanh()]
+    return nn.Sequential(*layers)
+
+
+class Cube(nn.Module):
+    """``x**3``: homogeneous of degree 3, no scalar init is depth-stable."""
+
+    def forward(self, x):
+        return x**3
+
+
+def cube_mlp(norm: bool, act=Cube):
+    torch.manual_seed(0)
+    layers: list = []
+    for _ in range(4):
+        layers += [nn.Linear(N_IN, N_IN)] + ([nn.LayerNorm(N_IN)] if norm else []) + [act()]
+    return nn.Sequential(*layers)
+
+
+class DataDependent(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(N_IN, N_IN), nn.Linear(N_IN, N_IN)
+
+    def forward(self, x):
+        return self.a(x) if float(x.sum()) > 0 else self.b(x)  # data-dependent control flow: fx cannot trace it
+
+
+@pytest.fixture(scope="module")
+def xv():
+    torch.set_num_threads(1)
+    return torch.randn(64, N_IN, generator=torch.Generator().manual_seed(3))
+
+
+def kinds_of(rep):
+    return {f.kind for f in rep.flags}
+
+
+def test_dead_units_from_negative_biases_and_the_fix_that_revives_them(xv):
+    m = relu_mlp(depth=4, bias=-5.0)
+    (f,) = wi.doctor(m, xv, analytic=False).flagged("dead")
+    assert f.layer == "1" and "biases of 0" in f.fix and "zeros_" in f.fix
+    for layer in m:  # the fix, as suggested
+        if isinstance(layer, nn.Linear):
+            nn.init.zeros_(layer.bias)
+    assert "dead" not in kinds_of(wi.doctor(m, xv, analytic=False))
+    # must not fire: He init with zero biases (about half of each layer's outputs are zero, no unit always)
+    assert "dead" not in kinds_of(wi.doctor(relu_mlp(depth=4), xv, analytic=False))
+
+
+def test_dead_units_under_a_vanished_signal_get_the_init_fix(xv):
+    m = relu_mlp(depth=12, std_mult=0.3, bias=-0.01)  # the signal vanishes (x0.3 per layer); the bias decides
+    rep = wi.doctor(m, xv, analytic=False)
+    (f,) = rep.flagged("dead")
+    assert "variance-preserving" in f.fix
+    apply_initializer(m, "he_normal", 0)  # the fix, as suggested (biases untouched)
+    assert "dead" not in kinds_of(wi.doctor(m, xv, analytic=False))
+
+
+def test_saturated_tanh_and_its_fix(xv):
+    rep = wi.doctor(tanh_mlp(std=5.0), xv, analytic=False)
+    assert rep.flagged("saturated")
+    assert "saturated" not in kinds_of(wi.doctor(tanh_mlp(std=1.0), xv, analytic=False))  # must not fire
+    m = tanh_mlp(std=5.0)
+    apply_initializer(m, "glorot_uniform", 0)  # the fix, as suggested
+    assert "saturated" not in kinds_of(wi.doctor(m, xv, analytic=False))
+
+
+def test_collapse_fires_when_biases_dominate_a_vanished_signal_and_not_after_the_fix():
+    torch.manual_seed(0)
+    x = torch.randn(128, 64)
+    m = make_mlp(30, 64)  # PyTorch's default init: q x1/6 per layer, the biases stay
+    (f,) = wi.doctor(m, x, analytic=False).flagged("collapse")
+    assert "biases dominate" in f.message
+    wi.fix(m, "analytic", measure=False)  # the fix, as suggested
+    assert "collapse" not in kinds_of(wi.doctor(m, x, analytic=False))
+    # must not fire: a He-initialized net of the same depth keeps its input-dependent signal
+    assert "collapse" not in kinds_of(wi.doctor(relu_mlp(depth=30), x[:, :N_IN], analytic=False))
+
+
+def test_not_depth_stable_fires_for_a_degree_3_activation_and_not_under_normalization(xv):
+    (f,) = wi.doctor(cube_mlp(norm=False), xv).flagged("not_depth_stable")
+    assert "degree 3" in f.message and "normalization" in f.fix.lower()
+    # the fix, as suggested: a normalization before each x**3 resets q every layer
+    assert "not_depth_stable" not in kinds_of(wi.doctor(cube_mlp(norm=True), xv))
+    # must not fire: degree-1 homogeneous or bounded activations
+    for act in (nn.ReLU, nn.Tanh, nn.GELU):
+        assert "not_depth_stable" not in kinds_of(wi.doctor(cube_mlp(norm=False, act=act), xv))
+
+
+def test_exploding_activations_fire_above_he_and_not_at_he(xv):
+    (f,) = wi.doctor(relu_mlp(depth=10, std_mult=2.0), xv, analytic=False).flagged("exploding_activations")
+    assert "he_normal" in f.fix
+    m = relu_mlp(depth=10, std_mult=2.0)
+    apply_initializer(m, "he_normal", 0)  # the fix, as suggested
+    assert "exploding_activations" not in kinds_of(wi.doctor(m, xv, analytic=False))
+    assert "vanishing_activations" not in kinds_of(wi.doctor(relu_mlp(depth=10), xv, analytic=False))
+
+
+def test_vanishing_activations_fire_below_he(xv):
+    (f,) = wi.doctor(relu_mlp(depth=10, std_mult=0.5), xv, analytic=False).flagged("vanishing_activations")
+    assert "lsuv" in f.fix
+    m = relu_mlp(depth=10, std_mult=0.5)
+    wi.fix(m, "lsuv", xv, measure=False)  # one of the fixes suggested
+    assert "vanishing_activations" not in kinds_of(wi.doctor(m, xv, analytic=False))
+
+
+@pytest.mark.parametrize(
+    ("kind", "bad", "good"),
+    [
+        ("nonfinite", lambda x: x.clone().fill_(float("nan")), lambda x: x),
+        ("bad_input", lambda x: "not a batch", lambda x: x),
+        ("empty_batch", lambda x: x[:0], lambda x: x),
+        ("forward_failed", lambda x: torch.randn(8, N_IN + 1), lambda x: x),
+    ],
+)
+def test_bad_input_findings_fire_and_do_not(xv, kind, bad, good):
+    m = relu_mlp(depth=3)
+    assert kind in kinds_of(wi.doctor(m, bad(xv), analytic=False))
+    assert not kinds_of(wi.doctor(m, good(xv), analytic=False)) & {"nonfinite", "bad_input", "empty_batch",
+                                                                   "forward_failed"}  # fmt: skip
+
+
+def test_untraceable_fires_for_data_dependent_control_flow_only(xv):
+    torch.manual_seed(0)
+    (f,) = wi.doctor(DataDependent(), xv).flagged("untraceable")
+    assert f.severity == "info"
+    assert "untraceable" not in kinds_of(wi.doctor(relu_mlp(depth=3), xv))
+
+
+def test_predicted_chi_product_flags_fire_and_the_fix_clears_them():
+    from weightinit.doctor.analytic import analyze_torch
+
+    m = relu_mlp(depth=12, std_mult=0.5)  # chi = 0.25 per layer
+    rep, _ = analyze_torch(m)
+    assert [f.layer for f in rep.flagged("vanishing_gradients")] == ["model"]
+    m2 = relu_mlp(depth=12, std_mult=2.0)
+    assert [f.layer for f in analyze_torch(m2)[0].flagged("exploding_gradients")] == ["model"]
+    wi.fix(m, "analytic", measure=False)  # the fix, as suggested
+    assert not analyze_torch(m)[0].flagged("vanishing_gradients")
+    assert not analyze_torch(relu_mlp(depth=12))[0].flags  # He: chi = 1, nothing to say
+
+
+# every kind the doctor can emit has its trigger / must-not test here or in test_llm_checks.py
+TESTED_HERE = {
+    "dead", "saturated", "collapse", "not_depth_stable", "exploding_activations", "vanishing_activations",
+    "vanishing_gradients", "exploding_gradients", "nonfinite", "bad_input", "empty_batch", "forward_failed",
+    "untraceable",
+}  # fmt: skip
+TESTED_IN_LLM = {"uninitialized", "fused_fans", "residual_scaling", "low_precision_init", "tied_head",
+                 "inactive_truncation"}  # fmt: skip
+
+
+def test_every_finding_kind_is_covered():
+    import pathlib
+    import re
+
+    import weightinit.doctor as doctor_pkg
+
+    root = pathlib.Path(doctor_pkg.__file__).parent
+    text = "\n".join(p.read_text() for p in root.rglob("*.py"))
+    emitted = set(re.findall(r'Flag\(\s*"([a-z_]+)"', text))
+    assert emitted, "no Flag(...) found: the pattern is stale"
+    assert emitted <= TESTED_HERE | TESTED_IN_LLM, emitted - TESTED_HERE - TESTED_IN_LLM
+    llm_tests = (pathlib.Path(__file__).parent / "test_llm_checks.py").read_text()
+    assert all(f'"{k}"' in llm_tests for k in TESTED_IN_LLM & emitted)

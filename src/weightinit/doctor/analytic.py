@@ -377,6 +377,9 @@ class Propagator:
         self.scales: dict[str, float] = {}
         self.notes: list[str] = []
         self.unstable: dict[str, str] = {}
+        #: set by the graph walk: the current node's input comes straight from a normalization, which resets
+        #: the second moment every layer, so an activation there cannot make the depth recursion unstable
+        self.input_normed = False
         self.done: set[int] = set()
         self.skip_fix: set[str] = set()
         self.base = 1.0
@@ -494,7 +497,7 @@ class Propagator:
             k = variance_slope(phi, q, mu)
             if math.isfinite(k):
                 self.amplification *= k
-        if key not in self.unstable:
+        if key not in self.unstable and not self.input_normed:
             msg = depth_stability(phi, key)
             if msg:
                 self.unstable[key] = (name, msg)
@@ -537,6 +540,7 @@ def analyze_graph(gm, model, x_mu: float, x_q: float, *, fix: bool = False, targ
     records = []
     calls: dict = {}
     groups: dict = {}  # node -> [(fraction, mu, q)] after a concatenation of parts with different moments
+    normed: set = set()  # nodes that are a normalization's output (or a shape op of one)
     order = {n: i for i, n in enumerate(gm.graph.nodes)}
 
     def shape_of(n):
@@ -573,6 +577,7 @@ def analyze_graph(gm, model, x_mu: float, x_q: float, *, fix: bool = False, targ
         g_out = None
         out_shape = shape_of(n)
         in_shape = shape_of(targs[0])
+        prop.input_normed = targs[0] in normed
         if n.op == "call_module":
             mod = mods[n.target]
             new = prop.module(n.target, mod, mu, q, in_shape, out_shape, inc, g_in)
@@ -669,6 +674,8 @@ def analyze_graph(gm, model, x_mu: float, x_q: float, *, fix: bool = False, targ
                     mu2, q2 = mu, q
                     rec_kind = name
         env[n] = (mu2, q2)
+        if _is_norm_node(n, mods) or (prop.input_normed and _target_name(n.target) in _SHAPE):
+            normed.add(n)
         if g_out:
             groups[n] = g_out
         sw2[n] = extra.get("sigma_w2", inc)
@@ -684,6 +691,15 @@ def analyze_graph(gm, model, x_mu: float, x_q: float, *, fix: bool = False, targ
             s.note = extra.get("note", "")
             records.append(s)
     return records, prop
+
+
+def _is_norm_node(n, mods) -> bool:
+    from weightinit.doctor.backends import torchutil as tu
+
+    if n.op == "call_module":
+        m = mods.get(n.target)
+        return isinstance(m, tu.NORM_TYPES) or type(m).__name__ in ("RMSNorm", "LlamaRMSNorm")
+    return _target_name(n.target) in _NORMF
 
 
 def _ancestors(n) -> set:
@@ -832,9 +848,11 @@ def _hook_chain(model, x, prop, x_mu, x_q):
     leaves = [m for m in model.modules() if not list(m.children()) or isinstance(m, torch.nn.MultiheadAttention)]
     tu.forward_with_hooks(model, x, leaves, hook)
     mu, q, inc = x_mu, x_q, None
-    records, seen = [], {}
+    records, seen, prev_norm = [], {}, False
     for name, mod, ish, osh in calls:
+        prop.input_normed = prev_norm
         mu2, q2, extra = prop.module(name, mod, mu, q, ish, osh, inc)
+        prev_norm = isinstance(mod, tu.NORM_TYPES) or type(mod).__name__ == "RMSNorm"
         k = seen.get(name, 0)
         seen[name] = k + 1
         s = LayerStats(

@@ -109,7 +109,7 @@ def diagnose(report, predicted: bool = False) -> list:
             )  # fmt: skip
             break
     loss = getattr(report, "loss", None)
-    if loss is not None and not math.isfinite(loss):
+    if report.mode != "analytic" and loss is not None and not math.isfinite(loss):  # analytic: no loss computed
         flags.append(
             Flag("nonfinite", "loss", f"The loss is {loss}.",
                  "Look for NaN inputs or exploding activations (see the table).", "error")
@@ -149,15 +149,29 @@ def diagnose(report, predicted: bool = False) -> list:
     dead = [s for s in layers if s.dead is not None and math.isfinite(s.dead) and s.dead >= 0.5 and not _is_weight(s)]
     if dead:
         worst = max(dead, key=lambda s: s.dead)
+        first = dead[0]
+        i = layers.index(first)
+        prev = layers[i - 1] if i > 0 else None
+        # the cause decides the fix: an input-dependent spread that vanished on the way (below 1e-2 of the first
+        # weight layer's) leaves the biases alone in charge, and a variance-preserving init revives the units;
+        # a healthy spread under a mean far below zero is pushed there by the biases (zeroing them revives the
+        # units; rescaling the weights cannot)
+        sig0 = next((s.signal for s in layers if _is_weight(s) and math.isfinite(s.signal)), float("nan"))
+        vanished = prev is not None and math.isfinite(prev.signal) and prev.signal < VANISH * sig0
+        if (not vanished and prev is not None and math.isfinite(prev.mean) and math.isfinite(prev.signal)
+                and prev.mean < -2 * prev.signal):  # fmt: skip
+            fix = (f"The biases of {prev.name} push its outputs below zero (mean {prev.mean:.3g}, input-dependent "
+                   f"std {prev.signal:.3g}): initialize biases to zero (torch.nn.init.zeros_) or small, or use "
+                   "leaky_relu/GELU.")  # fmt: skip
+        else:
+            fix = ("Use a variance-preserving init (he_normal for ReLU) so the signal does not vanish under the "
+                   "biases, leaky_relu/GELU, or weightinit.fix(model, mode='lsuv', inputs=batch).")  # fmt: skip
         flags.append(
             Flag(
-                "dead", dead[0].name,
+                "dead", first.name,
                 f"{len(dead)} layer(s) have at least half their units exactly zero on every example "
                 f"(worst: {worst.name}, {100 * worst.dead:.0f}%); dead units pass no gradient and do not recover.",
-                "Check the biases before them (large negative biases, or biases that dominate a vanished signal, "
-                "kill ReLUs), use a variance-preserving init, leaky_relu/GELU, or "
-                "weightinit.fix(model, mode='lsuv', inputs=batch).",
-                "error" if worst.dead >= 0.99 else "warning",
+                fix, "error" if worst.dead >= 0.99 else "warning",
             )
         )  # fmt: skip
     sat = [s for s in layers if s.saturated is not None and math.isfinite(s.saturated) and s.saturated >= 0.3]
