@@ -46,8 +46,9 @@ def plan_source(entry) -> ValueSource:
 
     Elementwise distributions and constants are generated a block of rows at a
     time (the rows' values alone); other initializers (orthogonal, identity,
-    torch-style functions, complex parameters) are generated whole once, on
-    the CPU, through the plan's own :meth:`~weightinit.torch.ParamPlan.apply`.
+    torch-style functions, complex parameters, per-block q/k/v rules, and a
+    module's own init for a parameter no rule matched) are generated whole
+    once, on the CPU, through the plan's own ``apply``.
     """
     shape, tdt = tuple(entry.shape), entry.dtype
     dt = numpy_dtype_of(tdt)
@@ -98,7 +99,13 @@ def shard_indices(t) -> list[np.ndarray] | None:
 
 
 def plan_model(model, recipe, seed, **kwargs):
-    """The :func:`weightinit.torch.plan` of ``model`` (strict: a parameter no rule matches is an error)."""
+    """The :func:`weightinit.torch.plan` of ``model``.
+
+    By default ``strict=True``: a parameter no rule matches is an error (the digest is then defined by
+    the recipe and the seed alone, in any framework).  With ``strict=False`` such parameters get their
+    modules' own init (:class:`weightinit.torch.OwnInitParam`), covered like the others; with
+    ``unmatched="keep"`` they would have no value, which is refused.
+    """
     from weightinit.torch import plan
 
     if seed is None:
@@ -106,7 +113,23 @@ def plan_model(model, recipe, seed, **kwargs):
             "`seed` must be given (an int, e.g. seed=0): an artifact is defined by its recipe and seed; received seed=None."
         )
     kwargs.setdefault("strict", True)
-    return plan(model, recipe, seed=seed, **kwargs)
+    try:
+        planned = plan(model, recipe, seed=seed, **kwargs)
+    except InitializerValueError as e:
+        if kwargs["strict"] and str(e).startswith("No rule matched"):
+            raise InitializerValueError(
+                f"{e}\nFor an artifact, strict=False gives them their modules' own init (reset_parameters, "
+                "_init_weights, init_weights; values from torch's seeded RNG, reproducible with the same torch "
+                "version), which fingerprint, verify and materialize then cover."
+            ) from None
+        raise
+    kept = [p for p in planned.report.unmatched if p not in planned.report.own_init]
+    if kept:
+        raise InitializerValueError(
+            f"No rule matched {kept} and unmatched='keep' leaves them as they are, so the artifact would have no "
+            "value for them. Give them rules, or pass unmatched='own_init' (their modules' own init)."
+        )
+    return planned
 
 
 def model_fingerprint(model, recipe, seed, **kwargs):
@@ -115,7 +138,7 @@ def model_fingerprint(model, recipe, seed, **kwargs):
     from weightinit.artifact.models import build_meta
 
     plan = plan_model(build_meta(model), recipe, seed, **kwargs)
-    entries = [e for e in plan.params if e.op != "skip"]
+    entries = [e for e in plan.entries() if e.op != "skip"]
     sharded = [e for e in entries if is_dtensor(e.tensor)]
     digests = {e.path: tensor_digest(plan_source(e)) for e in entries if not is_dtensor(e.tensor)}
     if sharded:

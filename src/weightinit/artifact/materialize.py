@@ -136,13 +136,13 @@ def _entries(model, recipe, seed, plan_kwargs):
     from weightinit.artifact._torch import plan_model
 
     plan = plan_model(model, recipe, seed, **plan_kwargs)
-    skipped = [e.path for e in plan.params if e.op == "skip"]
+    skipped = [e.path for e in plan.entries() if e.op == "skip"]
     if skipped:
         raise CheckpointError(
             f"the recipe leaves {len(skipped)} parameter(s) as they are ({', '.join(skipped[:5])}); a materialized "
             "checkpoint needs a value for every parameter. Give them a rule."
         )
-    names = {a for e in plan.params for a in e.info.aliases}
+    names = {a for e in plan.entries() for a in e.info.aliases}
     buffers = [n for n, _ in model.named_buffers() if n in model.state_dict()]
     if buffers:
         raise CheckpointError(
@@ -241,7 +241,7 @@ def materialize(
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist is not None else (0, 1)
     module = build_meta(model)
     plan = _entries(module, recipe, seed, plan_kwargs)
-    entries = list(plan.params)
+    entries = plan.entries()
     out_abs = os.path.abspath(os.fspath(out))
     t0 = time.perf_counter()
     meta = {

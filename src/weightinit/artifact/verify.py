@@ -230,7 +230,10 @@ def _qr_based(entry) -> bool:
     from weightinit.initializers.dirac import DeltaOrthogonal
     from weightinit.initializers.orthogonal import Orthogonal
 
-    return entry.op == "init" and isinstance(entry.payload, (Orthogonal, DeltaOrthogonal))
+    qr = (Orthogonal, DeltaOrthogonal)
+    if entry.op == "blocks":
+        return any(op == "init" and isinstance(payload, qr) for op, payload, _ in entry.payload)
+    return entry.op == "init" and isinstance(entry.payload, qr)
 
 
 def _compare(path, expected, actual, numel, shape, exact) -> ParamCheck:
@@ -325,8 +328,8 @@ def verify(
             )
     plan = plan_model(structure, recipe, seed, **plan_kwargs)
     result = VerifyResult(recipe=recipe if isinstance(recipe, str) else repr(recipe), seed=seed)
-    entries = [e for e in plan.params if e.op != "skip"]
-    known = {a for e in plan.params for a in e.info.aliases}
+    entries = [e for e in plan.entries() if e.op != "skip"]
+    known = {a for e in plan.entries() for a in e.info.aliases}
     sharded = []
     for e in entries:
         exact = not _qr_based(e)

@@ -45,6 +45,7 @@ from weightinit.torch.model_init.facts import (
 from weightinit.torch.model_init.own import (
     OwnInit,
     find_own_init,
+    own_init_values,
     plan_buffers,
     restore_buffers,
     run_own_init,
@@ -64,7 +65,7 @@ from weightinit.torch.place import (
 from weightinit.torch.roles import find_residual_projections
 from weightinit.torch.tracing import example_inputs_for, record_roles
 
-__all__ = ["initialize", "plan", "InitPlan", "ParamPlan"]
+__all__ = ["initialize", "plan", "InitPlan", "ParamPlan", "OwnInitParam"]
 
 
 def _resolve_value(value, info: ParamInfo):
@@ -225,6 +226,74 @@ class ParamPlan:
 
 
 @dataclass
+class OwnInitParam:
+    """A parameter no rule matched, whose values come from its module's own init (``unmatched="own_init"``).
+
+    It offers :class:`ParamPlan`'s interface (``op`` is ``"own_init"``, ``payload`` the
+    :class:`~weightinit.torch.model_init.own.OwnInit`), so :mod:`weightinit.artifact` fingerprints,
+    verifies and writes it like a planned parameter.  Its values are torch's RNG draws seeded from
+    the plan's stream: they are reproducible with the same torch version on the same device type.
+    """
+
+    info: ParamInfo
+    tensor: torch.Tensor
+    own: OwnInit
+    record: ParamRecord
+    op: str = "own_init"
+    _group: dict = field(default_factory=dict, repr=False)  # values computed, not yet taken (shared by the group)
+
+    @property
+    def payload(self) -> OwnInit:
+        return self.own
+
+    @property
+    def stream(self) -> Stream:
+        return self.own.stream
+
+    @property
+    def path(self) -> str:
+        return self.info.path
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.tensor.shape)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.tensor.dtype
+
+    @property
+    def padding_row(self) -> None:
+        return None
+
+    def elementwise(self) -> None:
+        """None: a module's own init is not an elementwise stream (see :meth:`ParamPlan.elementwise`)."""
+        return None
+
+    def apply(self, tensor: torch.Tensor | None = None) -> None:
+        """Write the values into ``tensor`` (a fresh run of the own init for this module's parameters only).
+
+        Without ``tensor``, the own init runs in place on the model (writing every parameter it is run for).
+        """
+        if tensor is None:
+            run_own_init(self.own, cast(nn.Module, self.info.model))
+            return
+        if tensor.is_meta:
+            return
+        # One run gives the values of every parameter of this init; each is handed out once, so at most
+        # one module's worth is held.
+        if self.path not in self._group:
+            self._group.clear()
+            self._group.update(own_init_values(self.own, cast(nn.Module, self.info.model)))
+        values = self._group.pop(self.path)
+        with torch.no_grad():
+            if _is_dtensor(tensor):
+                write_array(tensor, tensor_to_numpy(values))
+            else:
+                tensor.copy_(values)
+
+
+@dataclass
 class InitPlan:
     """What :func:`plan` decided: the report :func:`initialize` returns and one :class:`ParamPlan` per parameter.
 
@@ -239,6 +308,13 @@ class InitPlan:
     params: list
     own_inits: list = field(default_factory=list)
     buffers: list = field(default_factory=list)
+    own_params: list = field(default_factory=list)
+
+    def entries(self) -> list:
+        """Every parameter given a value, in ``named_parameters`` order: the :attr:`params` written by rules
+        and the :attr:`own_params` (:class:`OwnInitParam`) given their module's own init."""
+        order = {p: k for k, p in enumerate(self.report.records)}
+        return sorted([*self.params, *self.own_params], key=lambda e: order.get(e.path, len(order)))
 
     def __iter__(self):
         return iter(self.params)
@@ -530,14 +606,18 @@ def plan(
                 f'initialized.\n{details}\nAdd rules for them (e.g. ("{refused[0].path}", initializer)), '
                 "'skip' them explicitly, or pass unmatched='keep' to leave them as they are."
             )
+    owns = [
+        OwnInit(fn, owner_path, root.child("own_init:" + owner_path), tuple(paths), label)
+        for fn, owner_path, label, paths in own_inits.values()
+    ]
+    info_of = {i.path: i for i in unmatched_infos}
+    groups = [(o, {}) for o in owns]
     return InitPlan(
         report,
         [ParamPlan(i, p, op, pl, rec, root.child(i.path)) for i, p, op, pl, rec in planned],
-        [
-            OwnInit(fn, owner_path, root.child("own_init:" + owner_path), tuple(paths), label)
-            for fn, owner_path, label, paths in own_inits.values()
-        ],
+        owns,
         plan_buffers(module, parents),
+        [OwnInitParam(info_of[q], params[q], o, report.records[q], _group=g) for o, g in groups for q in o.paths],
     )
 
 
