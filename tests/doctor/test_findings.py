@@ -252,7 +252,7 @@ TESTED_HERE = {
     "untraceable",
 }  # fmt: skip
 TESTED_IN_LLM = {"uninitialized", "fused_fans", "residual_scaling", "low_precision_init", "tied_head",
-                 "inactive_truncation"}  # fmt: skip
+                 "head_scale", "inactive_truncation"}  # fmt: skip
 
 
 def test_every_finding_kind_is_covered():

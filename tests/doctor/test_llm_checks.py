@@ -75,7 +75,7 @@ def test_a_gpt2_initialized_model_is_clean(lm):
     assert kinds(lm) == []
     rep = wi.doctor(lm, torch.randint(0, V, (8, 16)))
     assert not {f.kind for f in rep.flags} & {"uninitialized", "fused_fans", "residual_scaling", "tied_head",
-                                              "low_precision_init"}  # fmt: skip
+                                              "low_precision_init", "head_scale", "inactive_truncation"}  # fmt: skip
 
 
 def test_uninitialized_after_to_empty(lm):
@@ -154,3 +154,60 @@ def test_tied_head_initialized_twice_or_at_the_wrong_width(lm):
     assert "wrong width" in f.message
     exec(f.fix.split(": ", 1)[1].replace("model.", "big."), {"torch": torch, "big": big})  # the code part
     assert "tied_head" not in kinds(big)
+
+
+def test_multihead_attention_in_proj_weight_with_the_fused_fans():
+    # nn.MultiheadAttention's own init: xavier_uniform_ on the fused (3E, E) in_proj_weight (PyTorch issue 166378)
+    torch.manual_seed(0)
+    m = nn.Module()
+    m.attn = nn.MultiheadAttention(D, 4, batch_first=True)
+    (f,) = [f for f in llm_checks(m) if f.kind == "fused_fans"]
+    assert f.layer == "attn.in_proj_weight" and "in_proj_weight.data.chunk(3)" in f.fix
+    exec(f.fix, {"torch": torch, "model": m})  # the one-line fix, as printed
+    assert "fused_fans" not in kinds(m)
+    # a Transformer layer built from it is flagged the same way through wi.doctor
+    layer = nn.TransformerEncoderLayer(D, 4, 4 * D, batch_first=True)
+    assert "fused_fans" in {f.kind for f in wi.doctor(layer, torch.randn(2, 5, D), analytic=False).flags}
+
+
+def test_untied_head_scaled_for_the_wrong_width():
+    torch.manual_seed(0)
+    m = TinyLM(tie=False)
+    gpt2_init(m, 4)
+    assert "head_scale" not in kinds(m)  # std 0.02 at d = 32: logits std 0.11 of the hidden RMS
+    big = nn.Sequential()
+    big.emb, big.head = nn.Embedding(V, 64), nn.Linear(64, V, bias=False)
+    nn.init.normal_(big.emb.weight, std=0.02)
+    nn.init.normal_(big.head.weight)  # N(0, 1): logits std 8 at a unit-RMS hidden state
+    (f,) = [f for f in llm_checks(big) if f.kind == "head_scale"]
+    assert f.layer == "head" and "std 8" in f.message
+    exec(f.fix.split("  #")[0].replace("model.", "big."), {"torch": torch, "big": big})  # the one-line fix
+    assert "head_scale" not in kinds(big)
+    nn.init.kaiming_uniform_(big.head.weight, a=math.sqrt(5))  # nn.Linear's default: std 1/sqrt(3 d), fine
+    assert "head_scale" not in kinds(big)
+
+
+def test_truncation_bounds_that_do_not_truncate():
+    import weightinit.torch as wt
+
+    torch.manual_seed(0)
+    m = TinyLM()
+    gpt2_init(m, 4)
+    w = m.h[0].c_fc.weight
+    wt.trunc_normal_(w, std=0.02, seed=0)  # torch's default absolute bounds a=-2, b=2: 100 std
+    (f,) = [f for f in llm_checks(m) if f.kind == "inactive_truncation"]
+    assert f.layer == "h.0.c_fc.weight" and "100 std" in f.message and f.severity == "info"
+    before = float(w.detach().std())
+    exec(f.fix.split("  #")[0], {"torch": torch, "model": m})  # the one-line fix, as printed (torch's own)
+    assert "inactive_truncation" not in kinds(m)  # a later write invalidates the record
+    assert float(w.detach().std()) < 0.92 * before  # the fix changes the weights: +-2 std cuts the std by 12%
+    # must not fire: bounds that truncate (timm's trunc_normal_tf_ style, +-2 std), and a plain normal
+    wt.trunc_normal_(w, std=0.02, a=-0.04, b=0.04, seed=0)
+    assert "inactive_truncation" not in kinds(m)
+    wt.normal_(w, std=0.02, seed=0)
+    assert "inactive_truncation" not in kinds(m)
+    # weightinit.torch.initialize with torch's trunc_normal_ semantics (the torchtitan recipe reproduces it)
+    import weightinit as wi_
+
+    wt.initialize(m, [("*c_fc.weight", wi_.TorchTruncNormal(std=0.02)), ("*", "keep")], seed=0, strict=False)
+    assert next(f.layer for f in llm_checks(m) if f.kind == "inactive_truncation") == "h.0.c_fc.weight"

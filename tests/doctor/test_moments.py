@@ -187,7 +187,7 @@ def test_weightless_residual_branch_uses_steins_lemma(xr):
     dg = (gelu(xs + 1e-5) - gelu(xs - 1e-5)) / 2e-5
     cross = 0.5 * float(wts @ gelu(xs)) + float(wts @ dg)
     by_hand = 1.25 + float(wts @ gelu(xs) ** 2) + 2 * cross
-    assert pred == pytest.approx(by_hand, rel=0.02)  # the Jacobian term is a 64-probe estimate
+    assert pred == pytest.approx(by_hand, rel=0.02)  # the Jacobian term is a Rademacher estimate
     assert abs(pred - measured) < 5 * se + 0.02 * measured, (pred, measured)
     assert measured - independent > 0.2 * measured  # mu_a mu_b misses half the cross moment
 

@@ -519,12 +519,12 @@ def _target_name(t) -> str:
 
 
 def analyze_graph(gm, model, x_mu: float, x_q: float, *, fix: bool = False, targets=None, skip=(), target=1.0,
-                  example=None, probes: int = 64, seed: int = 0):  # fmt: skip
+                  example=None, probes: int = 4096, seed: int = 0):  # fmt: skip
     """Walk ``gm``'s nodes; return ``(records, propagator)``; records are :class:`LayerStats` with ``q_pred``.
 
     With ``example`` (the inputs ``gm`` was shape-propagated with), the cross moment at an addition of two
-    tensors with a common ancestor is estimated from the Jacobians (:func:`graph_cross_covariance`, about
-    ``probes`` Rademacher probes); without it, additions use the independence rule.
+    tensors with a common ancestor is estimated from the Jacobians (:func:`graph_cross_covariance`, at least
+    ``probes`` probe elements); without it, additions use the independence rule.
     """
     import torch.fx
 
@@ -724,11 +724,13 @@ def _common_source(a, b, order):
     return max(common, key=order.__getitem__) if common else None
 
 
-def graph_cross_covariance(gm, example, src, a, b, *, probes: int = 64, seed: int = 0):
+def graph_cross_covariance(gm, example, src, a, b, *, probes: int = 4096, seed: int = 0):
     """The mean diagonal of ``J_a J_b^T`` (``J`` the Jacobians of nodes ``a``, ``b`` with respect to node ``src``)
     of a traced graph, by forward-mode differentiation at ``example`` with Rademacher probes ``z`` on ``src``:
     ``E[(J_a z)_i (J_b z)_i] = (J_a J_b^T)_ii``.  With ``a = src`` this is ``tr(J_b) / n``, the Stein factor of
-    :func:`residual_cross`.  Returns None if an operation cannot be differentiated forward.
+    :func:`residual_cross`.  The mean runs over at least ``probes`` elements (each a Rademacher probe of its
+    own diagonal entry; the estimate's relative error is about ``1/sqrt(probes)`` of the Jacobians' Frobenius
+    scale), at most 16 forward passes.  Returns None if an operation cannot be differentiated forward.
     """
     import torch.autograd.forward_ad as fwad
     import torch.fx
@@ -761,7 +763,7 @@ def graph_cross_covariance(gm, example, src, a, b, *, probes: int = 64, seed: in
     total, count = 0.0, 0
     rounds = 0
     with torch.no_grad():
-        while count < probes and rounds < 64:
+        while count < probes and rounds < 16:
             out.clear()
             try:
                 with fwad.dual_level():
@@ -779,7 +781,7 @@ def graph_cross_covariance(gm, example, src, a, b, *, probes: int = 64, seed: in
             if ta.shape != tb.shape:
                 return None
             total += float((ta.double() * tb.double()).mean())
-            count += ta.shape[0] if ta.ndim else 1
+            count += ta.numel()
     return total / max(rounds, 1)
 
 

@@ -16,6 +16,19 @@ one-line fix.
 * ``tied_head``: an output head tied to the input embedding whose values follow ``nn.Linear``'s default
   ``U(-1/sqrt(d), 1/sqrt(d))`` (the head's init ran after the embedding's and overwrote it), or ``N(0, 1)``
   (``nn.Embedding``'s default, the head's logits then have std ``~sqrt(d)``: scaled for the wrong width).
+* ``head_scale``: an untied output head (a Linear whose ``out_features`` is an embedding's vocabulary) with
+  ``std * sqrt(d_in) >= 8``: at a unit-RMS final hidden state its logits have std 8 or more, so the initial
+  softmax is nearly one-hot and the initial loss far above ``log V`` (an ``N(0, 1)`` or embedding-style init
+  given to the head: scaled for the wrong width).
+* ``inactive_truncation``: a truncated normal whose bounds are so far out (``torch.nn.init.trunc_normal_(w,
+  std=0.02)`` keeps its default absolute ``a=-2, b=2``: 100 std) that fewer than half a value of the tensor is
+  expected outside them: the truncation does nothing, almost surely bounds meant in standard deviations
+  (timm/torchtitan-style code). The values cannot show it (such a draw is a plain normal, indistinguishable
+  from an intended one); the call can: weightinit records the distribution of every truncated-normal write
+  (``weightinit.torch.trunc_normal_``, ``weightinit.torch.initialize``, any weightinit initializer placed by
+  it: ``weightinit.torch.place.TRUNCATED_WRITE_ATTR`` on the parameter) while the tensor is not written again.
+* ``fused_fans`` also reads ``nn.MultiheadAttention.in_proj_weight``, which PyTorch itself initializes with
+  ``xavier_uniform_`` on the fused ``(3E, E)`` matrix (issue 166378).
 
 Each check has a test that triggers it and one that must not (tests/doctor/test_llm_checks.py).
 """
@@ -72,9 +85,10 @@ def _fused(named_linear) -> list:
     for name, m in named_linear:
         leaf = name.rsplit(".", 1)[-1]
         for pat, k in _FUSED:
-            if not pat.search(leaf) or m.weight.ndim != 2:
+            weight = getattr(m, "in_proj_weight", None) if leaf.endswith("in_proj_weight") else m.weight
+            if not pat.search(leaf) or weight is None or weight.ndim != 2:
                 continue
-            w = m.weight.detach()
+            w = weight.detach()
             out, fan_in = w.shape
             if out % k or out // k < 2:
                 continue
@@ -94,16 +108,25 @@ def _fused(named_linear) -> list:
                 msg = (f"The fused {k}-way weight {name} {tuple(w.shape)} has std {std:.4g}, Xavier's for the "
                        f"fused fans (fan_out {out}: {fused:.4g}); each of its {k} blocks is a ({d}, {fan_in}) "
                        f"matrix whose Xavier std is {per_block:.4g} (PyTorch issue 166378).")  # fmt: skip
-                fix = f"for w in model.get_submodule({name!r}).weight.data.chunk({k}): torch.nn.init.xavier_uniform_(w)"
+                fix = f"for w in {_param_expr(name)}.data.chunk({k}): torch.nn.init.xavier_uniform_(w)"
             elif ortho_fused and not ortho_blocks:
                 msg = (f"The fused {k}-way weight {name} {tuple(w.shape)} is orthogonal as one matrix, so none of its "
                        f"{k} ({d}, {fan_in}) blocks is orthogonal.")  # fmt: skip
-                fix = f"for w in model.get_submodule({name!r}).weight.data.chunk({k}): torch.nn.init.orthogonal_(w)"
+                fix = f"for w in {_param_expr(name)}.data.chunk({k}): torch.nn.init.orthogonal_(w)"
             else:
                 continue
             flags.append(Flag("fused_fans", name, msg, fix, "warning"))
     return flags[:1] + ([Flag("fused_fans", "model", f"{len(flags) - 1} more fused weight(s) alike.",
                                flags[0].fix.split(" for ")[0], "info")] if len(flags) > 1 else [])  # fmt: skip
+
+
+def _param_expr(name: str) -> str:
+    """The expression of a fused weight in the printed fix: a Linear's ``.weight``, or an attention module's
+    ``in_proj_weight`` (``name`` then ends with it)."""
+    if name.endswith("in_proj_weight"):
+        mod = name[: -len("in_proj_weight")].rstrip(".")
+        return f"model.get_submodule({mod!r}).in_proj_weight" if mod else "model.in_proj_weight"
+    return f"model.get_submodule({name!r}).weight"
 
 
 def _residual(named_linear) -> list:
@@ -195,12 +218,74 @@ def _tied(model) -> list:
     return flags
 
 
+def _head_scale(model) -> list:
+    from torch import nn
+
+    vocab = {m.num_embeddings for m in model.modules() if isinstance(m, nn.Embedding)}
+    emb_weights = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    flags = []
+    for name, m in model.named_modules():
+        if not isinstance(m, nn.Linear) or m.out_features not in vocab or id(m.weight) in emb_weights:
+            continue
+        d = m.in_features
+        std = float(m.weight.detach().double().std())
+        if std * math.sqrt(d) < 8 or d < 16:
+            continue
+        flags.append(Flag(
+            "head_scale", name,
+            f"The output head {name} ({d} -> {m.out_features}, the vocabulary of an embedding) has std {std:.3g}: "
+            f"at a unit-RMS final hidden state its logits have std {std * math.sqrt(d):.3g}, so the initial "
+            f"softmax is nearly one-hot and the initial loss far above log V = {math.log(m.out_features):.3g} "
+            f"(scaled for the wrong width: 1/sqrt({d}) = {d**-0.5:.3g} is the fan-in scale).",
+            f"torch.nn.init.normal_(model.get_submodule({name!r}).weight, std={d}**-0.5)  "
+            "# or zeros_ (muP's zero readout)", "warning",
+        ))  # fmt: skip
+    return flags
+
+
+def _inactive_truncation(model) -> list:
+    from weightinit.torch.place import TRUNCATED_WRITE_ATTR
+
+    hits = []
+    for name, p in model.named_parameters():
+        if p.is_meta or not p.is_floating_point() or p.numel() == 0:
+            continue
+        rec = getattr(p, TRUNCATED_WRITE_ATTR, None)
+        if rec is None or rec[0] != p._version:
+            continue  # not this tensor's last write
+        dist = rec[1]
+        if not dist.std > 0:
+            continue
+        lo, hi = (dist.lower - dist.mean) / dist.std, (dist.upper - dist.mean) / dist.std
+        outside = p.numel() * 0.5 * (math.erfc(-lo / math.sqrt(2)) + math.erfc(hi / math.sqrt(2)))
+        if outside < 0.5:
+            hits.append((name, dist, min(-lo, hi), outside, p.numel()))
+    if not hits:
+        return []
+    name, dist, k, outside, numel = hits[0]
+    m, sd = dist.mean, dist.std
+    return [Flag(
+        "inactive_truncation", name,
+        f"{len(hits)} parameter(s) were drawn from a truncated normal whose bounds cut nothing (first: {name}, "
+        f"std {sd:.3g}, bounds [{dist.lower:g}, {dist.upper:g}], {k:.3g} std from the mean: "
+        f"{outside:.2g} of its {numel} values expected outside). "
+        "torch.nn.init.trunc_normal_'s a and b are absolute values, not multiples of std; bounds meant as "
+        "+-2 std (timm/torchtitan-style trunc_normal_(w, std=0.02)) give a plain normal.",
+        f"torch.nn.init.trunc_normal_(model.get_parameter({name!r}), mean={m:g}, std={sd:g}, a={m - 2 * sd:g}, "
+        f"b={m + 2 * sd:g})  # or normal_ if no truncation was meant", "info",
+    )]  # fmt: skip
+
+
 def llm_checks(model) -> list:
     """The flags of the checks above for a torch model (an empty list when none applies)."""
     from torch import nn
 
     named_linear = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    named_linear += [(f"{n}.in_proj_weight" if n else "in_proj_weight", m) for n, m in model.named_modules()
+                     if isinstance(m, nn.MultiheadAttention) and m.in_proj_weight is not None]  # fmt: skip
     out = _uninitialized(model)
     if out:  # garbage makes every other statistic meaningless
         return out
-    return _fused(named_linear) + _residual(named_linear) + _low_precision(model) + _tied(model)
+    linear_only = [(n, m) for n, m in named_linear if isinstance(m, nn.Linear)]
+    return (_fused(named_linear) + _residual(linear_only) + _low_precision(model) + _tied(model)
+            + _head_scale(model) + _inactive_truncation(model))  # fmt: skip

@@ -135,6 +135,22 @@ def write_array(tensor: torch.Tensor, arr: np.ndarray) -> torch.Tensor:
     return tensor
 
 
+#: The attribute on a tensor written from a truncated normal: ``(version after the write, distribution)``.
+#: The doctor reads it to see a truncation whose bounds cut nothing (weightinit.doctor.llm): values alone
+#: cannot tell such a draw from an intended plain normal. It is valid while the tensor's version counter is
+#: unchanged (no later in-place write); it is set on the tensor object given (a parameter, not a view of it).
+TRUNCATED_WRITE_ATTR = "_weightinit_truncated_write"
+
+
+def _remember(tensor: torch.Tensor, dist) -> None:
+    if not isinstance(dist, TruncatedNormal):
+        return
+    try:
+        setattr(tensor, TRUNCATED_WRITE_ATTR, (tensor._version, dist))
+    except Exception:  # pragma: no cover - tensors that take no attributes
+        pass
+
+
 def write_distribution(tensor: torch.Tensor, dist, stream: Stream, *, shape=None, region=None) -> torch.Tensor:
     """Fill ``tensor`` with ``x[region]``, ``x`` of global ``shape`` (default: the tensor's) drawn from ``dist``.
 
@@ -163,9 +179,10 @@ def write_distribution(tensor: torch.Tensor, dist, stream: Stream, *, shape=None
     with torch.no_grad():
         if fill is not None:
             fill(tensor, dist, stream, shape=shape, region=region)
-            return tensor
-        arr = sample(dist, stream, shape, np_dt, region)
-        return write_array(tensor, arr)
+        else:
+            write_array(tensor, sample(dist, stream, shape, np_dt, region))
+    _remember(tensor, dist)
+    return tensor
 
 
 def _is_dtensor(t) -> bool:
