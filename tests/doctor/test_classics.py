@@ -13,6 +13,16 @@ Figures (torch 2.13 CPU, the seeds below; each assertion leaves a wide margin ar
   isometry; tanh 1.17 with orthogonal weights against 19.3 with Gaussian ones.
 * Fixup (Zhang et al. 2019): 32 residual blocks x + W2 relu(W1 x), width 128, no normalization: with He init
   the output variance is 9e14 times the input's; with Fixup (W2 = 0, W1 scaled by L^(-1/2)) exactly 1.
+* Schoenholz et al. (2017): tanh, sigma_b^2 = 0.05. By quadrature (weightinit.doctor.analytic.
+  correlation_depth_scale): the order-to-chaos boundary chi_1 = 1 is at sigma_w^2 = 1.761; on the grid 0.8..3.0
+  (step 0.1) the correlation depth scale xi_c rises from 2.30 (0.8) to 125.8 (1.8) and falls to 9.05 (3.0); it is
+  2343 at 0.002 below the boundary. Monte Carlo, width 512, 32 input pairs, 40 layers: the mean cosine follows
+  the iterated correlation map within 0.013 (sigma_w^2 = 1.0), 0.025 (1.3), 0.040 (2.5, chaotic); the fitted
+  decay of 1 - c_l gives xi = 3.78 and 7.91 against the predicted 3.63 and 7.83; in the chaotic phase two
+  inputs starting at 0.95 correlation head to c* = 0.447.
+* Xiao et al. (2018): 200 layers of tanh(conv1d) (16 channels, length 16, kernel 3, circular padding, no
+  biases) at sigma_w^2 = 1: the input-output Jacobian's var(s^2)/mean(s^2)^2 is 1.66 with weightinit's
+  DeltaOrthogonal kernels against 90.3 with Gaussian ones, log10 condition number 4.1 against 19.0.
 """
 
 from __future__ import annotations
@@ -138,3 +148,131 @@ def test_fixup_2019_bounded_residual_variance(fixup):
         assert ratio == pytest.approx(1.0, abs=1e-6)
     else:
         assert ratio > 1e10  # measured 9e14: each block roughly doubles the variance
+
+
+# --- Schoenholz et al. 2017: the correlation depth scale diverges at the order-to-chaos boundary ------------
+
+
+def correlation_trajectory(sw2, sb2, c0, depth=40, width=512, pairs=32, seed=0):
+    """Monte Carlo: the mean cosine of two inputs' pre-activations, layer by layer, through one deep random tanh
+    net (``Var(W) = sw2 / n``, ``Var(b) = sb2``), the inputs starting at the length fixed point ``q*`` with
+    correlation ``c0``; and the mean-field prediction, :func:`correlation_map` iterated."""
+    from weightinit.doctor.analytic import correlation_depth_scale, correlation_map
+
+    torch.set_num_threads(1)
+    g = torch.Generator().manual_seed(seed)
+    d = correlation_depth_scale(np_tanh, sw2, sb2)
+    q = d["q_star"]
+    z1, z2 = (torch.randn(pairs, width, generator=g, dtype=torch.float64) for _ in range(2))
+    h1, h2 = math.sqrt(q) * z1, math.sqrt(q) * (c0 * z1 + math.sqrt(1 - c0 * c0) * z2)
+    measured, predicted, c = [], [], c0
+    for _ in range(depth):
+        w = torch.randn(width, width, generator=g, dtype=torch.float64) * math.sqrt(sw2 / width)
+        b = torch.randn(width, generator=g, dtype=torch.float64) * math.sqrt(sb2)
+        h1, h2 = torch.tanh(h1) @ w.T + b, torch.tanh(h2) @ w.T + b
+        measured.append(float(nn.functional.cosine_similarity(h1, h2, dim=1).mean()))
+        c = correlation_map(np_tanh, sw2, sb2, c, q)
+        predicted.append(c)
+    return d, measured, predicted
+
+
+def np_tanh(x):
+    import numpy as np
+
+    return np.tanh(x)
+
+
+def fitted_depth_scale(cs, c_star, lo=0.005, hi=0.2):
+    """``xi`` from a least-squares line through ``log |c_l - c*|`` where the deviation is in ``(lo, hi)``."""
+    import numpy as np
+
+    dev = np.abs(np.asarray(cs) - c_star)
+    idx = np.where((dev > lo) & (dev < hi))[0]
+    assert len(idx) >= 8, dev
+    return -1 / np.polyfit(idx, np.log(dev[idx]), 1)[0]
+
+
+def test_schoenholz_2017_depth_scale_diverges_at_the_order_to_chaos_boundary():
+    import numpy as np
+
+    from weightinit.doctor.analytic import correlation_depth_scale
+
+    sb2 = 0.05
+    grid = np.round(np.arange(0.8, 3.01, 0.1), 2)
+    res = {s: correlation_depth_scale(np_tanh, s, sb2) for s in grid}
+    chi = np.array([res[s]["chi_1"] for s in grid])
+    xi = np.array([res[s]["xi_c"] for s in grid])
+    # the boundary chi_1 = 1 lies between 1.7 and 1.8 (measured 1.76), and xi_c peaks at the grid point next to it
+    assert (chi[grid <= 1.7] < 1).all() and (chi[grid >= 1.8] > 1).all()
+    assert grid[np.argmax(xi)] == 1.8
+    assert (np.diff(xi[grid <= 1.8]) > 0).all() and (np.diff(xi[grid >= 1.8]) < 0).all()
+    # the boundary by bisection on chi_1, and the divergence of xi_c at it
+    lo, hi = 1.7, 1.8
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if correlation_depth_scale(np_tanh, mid, sb2)["chi_1"] < 1 else (lo, mid)
+    crit = (lo + hi) / 2
+    assert 1.74 < crit < 1.78  # measured 1.761
+    assert correlation_depth_scale(np_tanh, crit - 0.002, sb2)["xi_c"] > 300  # measured 2343 (and 2351 above)
+    assert correlation_depth_scale(np_tanh, crit + 0.002, sb2)["xi_c"] > 300
+    assert xi.max() > 10 * xi[0]  # measured 125.8 at 1.8 vs 2.30 at 0.8
+
+
+@pytest.mark.parametrize(("sw2", "xi_expected"), [(1.0, 3.63), (1.3, 7.83)])
+def test_schoenholz_2017_monte_carlo_depth_scale_in_the_ordered_phase(sw2, xi_expected):
+    d, measured, predicted = correlation_trajectory(sw2, 0.05, c0=0.2)
+    assert d["xi_c"] == pytest.approx(xi_expected, abs=0.01)
+    # width 512, 32 pairs: the measured trajectory follows the map within 0.03 (measured 0.013, 0.025) ...
+    assert max(abs(a - b) for a, b in zip(measured, predicted)) < 0.04
+    # ... and 1 - c_l decays at the predicted depth scale (measured 3.78 and 7.91)
+    assert fitted_depth_scale(measured, 1.0) == pytest.approx(d["xi_c"], rel=0.15)
+
+
+def test_schoenholz_2017_monte_carlo_chaotic_phase_forgets_correlations():
+    d, measured, predicted = correlation_trajectory(2.5, 0.05, c0=0.95)
+    assert 0.4 < d["c_star"] < 0.5  # measured 0.447: two inputs end at correlation c* < 1 whatever they were
+    assert max(abs(a - b) for a, b in zip(measured, predicted)) < 0.06  # measured 0.040
+    # from 0.95 towards c*: the last 10 of 40 layers average 0.555 (map) and 0.541 (measured); the last 0.523, 0.506
+    assert abs(sum(measured[-10:]) - sum(predicted[-10:])) / 10 < 0.05
+    assert predicted[-1] - d["c_star"] < 0.1 and measured[-1] < 0.6
+
+
+# --- Xiao et al. 2018: delta-orthogonal keeps a 200-layer plain tanh CNN's Jacobian well conditioned --------
+
+
+def cnn_jacobian_singular_values(init, depth=200, channels=16, length=16, k=3):
+    """Singular values of the input-output Jacobian of ``depth`` layers of ``tanh(conv1d(h, w))`` (circular
+    padding, no biases) at one N(0, 1) input, from the exact tangent of every input direction at once."""
+    import numpy as np
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, channels, length, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    tangents = torch.eye(channels * length, dtype=torch.float64).reshape(-1, channels, length)
+    h = x
+
+    def pad(t):
+        return nn.functional.pad(t, (k // 2, k // 2), mode="circular")
+
+    for layer in range(depth):
+        if init == "delta_orthogonal":  # weightinit's (k, in, out) kernel, as a torch (out, in, k) weight
+            w = np.transpose(wi.DeltaOrthogonal(seed=layer)((k, channels, channels)), (2, 1, 0))
+            w = torch.from_numpy(np.ascontiguousarray(w)).double()
+        else:  # Gaussian at the same (critical) sigma_w^2 = 1: Var(w) = 1 / fan_in
+            w = torch.randn(channels, channels, k, generator=g, dtype=torch.float64) / math.sqrt(channels * k)
+        u = nn.functional.conv1d(pad(h), w)
+        tangents = nn.functional.conv1d(pad(tangents), w) * (1 - torch.tanh(u) ** 2)
+        h = torch.tanh(u)
+    return torch.linalg.svdvals(tangents.reshape(channels * length, -1))
+
+
+def test_xiao_2018_delta_orthogonal_deep_cnn_is_well_conditioned():
+    torch.set_num_threads(1)  # small convolutions: threads only add overhead on a shared machine
+    stats = {}
+    for init in ("delta_orthogonal", "gaussian"):
+        s = cnn_jacobian_singular_values(init)
+        s2 = s**2
+        stats[init] = (float(s2.var() / s2.mean() ** 2), float(torch.log10(s.max() / s.min())))
+    (spread_d, cond_d), (spread_g, cond_g) = stats["delta_orthogonal"], stats["gaussian"]
+    assert spread_d < 3  # measured 1.66: only the tanh derivatives spread the spectrum
+    assert spread_g > 20 * spread_d  # measured 90.3
+    assert cond_d < 6 and cond_g > cond_d + 8  # log10 condition number: measured 4.1 vs 19.0

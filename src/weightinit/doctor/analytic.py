@@ -60,6 +60,7 @@ from weightinit.initializers.gains import derivative_second_moment, gaussian_exp
 __all__ = [
     "moment_map", "chi", "fixed_point", "homogeneity_degree", "depth_stability", "rescale_factor",
     "variance_slope", "add_moments", "residual_cross", "concat_moments", "groups_moment_map",
+    "bivariate_expectation", "correlation_map", "correlation_depth_scale",
 ]  # fmt: skip
 
 
@@ -173,6 +174,80 @@ def depth_stability(phi, name: str = "the activation"):
         f"(slope {k:g}), and any deviation grows or decays doubly exponentially with depth. "
         "No scalar initialization can be depth-stable."
     )
+
+
+# ------------------------------------------------------------------------------------------
+# Two inputs: the correlation map and its depth scale (Poole et al. 2016; Schoenholz et al. 2017)
+# ------------------------------------------------------------------------------------------
+
+_GH_Z, _GH_W = np.polynomial.hermite_e.hermegauss(64)
+_GH_W = _GH_W / math.sqrt(2 * math.pi)
+
+
+def bivariate_expectation(f, q: float, c: float) -> float:
+    """``E[f(u1, u2)]`` for ``(u1, u2)`` centred Gaussian with variances ``q`` and correlation ``c``, by a 64 x 64
+    Gauss-Hermite product rule (``u1 = sqrt(q) z1``, ``u2 = sqrt(q) (c z1 + sqrt(1 - c**2) z2)``): accurate for
+    smooth ``f`` (tanh, erf, GELU); for kinks use :func:`weightinit.initializers.gains.gaussian_expectation`'s
+    panels in one dimension.
+
+    >>> round(bivariate_expectation(lambda a, b: a * b, 2.0, 0.3), 12)
+    0.6
+    """
+    c = min(max(c, -1.0), 1.0)
+    z1, z2 = np.meshgrid(_GH_Z, _GH_Z, indexing="ij")
+    u1 = math.sqrt(q) * z1
+    u2 = math.sqrt(q) * (c * z1 + math.sqrt(max(1 - c * c, 0.0)) * z2)
+    vals = np.asarray(f(u1, u2), dtype=np.float64)
+    return float(_GH_W @ vals @ _GH_W)
+
+
+def correlation_map(phi, sigma_w2: float, sigma_b2: float, c: float, q: float | None = None) -> float:
+    """One layer of the correlation map ``c_(l+1) = (sigma_w^2 E[phi(u1) phi(u2)] + sigma_b^2) / q*`` of two inputs
+    whose pre-activations have second moment ``q*`` (the fixed point of :func:`fixed_point`, or ``q``) and
+    correlation ``c`` (Poole et al. 2016).  ``c = 1`` is always a fixed point.
+
+    >>> round(correlation_map(np.tanh, 1.5, 0.05, 1.0), 6)
+    1.0
+    """
+    q = fixed_point(phi, sigma_w2, sigma_b2) if q is None else q
+    return (sigma_w2 * bivariate_expectation(lambda a, b: phi(a) * phi(b), q, c) + sigma_b2) / q
+
+
+def _dphi(phi, h: float = 1e-5):
+    return lambda x: (np.asarray(phi(x + h), dtype=np.float64) - np.asarray(phi(x - h), dtype=np.float64)) / (2 * h)
+
+
+def correlation_depth_scale(phi, sigma_w2: float, sigma_b2: float) -> dict:
+    """Schoenholz et al. (2017)'s depth scale of the correlation between two inputs for a random net
+    ``h_(l+1) = W phi(h_l) + b``, ``Var(W) = sigma_w^2 / n``, ``Var(b) = sigma_b^2``.
+
+    Returns ``q_star`` (the fixed point of the length map), ``chi_1 = sigma_w^2 E[phi'(u)^2]`` at ``q*``, the
+    stable fixed point ``c_star`` of :func:`correlation_map` (1 in the ordered phase ``chi_1 < 1``, below 1 in
+    the chaotic phase), ``chi_c = sigma_w^2 E[phi'(u1) phi'(u2)]`` at ``(q*, c*)`` (the map's slope there) and
+    ``xi_c = -1 / log(chi_c)``: ``|c_l - c*| ~ exp(-l / xi_c)``.  ``xi_c`` diverges at the order-to-chaos
+    boundary ``chi_1 = 1``, where signals propagate deepest.
+
+    >>> d = correlation_depth_scale(np.tanh, 1.2, 0.05)
+    >>> d["chi_1"] < 1 and d["c_star"] == 1.0 and round(d["xi_c"], 2) > 0
+    True
+    """
+    q = fixed_point(phi, sigma_w2, sigma_b2)
+    dphi = _dphi(phi)
+    chi_1 = sigma_w2 * bivariate_expectation(lambda a, b: dphi(a) * dphi(b), q, 1.0)
+    if chi_1 <= 1:
+        c_star = 1.0
+    else:  # c_map(c) - c: >= 0 at c = 0 (sigma_b^2 >= 0, E[phi(u1) phi(u2)] >= 0 there for odd phi), < 0 just below 1
+        lo, hi = (0.0 if sigma_b2 > 0 else -1.0), 1.0 - 1e-9
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            if correlation_map(phi, sigma_w2, sigma_b2, mid, q) > mid:
+                lo = mid
+            else:
+                hi = mid
+        c_star = (lo + hi) / 2
+    chi_c = sigma_w2 * bivariate_expectation(lambda a, b: dphi(a) * dphi(b), q, c_star)
+    xi_c = -1 / math.log(chi_c) if 0 < chi_c < 1 else math.inf
+    return {"q_star": q, "chi_1": chi_1, "c_star": c_star, "chi_c": chi_c, "xi_c": xi_c}
 
 
 # ------------------------------------------------------------------------------------------
