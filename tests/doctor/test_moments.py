@@ -229,3 +229,17 @@ def test_concatenation_keeps_moments_per_channel_group(xr):
     mu_avg, q_avg = float(h.double().mean()), float(h.double().pow(2).mean())
     lumped = moment_map(activation("tanh"), q_avg, mu_avg)[1]
     assert abs(lumped - qt) > 5 * (5 * se_t + 4 / W * qt), (lumped, qt)
+
+
+class FixedBatchSkip(nn.Module):
+    """``x + gelu(x)`` through a reshape that hard-codes the batch size (fx keeps the constant)."""
+
+    def forward(self, x):
+        return x + nn.functional.gelu(x).reshape(B, W)
+
+
+def test_cross_moment_falls_back_to_the_full_batch_for_a_batch_specialized_graph(xr):
+    # the Jacobian probes first run on a slice of the batch; this graph only runs on all B examples
+    pred = predicted_add(FixedBatchSkip(), xr)
+    assert pred == pytest.approx(predicted_add(GeluSkip(), xr), rel=0.01)
+    assert pred > predicted_add(FixedBatchSkip(), xr, example=False) * 1.2  # the cross term is there

@@ -834,7 +834,17 @@ def graph_cross_covariance(gm, example, src, a, b, *, probes: int = 4096, seed: 
                     raise _Stop
             return v
 
-    args = example if isinstance(example, tuple) else (example,)
+    full = example if isinstance(example, tuple) else (example,)
+    args = full
+    # a large batch: the first examples that hold ``probes`` elements at the addition suffice (at least 2, for
+    # batch statistics); a graph specialized to the full batch size falls back to it
+    tm = a.meta.get("tensor_meta")
+    n0 = full[0].shape[0] if full and isinstance(full[0], torch.Tensor) and full[0].ndim else 0
+    if tm is not None and hasattr(tm, "shape") and len(tm.shape) and tm.shape[0] == n0 and n0 > 2:
+        per = max(_numel(tuple(tm.shape)) // n0, 1)
+        keep = min(n0, max(2, -(-probes // per)))
+        if keep < n0:
+            args = tuple(t[:keep] if isinstance(t, torch.Tensor) and t.ndim and t.shape[0] == n0 else t for t in full)
     total, count = 0.0, 0
     rounds = 0
     with torch.no_grad():
@@ -846,7 +856,10 @@ def graph_cross_covariance(gm, example, src, a, b, *, probes: int = 4096, seed: 
             except _Stop:
                 pass
             except Exception:
-                return None
+                if args is full:
+                    return None
+                args, total, count, rounds = full, 0.0, 0, 0
+                continue
             rounds += 1
             ta, tb = out.get(a), out.get(b)
             if ta is None or tb is None:
