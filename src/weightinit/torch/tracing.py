@@ -185,6 +185,23 @@ def _proj_owner(n: _Node) -> str:
     return _owner(n.params[0])
 
 
+def _is_ancestor(a: _Node, n: _Node) -> bool:
+    """True if ``a`` is an ancestor of ``n`` (nodes are numbered in execution order, so the search
+    stops below ``a``'s number)."""
+    if a.index >= n.index:
+        return False
+    seen: set[int] = set()
+    stack = [n]
+    while stack:
+        for x in stack.pop().inputs:
+            if x is a:
+                return True
+            if x.index > a.index and x.index not in seen:
+                seen.add(x.index)
+                stack.append(x)
+    return False
+
+
 def _ancestors(n: _Node) -> set[int]:
     seen: set[int] = set()
     stack = [n]
@@ -370,9 +387,9 @@ def _analyze(rec: _Recorder, outputs: list[_Node], info: RoleInfo) -> None:
             continue
         u, v = data
         branch = None
-        if u.index in _ancestors(v):
+        if _is_ancestor(u, v):
             branch = v
-        elif v.index in _ancestors(u):
+        elif _is_ancestor(v, u):
             branch = u
         if branch is None:
             continue
