@@ -611,13 +611,13 @@ def plan(
         for fn, owner_path, label, paths in own_inits.values()
     ]
     info_of = {i.path: i for i in unmatched_infos}
-    groups = [(o, {}) for o in owns]
+    own_groups: list[tuple[OwnInit, dict]] = [(o, {}) for o in owns]
     return InitPlan(
         report,
         [ParamPlan(i, p, op, pl, rec, root.child(i.path)) for i, p, op, pl, rec in planned],
         owns,
         plan_buffers(module, parents),
-        [OwnInitParam(info_of[q], params[q], o, report.records[q], _group=g) for o, g in groups for q in o.paths],
+        [OwnInitParam(info_of[q], params[q], o, report.records[q], _group=g) for o, g in own_groups for q in o.paths],
     )
 
 

@@ -266,7 +266,7 @@ def plan_buffers(model: nn.Module, parents: dict) -> list[BufferInit]:
         names = [n for n, b in m._buffers.items() if b is not None]
         if not names:
             continue
-        cands: list[tuple[str, Callable[[], None]]] = []
+        cands: list[tuple[str, Callable[[], Any]]] = []
         if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats:
             cands.append((f"{type(m).__name__}.reset_running_stats", m.reset_running_stats))
         fn = getattr(m, "init_non_persistent_buffers", None)
