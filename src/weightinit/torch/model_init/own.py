@@ -8,8 +8,8 @@ the parameters that need it (timm's ``VisionTransformer.init_weights`` sets
 every weight of the model), so it runs with every *other* parameter replaced
 by a meta-device stand-in: on those, its operations compute shapes only and
 draw nothing from torch's RNG.  Its cost is then that of the parameters it is
-run for, and their values depend on the seed, the init and the module tree,
-not on whether the other parameters were written.  The same run, with fresh
+run for, and their values depend on the seed, the init, the module tree and
+which parameters it is run for, never on the values the other parameters hold.  The same run, with fresh
 CPU tensors in place of the parameters, gives :mod:`weightinit.artifact` the
 values without touching the model (:func:`own_init_values`).
 
