@@ -243,3 +243,21 @@ def test_cross_moment_falls_back_to_the_full_batch_for_a_batch_specialized_graph
     pred = predicted_add(FixedBatchSkip(), xr)
     assert pred == pytest.approx(predicted_add(GeluSkip(), xr), rel=0.01)
     assert pred > predicted_add(FixedBatchSkip(), xr, example=False) * 1.2  # the cross term is there
+
+
+def test_cross_choice_measured_or_expected(xr):
+    from weightinit.common.errors import InitializerValueError
+
+    m = ResBlock(nn.SiLU, True, "eye")
+    x = xr[:256]
+
+    def add_q(rep):
+        return next(s.q_pred for s in rep.layers if s.kind == "add")
+
+    measured = add_q(analyze_torch(m, x)[0])
+    expected = add_q(analyze_torch(m, x, cross="expected")[0])
+    assert measured == pytest.approx(predicted_add(m, x), rel=1e-9)
+    assert expected == pytest.approx(predicted_add(m, x, example=False), rel=1e-9)
+    assert measured > 1.1 * expected  # identity weights: the branch is the skip's silu
+    with pytest.raises(InitializerValueError, match="`cross` must be 'measured' or 'expected'; received cross='x'"):
+        analyze_torch(m, x, cross="x")

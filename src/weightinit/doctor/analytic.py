@@ -957,12 +957,22 @@ def _hook_chain(model, x, prop, x_mu, x_q):
 
 
 def analyze_torch(model, inputs=None, *, input_shape=None, batch: int = 64, seed: int = 0, fix: bool = False,
-                  target: float = 1.0, title: str = "weightinit doctor (analytic)"):  # fmt: skip
+                  target: float = 1.0, title: str = "weightinit doctor (analytic)",
+                  cross: str = "measured"):  # fmt: skip
     """Predict every layer's second moment, gain and chi for a torch model (``fix=True`` also rescales weights).
 
     Returns ``(Report, Propagator)``.  Only shapes are needed: with ``inputs=None`` a synthetic batch of the
     right shape is used for shape propagation and the input second moment is taken as 1.
+
+    ``cross`` decides the cross moment at an addition of correlated tensors (``x + f(x)``): ``"measured"``
+    (the default) for this model's weights, from the branches' Jacobians (:func:`graph_cross_covariance`);
+    ``"expected"`` in expectation over zero-mean weights, the independence rule ``E[ab] = mu_a mu_b`` (what a
+    fresh draw from the same distributions gives on average; a weightless branch is then missed).
     """
+    if cross not in ("measured", "expected"):
+        from weightinit.common.errors import value_error
+
+        raise value_error("cross", cross, "must be 'measured' or 'expected'")
     import torch
     from weightinit.doctor.backends import torchutil as tu
     from weightinit.doctor.diagnose import diagnose
@@ -987,7 +997,7 @@ def analyze_torch(model, inputs=None, *, input_shape=None, batch: int = 64, seed
             targets=add_targets(gm),
             skip=norm_fed(gm),
             target=target,
-            example=x,
+            example=x if cross == "measured" else None,
             seed=seed,
         )
     else:
