@@ -197,6 +197,20 @@ def test_truncation_bounds_that_do_not_truncate():
     wt.trunc_normal_(w, std=0.02, seed=0)  # torch's default absolute bounds a=-2, b=2: 100 std
     (f,) = [f for f in llm_checks(m) if f.kind == "inactive_truncation"]
     assert f.layer == "h.0.c_fc.weight" and "100 std" in f.message and f.severity == "info"
+    import pickle
+
+    from weightinit.torch.place import TRUNCATED_WRITE_ATTR
+
+    # a pickled copy (torch.save of the module) keeps the attribute, its version counter restarts: later writes
+    # that bring it to the recorded version must not revive the record
+    c = pickle.loads(pickle.dumps(m))
+    wc, recorded = c.h[0].c_fc.weight, getattr(w, TRUNCATED_WRITE_ATTR)[0]
+    assert getattr(wc, TRUNCATED_WRITE_ATTR)[0] == recorded
+    with torch.no_grad():
+        nn.init.normal_(wc, std=0.02)
+        while wc._version < recorded:
+            wc.mul_(1.0)
+    assert wc._version == recorded and "inactive_truncation" not in kinds(c)
     before = float(w.detach().std())
     exec(f.fix.split("  #")[0], {"torch": torch, "model": m})  # the one-line fix, as printed (torch's own)
     assert "inactive_truncation" not in kinds(m)  # a later write invalidates the record

@@ -251,9 +251,12 @@ def _inactive_truncation(model) -> list:
         if p.is_meta or not p.is_floating_point() or p.numel() == 0:
             continue
         rec = getattr(p, TRUNCATED_WRITE_ATTR, None)
-        if rec is None or rec[0] != p._version:
-            continue  # not this tensor's last write
-        dist = rec[1]
+        try:
+            if rec is None or rec[0] != p._version or rec[1] != p.data_ptr():
+                continue  # not this tensor's last write (written since, or a copy)
+        except Exception:  # pragma: no cover - tensors without a data pointer
+            continue
+        dist = rec[2]
         if not dist.std > 0:
             continue
         lo, hi = (dist.lower - dist.mean) / dist.std, (dist.upper - dist.mean) / dist.std

@@ -135,10 +135,11 @@ def write_array(tensor: torch.Tensor, arr: np.ndarray) -> torch.Tensor:
     return tensor
 
 
-#: The attribute on a tensor written from a truncated normal: ``(version after the write, distribution)``.
-#: The doctor reads it to see a truncation whose bounds cut nothing (weightinit.doctor.llm): values alone
-#: cannot tell such a draw from an intended plain normal. It is valid while the tensor's version counter is
-#: unchanged (no later in-place write); it is set on the tensor object given (a parameter, not a view of it).
+#: The attribute on a tensor written from a truncated normal: ``(version after the write, data pointer,
+#: distribution)``. The doctor reads it to see a truncation whose bounds cut nothing (weightinit.doctor.llm):
+#: values alone cannot tell such a draw from an intended plain normal. It is valid while the tensor's version
+#: counter and data pointer are unchanged (no later in-place write; not a copy, whose counter restarts); it is
+#: set on the tensor object given (a parameter, not a view of it).
 TRUNCATED_WRITE_ATTR = "_weightinit_truncated_write"
 
 
@@ -146,7 +147,7 @@ def _remember(tensor: torch.Tensor, dist) -> None:
     if not isinstance(dist, TruncatedNormal):
         return
     try:
-        setattr(tensor, TRUNCATED_WRITE_ATTR, (tensor._version, dist))
+        setattr(tensor, TRUNCATED_WRITE_ATTR, (tensor._version, tensor.data_ptr(), dist))
     except Exception:  # pragma: no cover - tensors that take no attributes
         pass
 
