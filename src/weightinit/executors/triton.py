@@ -6,9 +6,33 @@ the uniform / normal / truncated-normal steps, log and ndtri with IEEE-exact ope
 only (``div_rn``, ``sqrt_rn``), compiled with ``enable_fp_fusion=False`` so no
 multiply-add is contracted, then the round-to-nearest-even cast and the clip.
 float64 outputs and gathered regions use the torch-ops path.
+
+Every stream constant comes from its one owner, :mod:`weightinit.random.constants`: a Triton
+kernel reads a Python value only as a ``tl.constexpr`` global, so the block below wraps each
+owned value once (a constexpr float is a literal to the compiler: rounded to float32 exactly
+as the typed literal was).
 """
 
 from __future__ import annotations
+
+from weightinit.random.constants import (
+    F32_EXP_BIAS,
+    F32_MANTISSA_BITS,
+    F32_MANTISSA_MASK,
+    F32_ONE_BITS,
+    HALF_NORMAL32_MASK,
+    HALF_NORMAL32_SCALE,
+    LOG32,
+    OPEN32_SHIFT,
+    PHILOX_M0,
+    PHILOX_M1,
+    PHILOX_ROUNDS,
+    PHILOX_W0,
+    PHILOX_W1,
+    PPND7,
+    U32_SCALE,
+    U32_SHIFT,
+)
 
 try:
     import triton
@@ -28,6 +52,27 @@ def available() -> bool:
 
 
 if triton is not None:
+    _c = tl.constexpr
+    _PH_M0, _PH_M1, _PH_W0, _PH_W1 = _c(PHILOX_M0), _c(PHILOX_M1), _c(PHILOX_W0), _c(PHILOX_W1)
+    _PH_ROUNDS = _c(PHILOX_ROUNDS)
+    _F32_MANT, _F32_BIAS, _F32_MASK, _F32_ONE = (
+        _c(F32_MANTISSA_BITS),
+        _c(F32_EXP_BIAS),
+        _c(F32_MANTISSA_MASK),
+        _c(F32_ONE_BITS),
+    )
+    _U32_SHIFT, _U32_SCALE, _OPEN32_SHIFT = _c(U32_SHIFT), _c(U32_SCALE), _c(OPEN32_SHIFT)
+    _HN32_MASK, _HN32_SCALE = _c(HALF_NORMAL32_MASK), _c(HALF_NORMAL32_SCALE)
+    _L32_SQRT2, _L32_LN2LO, _L32_LN2HI = _c(LOG32["sqrt2"]), _c(LOG32["ln2_lo"]), _c(LOG32["ln2_hi"])
+    _L32_P0, _L32_P1, _L32_P2, _L32_P3, _L32_P4, _L32_P5, _L32_P6, _L32_P7, _L32_P8 = (_c(v) for v in LOG32["p"])
+    _P7_SPLIT1, _P7_SPLIT2 = _c(PPND7["split1"]), _c(PPND7["split2"])
+    _P7_CONST1, _P7_CONST2 = _c(PPND7["const1"]), _c(PPND7["const2"])
+    _P7_A0, _P7_A1, _P7_A2, _P7_A3 = (_c(v) for v in PPND7["a"])
+    _P7_B0, _P7_B1, _P7_B2 = (_c(v) for v in PPND7["b"])
+    _P7_C0, _P7_C1, _P7_C2, _P7_C3 = (_c(v) for v in PPND7["c"])
+    _P7_D0, _P7_D1 = (_c(v) for v in PPND7["d"])
+    _P7_E0, _P7_E1, _P7_E2, _P7_E3 = (_c(v) for v in PPND7["e"])
+    _P7_F0, _P7_F1 = (_c(v) for v in PPND7["f"])
 
     @triton.jit
     def _horner4(x, a0, a1, a2, a3):
@@ -43,37 +88,37 @@ if triton is not None:
     @triton.jit
     def _log32(x):
         b = x.to(tl.uint32, bitcast=True)
-        e = (b >> 23).to(tl.int32) - 127
-        m = ((b & 0x7FFFFF) | 0x3F800000).to(tl.float32, bitcast=True)
-        big = m > 1.41421356237309504880
+        e = (b >> _F32_MANT).to(tl.int32) - _F32_BIAS
+        m = ((b & _F32_MASK) | _F32_ONE).to(tl.float32, bitcast=True)
+        big = m > _L32_SQRT2
         m = tl.where(big, m * 0.5, m)
         e = e + big.to(tl.int32)
         fe = e.to(tl.float32)
         f = m - 1.0
         z = f * f
-        y = f * 0.0 + 7.0376836292e-2
+        y = f * 0.0 + _L32_P0
         y = y * f
-        y = y + -1.1514610310e-1
+        y = y + _L32_P1
         y = y * f
-        y = y + 1.1676998740e-1
+        y = y + _L32_P2
         y = y * f
-        y = y + -1.2420140846e-1
+        y = y + _L32_P3
         y = y * f
-        y = y + 1.4249322787e-1
+        y = y + _L32_P4
         y = y * f
-        y = y + -1.6668057665e-1
+        y = y + _L32_P5
         y = y * f
-        y = y + 2.0000714765e-1
+        y = y + _L32_P6
         y = y * f
-        y = y + -2.4999993993e-1
+        y = y + _L32_P7
         y = y * f
-        y = y + 3.3333331174e-1
+        y = y + _L32_P8
         y = y * f
         y = y * z
-        y = y + fe * -2.12194440e-4
+        y = y + fe * _L32_LN2LO
         y = y + z * -0.5
         r = f + y
-        r = r + fe * 0.693359375
+        r = r + fe * _L32_LN2HI
         return r
 
     @triton.jit
@@ -81,29 +126,29 @@ if triton is not None:
         # Branches are selected before the one correctly rounded division: a/b of the selected
         # operands equals the selected quotient, and -(a/b) == (-a)/b, so the bits are the spec's.
         q = p - 0.5
-        r = 0.180625 - q * q
-        num = _horner4(r, 3.3871327179e00, 5.0434271938e01, 1.5929113202e02, 5.9109374720e01)
-        den = _horner4(r, 1.0, 1.7895169469e01, 7.8757757664e01, 6.7187563600e01)
+        r = _P7_CONST1 - q * q
+        num = _horner4(r, _P7_A0, _P7_A1, _P7_A2, _P7_A3)
+        den = _horner4(r, 1.0, _P7_B0, _P7_B1, _P7_B2)
         neg = q < 0.0
-        inner = tl.abs(q) <= 0.425
+        inner = tl.abs(q) <= _P7_SPLIT1
         t = tl.where(neg, p, 1.0 - p)
         t = tl.where(inner, 0.5, t)
         rr = tl.sqrt_rn(-_log32(t))
-        nr = rr - 1.6
-        cn = _horner4(nr, 1.4234372777e00, 2.7568153900e00, 1.3067284816e00, 1.7023821103e-01)
-        dn = nr * 0.0 + 1.2021132975e-01
+        nr = rr - _P7_CONST2
+        cn = _horner4(nr, _P7_C0, _P7_C1, _P7_C2, _P7_C3)
+        dn = nr * 0.0 + _P7_D1
         dn = dn * nr
-        dn = dn + 7.3700164250e-01
+        dn = dn + _P7_D0
         dn = dn * nr
         dn = dn + 1.0
-        fr = rr - 5.0
-        en = _horner4(fr, 6.6579051150e00, 3.0812263860e00, 4.2868294337e-01, 1.7337203997e-02)
-        fn = fr * 0.0 + 1.2258202635e-02
+        fr = rr - _P7_SPLIT2
+        en = _horner4(fr, _P7_E0, _P7_E1, _P7_E2, _P7_E3)
+        fn = fr * 0.0 + _P7_F1
         fn = fn * fr
-        fn = fn + 2.4197894225e-01
+        fn = fn + _P7_F0
         fn = fn * fr
         fn = fn + 1.0
-        near = rr <= 5.0
+        near = rr <= _P7_SPLIT2
         tn = tl.where(near, cn, en)
         td = tl.where(near, dn, fn)
         tn = tl.where(neg, -tn, tn)
@@ -112,19 +157,19 @@ if triton is not None:
     @triton.jit
     def _value(x, c0, c1, c2, c3, c4, c5, KIND: tl.constexpr):
         if KIND == 0:
-            u = (x >> 8).to(tl.int32).to(tl.float32) * 5.9604644775390625e-08
+            u = (x >> _U32_SHIFT).to(tl.int32).to(tl.float32) * _U32_SCALE
             y = u * c0
             y = y + c1
         elif KIND == 1:
-            k = ((x >> 1) & 0x3FFFFFFF).to(tl.int32)
-            p = (k * 2 + 1).to(tl.float32) * 2.3283064365386963e-10
+            k = ((x >> 1) & _HN32_MASK).to(tl.int32)
+            p = (k * 2 + 1).to(tl.float32) * _HN32_SCALE
             z = _ndtri32(p)
             xs = tl.where((x >> 31) != 0, -z, z)
             y = xs * c0
             y = y + c1
         else:
-            k = (x >> 9).to(tl.int32)
-            u = (k * 2 + 1).to(tl.float32) * 5.9604644775390625e-08
+            k = (x >> _OPEN32_SHIFT).to(tl.int32)
+            u = (k * 2 + 1).to(tl.float32) * _U32_SCALE
             p = u * c0
             p = p + c1
             p = tl.where(p > c2, p, c2)
@@ -155,13 +200,13 @@ if triton is not None:
         x1 = (j >> 32).to(tl.uint32)
         x2 = tl.zeros((BLOCK,), tl.uint32)
         x3 = tl.zeros((BLOCK,), tl.uint32)
-        m0 = tl.full((BLOCK,), 0xD2511F53, tl.uint32)
-        m1 = tl.full((BLOCK,), 0xCD9E8D57, tl.uint32)
-        w0 = tl.full((BLOCK,), 0x9E3779B9, tl.uint32)
-        w1 = tl.full((BLOCK,), 0xBB67AE85, tl.uint32)
+        m0 = tl.full((BLOCK,), _PH_M0, tl.uint32)
+        m1 = tl.full((BLOCK,), _PH_M1, tl.uint32)
+        w0 = tl.full((BLOCK,), _PH_W0, tl.uint32)
+        w1 = tl.full((BLOCK,), _PH_W1, tl.uint32)
         key0 = tl.full((BLOCK,), 0, tl.uint32) + k0.to(tl.uint32)
         key1 = tl.full((BLOCK,), 0, tl.uint32) + k1.to(tl.uint32)
-        for _ in tl.static_range(10):
+        for _ in tl.static_range(_PH_ROUNDS):
             hi0 = tl.umulhi(x0, m0)
             lo0 = x0 * m0
             hi1 = tl.umulhi(x2, m1)
