@@ -49,7 +49,7 @@ KEY = (0x12345678, 0x9ABCDEF0)
 
 def bits(x: np.ndarray) -> np.ndarray:
     x = np.ascontiguousarray(x)
-    return x.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[x.dtype.itemsize])
+    return x.view({1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[x.dtype.itemsize])
 
 
 def assert_same(a: np.ndarray, b: np.ndarray) -> None:
@@ -117,6 +117,34 @@ def test_fused_uniform_float32_edges(simd_path, dist):
                 out = buf[lead:]
                 _compiled.fill_array(plan, KEY, start, out, threads=1)
                 assert_same(out, ref[:n])
+
+
+@pytest.fixture
+def streaming():
+    """Every output uses the streaming-store writer (normally only outputs of 8 MiB and more)."""
+    old = _compiled._core_ext._set_stream_min(0)
+    yield
+    _compiled._core_ext._set_stream_min(old)
+
+
+FP8 = [np.dtype(ml_dtypes.float8_e4m3fn), np.dtype(ml_dtypes.float8_e5m2)]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES + FP8, ids=lambda d: d.name)
+@pytest.mark.parametrize("dist", ["uniform", "normal", "tn_sym", "tn_far_tail"])
+def test_streaming_stores_give_the_same_bits(simd_path, streaming, dist, dtype, threads):
+    """Streaming stores: tiles staged in L1, aligned middles streamed, every output alignment and length."""
+    plan = make_plan(DISTS[dist], dtype)
+    n0, start = 2 * 32768 + 2 * 1024 + 37, 2**34 - 1501
+    ref = reference_range(plan, start, n0 + 8)
+    for lead in (0, 1, 3):  # output pointer alignment
+        for n in (n0, n0 - 5, 8, 1):
+            buf = np.zeros(n + lead + 8, plan.dtype)
+            out = buf[lead : lead + n]
+            _compiled.fill_array(plan, KEY, start, out, threads=threads)
+            assert_same(out, ref[:n])
+            assert not bits(buf[:lead]).any() and not bits(buf[lead + n :]).any()  # nothing written outside
 
 
 @pytest.mark.parametrize("path", ["generic", "avx2", "avx512"])

@@ -10,8 +10,9 @@
  * Build: -O3 -ffp-contract=off -fno-fast-math, no -march.  AVX-512 (F/DQ/BW/VL) and
  * AVX2 paths (target attributes) are chosen at run time when the CPU has them; the
  * baseline path is portable C with vector extensions.  All give the same bits.
- * The AVX-512 path writes uniform float32 outputs straight from the Philox
- * registers (uniform32_avx512); everything else goes through L1-sized tiles.
+ * The AVX-512 and AVX2 paths write uniform float32 outputs straight from the Philox
+ * registers (fused.h); everything else goes through L1-sized tiles.  Outputs of 8 MiB
+ * and more are written with streaming (non-temporal) stores (dispatch.h).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -90,6 +91,7 @@ static PyObject *py_fill(PyObject *self, PyObject *args) {
     J.itemsize = isz[otype];
     J.start = (uint64_t)start;
     J.idx = have_idx ? (const uint64_t *)idx.buf : NULL;
+    J.stream = J.impl->stream_copy && n * J.itemsize >= STREAM_MIN;
     if (n) {
         Py_BEGIN_ALLOW_THREADS
         advise_huge_pages(J.out, n * J.itemsize);
@@ -129,12 +131,24 @@ static PyObject *py_simd_paths(PyObject *self, PyObject *noargs) {
     return Py_BuildValue("(s)", "generic");
 }
 
+/* Testing hook: set the smallest output (bytes) written with streaming stores; returns the old value. */
+static PyObject *py_set_stream_min(PyObject *self, PyObject *args) {
+    (void)self;
+    unsigned long long bytes;
+    if (!PyArg_ParseTuple(args, "K", &bytes)) return NULL;
+    size_t old = STREAM_MIN;
+    STREAM_MIN = (size_t)bytes;
+    return PyLong_FromSize_t(old);
+}
+
 static PyMethodDef methods[] = {
     {"fill", py_fill, METH_VARARGS,
      "fill(out, kind, words, otype, consts6, has_clip, lo, hi, k0, k1, start, indices, nthreads)\n\n"
      "Write stream values into the writable buffer `out` (GIL released)."},
     {"simd", py_simd, METH_VARARGS, "simd([name]) -> the active SIMD path ('generic', 'avx2' or 'avx512'); sets it if given."},
     {"simd_paths", py_simd_paths, METH_NOARGS, "SIMD paths this CPU can run."},
+    {"_set_stream_min", py_set_stream_min, METH_VARARGS,
+     "_set_stream_min(bytes) -> old: outputs of at least `bytes` use streaming stores (for tests)."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "weightinit._core_ext",

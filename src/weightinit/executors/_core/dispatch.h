@@ -8,7 +8,7 @@ typedef struct {
     const char *name;
     void (*philox8)(const uint32_t *, const uint32_t *, uint32_t, uint32_t, uint32_t *);
     void (*philox_seq)(uint64_t, size_t, uint32_t, uint32_t, uint32_t *);
-    void (*values32)(const core_params *, const uint32_t *, size_t, float *, float *, uint32_t *);
+    void (*values32)(const core_params *, const uint32_t *, size_t, float *, uint32_t *, uint32_t *);
     void (*values64)(const core_params *, const uint32_t *, size_t, double *, double *, uint32_t *);
     void (*finish32)(const core_params *, const float *, size_t, void *);
     void (*finish64)(const core_params *, const double *, size_t, void *);
@@ -16,15 +16,35 @@ typedef struct {
      * (A fused normal writer was measured slower than the tiles on AVX2: the register pressure
      * of eight word vectors plus the ndtri polynomials costs more than the L1 round trips.) */
     void (*uniform32)(const core_params *, uint64_t, size_t, float *);
+    /* copy bytes to memory with non-temporal (streaming) stores, or NULL: plain stores only */
+    void (*stream_copy)(void *, const void *, size_t);
 } simd_impl;
 
+#ifdef WI_X86
+/* Streaming stores for outputs much larger than the caches: written once and not read soon, so
+ * they go to memory without first reading each line into the cache (which halves the traffic
+ * of a plain store).  The 32-byte-aligned middle is streamed, the ends are plain copies. */
+__attribute__((target("avx2"))) static void stream_copy_avx2(void *dst, const void *src, size_t bytes) {
+    char *d = (char *)dst;
+    const char *s = (const char *)src;
+    size_t head = (size_t)(-(uintptr_t)d & 31u);
+    if (head > bytes) head = bytes;
+    memcpy(d, s, head);
+    d += head, s += head, bytes -= head;
+    for (; bytes >= 32; bytes -= 32, d += 32, s += 32)
+        _mm256_stream_si256((__m256i *)d, _mm256_loadu_si256((const __m256i *)s));
+    memcpy(d, s, bytes);
+}
+#endif
+
 static const simd_impl IMPL_BASE = {"generic",     philox8_base,  philox_seq_base, values32_base,
-                                    values64_base, finish32_base, finish64_base,   NULL};
+                                    values64_base, finish32_base, finish64_base,   NULL, NULL};
 #ifdef WI_X86
 static const simd_impl IMPL_AVX2 = {"avx2",        philox8_avx2,  philox_seq_avx2, values32_avx2,
-                                    values64_avx2, finish32_avx2, finish64_avx2,   uniform32_avx2};
+                                    values64_avx2, finish32_avx2, finish64_avx2,   uniform32_avx2, stream_copy_avx2};
 static const simd_impl IMPL_AVX512 = {"avx512",        philox8_avx2,    philox_seq_avx512, values32_avx512,
-                                      values64_avx512, finish32_avx512, finish64_avx512,   uniform32_avx512};
+                                      values64_avx512, finish32_avx512, finish64_avx512,   uniform32_avx512,
+                                      stream_copy_avx2};
 #endif
 static const simd_impl *IMPL = &IMPL_BASE;
 
@@ -59,7 +79,13 @@ typedef struct {
     uint64_t start;     /* flat index of out[0] (range mode) */
     const uint64_t *idx; /* flat indices (index mode) or NULL */
     size_t pos0, pos1;  /* this worker's part of out */
+    int stream;         /* write through stream_copy (large outputs, see STREAM_MIN) */
 } job;
+
+/* Outputs of at least this many bytes are written with streaming stores (when the SIMD path has
+ * them): above the size of the caches a plain store costs a read of the line first.  Smaller
+ * outputs stay in the cache, where plain stores are faster and leave the values ready for use. */
+static size_t STREAM_MIN = (size_t)8 << 20;
 
 /* Values pos0 .. pos1 - 1 of the job through L1-sized tiles (words, values, store). */
 static void run_tiles(const job *J, size_t pos0, size_t pos1) {
@@ -69,9 +95,11 @@ static void run_tiles(const job *J, size_t pos0, size_t pos1) {
     uint32_t words[2 * (TILE + 16) + 64] __attribute__((aligned(32)));
     float v32[TILE + 16] __attribute__((aligned(32)));
     double v64[TILE + 16] __attribute__((aligned(32)));
-    float p32[TILE + 16] __attribute__((aligned(32)));
+    uint32_t x32[TILE + 16] __attribute__((aligned(32))); /* tail lanes' words, padded to 8 * TAIL_NH */
+    _Static_assert(8 * TAIL_NH <= 16, "x32 and tidx hold TILE + 16 entries");
     double p64[TILE + 16] __attribute__((aligned(32)));
     uint32_t tidx[TILE + 16];
+    char stage[TILE * 8] __attribute__((aligned(32))); /* finished tile before a streaming copy */
     uint32_t c0[8], c1[8], blk[32];
     for (size_t pos = pos0; pos < pos1; pos += TILE) {
         size_t n = pos1 - pos < TILE ? pos1 - pos : TILE;
@@ -103,34 +131,71 @@ static void run_tiles(const job *J, size_t pos0, size_t pos1) {
             wp = words;
         }
         char *dst = J->out + pos * J->itemsize;
+        const size_t bytes = n * J->itemsize;
         if (w == 1) {
-            I->values32(P, wp, nv, v32, p32, tidx);
-            I->finish32(P, v32, n, dst);
+            const int final = P->otype == OUT_F32 && !P->has_clip; /* the values are the output */
+            if (final && !J->stream && n == nv) { /* straight into the output */
+                I->values32(P, wp, nv, (float *)dst, x32, tidx);
+                continue;
+            }
+            I->values32(P, wp, nv, v32, x32, tidx);
+            if (final && J->stream) I->stream_copy(dst, v32, bytes);
+            else if (J->stream) {
+                I->finish32(P, v32, n, stage);
+                I->stream_copy(dst, stage, bytes);
+            } else I->finish32(P, v32, n, dst);
         } else {
+            const int plain = !P->has_clip; /* float64 output: the values are the output */
+            if (plain && !J->stream && n == nv) {
+                I->values64(P, wp, nv, (double *)dst, p64, tidx);
+                continue;
+            }
             I->values64(P, wp, nv, v64, p64, tidx);
-            I->finish64(P, v64, n, dst);
+            if (plain && J->stream) I->stream_copy(dst, v64, bytes);
+            else if (J->stream) {
+                I->finish64(P, v64, n, stage);
+                I->stream_copy(dst, stage, bytes);
+            } else I->finish64(P, v64, n, dst);
         }
+    }
+}
+
+/* Fused uniform float32 values for flat indices 4*b0 ... (nblocks a multiple of 16) into out,
+ * through an L1-sized staging buffer when the job streams. */
+static void run_fused(const job *J, uint64_t b0, size_t nblocks, float *out) {
+    void (*fused)(const core_params *, uint64_t, size_t, float *) = J->impl->uniform32;
+    if (!J->stream) {
+        fused(J->P, b0, nblocks, out);
+        return;
+    }
+    float stage[TILE] __attribute__((aligned(32)));
+    for (size_t b = 0; b < nblocks; b += TILE / 4) {
+        size_t nb = nblocks - b < TILE / 4 ? nblocks - b : TILE / 4;
+        fused(J->P, b0 + b, nb, stage);
+        J->impl->stream_copy(out + 4 * b, stage, nb * 4 * sizeof(float));
     }
 }
 
 static void run_job(const job *J) {
     const core_params *P = J->P;
-    void (*fused)(const core_params *, uint64_t, size_t, float *) = J->impl->uniform32;
-    if (fused && !J->idx && P->kind == KIND_UNIFORM && P->otype == OUT_F32) {
+    size_t head = 0, mid = 0;
+    if (J->impl->uniform32 && !J->idx && P->kind == KIND_UNIFORM && P->otype == OUT_F32) {
         /* fused path for whole blocks: a head up to the next block, 64-value groups, a tail */
         uint64_t i0 = J->start + J->pos0;
         size_t n = J->pos1 - J->pos0;
-        size_t head = (size_t)((4u - (unsigned)(i0 & 3u)) & 3u);
+        head = (size_t)((4u - (unsigned)(i0 & 3u)) & 3u);
         if (head > n) head = n;
-        size_t mid = (n - head) / 64 * 64;
+        mid = (n - head) / 64 * 64;
         if (mid) {
             if (head) run_tiles(J, J->pos0, J->pos0 + head);
-            fused(P, (i0 + head) >> 2, mid / 4, (float *)J->out + J->pos0 + head);
+            run_fused(J, (i0 + head) >> 2, mid / 4, (float *)J->out + J->pos0 + head);
             if (J->pos0 + head + mid < J->pos1) run_tiles(J, J->pos0 + head + mid, J->pos1);
-            return;
         }
     }
-    run_tiles(J, J->pos0, J->pos1);
+    if (!mid) run_tiles(J, J->pos0, J->pos1);
+#if defined(WI_X86) && defined(__SSE__)
+    if (J->stream) _mm_sfence(); /* streaming stores are weakly ordered: make them visible before the join */
+#endif
 }
 
 static void *job_thread(void *arg) {
