@@ -306,8 +306,13 @@ def restore_buffers(model: nn.Module, inits: list[BufferInit]) -> tuple[dict[str
                 break
             ptrs = {path: b.untyped_storage().data_ptr() for path, b in todo.items()}
             rec = _Writes()
+            # reset_running_stats and init_non_persistent_buffers write buffers only; the others run with the
+            # module's parameters stood in (not possible for sharded ones: then they are not tried).
+            buffers_only = label.endswith((".reset_running_stats", ".init_non_persistent_buffers"))
+            if not buffers_only and not all(_is_plain(p) for p in m.parameters()):
+                continue
             try:
-                with stand_ins(m, {}), torch.no_grad(), rec:
+                with contextlib.nullcontext() if buffers_only else stand_ins(m, {}), torch.no_grad(), rec:
                     fn()
             except Exception:
                 continue  # this candidate cannot compute them apart from the parameters: try the next
