@@ -194,3 +194,21 @@ def test_every_backend_module_satisfies_the_protocol():
         for op in ("doctor", "fix"):  # same keyword arguments as the protocol, so the core can call any backend
             want = set(inspect.signature(getattr(DoctorBackend, op)).parameters) - {"self"}
             assert set(inspect.signature(getattr(mod, op)).parameters) == want, (fw, op)
+
+
+def test_keras_and_flax_protocol_functions_come_from_one_factory():
+    import importlib
+
+    from weightinit.doctor.backends._common import backend_functions
+
+    mods = []
+    for fw in ("keras", "flax"):
+        if importlib.util.find_spec(fw) is None:
+            pytest.skip(f"{fw} is not installed")
+        mods.append(importlib.import_module(f"weightinit.doctor.backends.{fw}"))
+    keras_b, flax_b = mods
+    made = dict(zip(("doctor", "fix"), backend_functions("x", "m", None)[2:]))
+    for op in ("doctor", "fix"):  # the same code, told apart only by the adapter each module passes
+        assert getattr(keras_b, op).__code__ is getattr(flax_b, op).__code__ is made[op].__code__
+    assert keras_b.doctor_keras.__code__ is flax_b.doctor_flax.__code__
+    assert keras_b.fix_keras.__module__ == keras_b.__name__ and flax_b.fix_flax.__name__ == "fix_flax"

@@ -60,7 +60,8 @@ from weightinit.initializers.gains import derivative_second_moment, gaussian_exp
 __all__ = [
     "moment_map", "chi", "fixed_point", "homogeneity_degree", "depth_stability", "rescale_factor",
     "variance_slope", "add_moments", "residual_cross", "concat_moments", "groups_moment_map",
-    "bivariate_expectation", "correlation_map", "correlation_depth_scale",
+    "bivariate_expectation", "correlation_map", "correlation_depth_scale", "norm_moments", "avgpool_moments",
+    "attention_moments",
 ]  # fmt: skip
 
 
@@ -330,6 +331,43 @@ def groups_moment_map(phi, groups):
     """
     out = [(f, *moment_map(phi, q, m)) for f, m, q in groups]
     return sum(f * a for f, a, _ in out), sum(f * b for f, _, b in out), out
+
+
+# ------------------------------------------------------------------------------------------
+# node rules on numbers alone (framework-neutral; the Keras/Flax graph doctor calls them)
+# ------------------------------------------------------------------------------------------
+
+
+def norm_moments(q_gamma: float = 1.0, q_beta: float = 0.0, mu_beta: float = 0.0) -> tuple[float, float]:
+    """A normalization (Batch/Layer/Group/RMS norm) outputs ``gamma * z + beta`` with ``z`` standardized:
+    ``(E[beta], E[gamma**2] + E[beta**2])``.
+
+    >>> norm_moments()
+    (0.0, 1.0)
+    """
+    return mu_beta, q_gamma + q_beta
+
+
+def avgpool_moments(mu: float, q: float, k: float) -> tuple[float, float]:
+    """Average pooling over ``k`` independent inputs keeps the mean and divides the variance by ``k``.
+
+    >>> avgpool_moments(0.0, 4.0, 4)
+    (0.0, 1.0)
+    """
+    k = max(float(k), 1.0)
+    return mu, mu * mu + max(q - mu * mu, 0.0) / k
+
+
+def attention_moments(q: float, sigma_v2: float, qb_v: float, sigma_o2: float, qb_o: float, tokens: int
+                      ) -> tuple[float, float]:  # fmt: skip
+    """Multi-head attention at init as near-uniform averaging over ``tokens`` independent tokens: the value
+    projection maps ``q -> sigma_v2 q + qb_v``, averaging divides that by ``tokens``, the output projection
+    maps ``q -> sigma_o2 q + qb_o`` (``sigma_*2 = E[W**2] * fan_in``); the mean is 0 (zero-mean weights).
+
+    >>> attention_moments(1.0, 1.0, 0.0, 1.0, 0.0, 4)
+    (0.0, 0.25)
+    """
+    return 0.0, sigma_o2 * (sigma_v2 * q + qb_v) / max(int(tokens), 1) + qb_o
 
 
 # ------------------------------------------------------------------------------------------

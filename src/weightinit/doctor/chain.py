@@ -34,7 +34,7 @@ from weightinit.initializers.fans import input_size
 from weightinit.initializers.orthogonal import Orthogonal
 from weightinit.random.streams import Stream
 
-__all__ = ["Chain", "chain_loss", "doctor_chain", "fix_chain"]
+__all__ = ["Chain", "chain_loss", "doctor_chain", "fix_chain", "layer_stats", "sigma_w2"]
 
 
 class Chain(abc.ABC):
@@ -191,9 +191,34 @@ def _backward(chain: Chain, outs: list, x: np.ndarray, targets, seed: int) -> tu
     return loss, res
 
 
-def _sigma_w2(k: np.ndarray) -> float:
+def sigma_w2(k: np.ndarray) -> float:
     """``E[W**2] * fan_in`` of a ``(..., fan_in, fan_out)`` kernel."""
     return float(np.mean(k * k)) * input_size(k.shape)
+
+
+_sigma_w2 = sigma_w2
+
+
+def layer_stats(name: str, kind: str, depth: int, y: np.ndarray, sat, rng: np.random.Generator) -> LayerStats:
+    """The measured statistics of one layer's output ``y`` (float64, batch first): mean, std, second moment,
+    input-dependent std (``signal``), dead units (last axis), the saturated fraction (``sat``: ``y -> mask`` or
+    None) and a sample of 2000 values for the histograms."""
+    y = np.asarray(y, np.float64)
+    s = LayerStats(name=name, kind=kind, depth=depth, shape=tuple(y.shape))
+    if y.size == 0:
+        return s
+    s.nonfinite = not bool(np.isfinite(y).all())
+    s.mean, s.std, s.q = float(y.mean()), float(y.std()), float(np.mean(y * y))
+    s.signal = (
+        float(np.sqrt(y.reshape(y.shape[0], -1).var(axis=0).mean())) if y.ndim and y.shape[0] > 1 else float("nan")
+    )
+    if y.ndim >= 1:
+        s.dead = float(1 - (y.reshape(-1, y.shape[-1]) != 0).any(axis=0).mean())
+    if sat is not None:
+        s.saturated = float(sat(y).mean())
+    flat = y.ravel()
+    s.sample = flat[rng.choice(flat.size, min(flat.size, 2000), replace=False)].astype(np.float32)
+    return s
 
 
 def _input_q(x: np.ndarray, inputs) -> float:
@@ -230,16 +255,7 @@ def doctor_chain(chain: Chain, inputs=None, *, targets=None, seed: int = 0, batc
     q = _input_q(x, inputs)
     inc = None
     for i, (lay, y) in enumerate(outs):
-        s = LayerStats(name=chain.name(lay, i), kind=chain.kind(lay), depth=i, shape=tuple(y.shape))
-        s.nonfinite = not bool(np.isfinite(y).all())
-        s.mean, s.std, s.q = float(y.mean()), float(y.std()), float(np.mean(y * y))
-        s.signal = float(np.sqrt(y.reshape(y.shape[0], -1).var(axis=0).mean())) if y.shape[0] > 1 else float("nan")
-        s.dead = float(1 - (y.reshape(-1, y.shape[-1]) != 0).any(axis=0).mean())
-        sat = chain.saturation(lay)
-        if sat is not None:
-            s.saturated = float(sat(y).mean())
-        flat = y.ravel()
-        s.sample = flat[rng.choice(flat.size, min(flat.size, 2000), replace=False)].astype(np.float32)
+        s = layer_stats(chain.name(lay, i), chain.kind(lay), i, y, chain.saturation(lay), rng)
         s.grad_norms, s.grad_std = grads[i]
         # analytic (chain)
         q_in = q

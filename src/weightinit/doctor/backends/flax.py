@@ -1,14 +1,27 @@
-"""The doctor for Flax NNX models: forward and backward statistics, analytic moments, LSUV and analytic fix.
+"""The doctor for Flax models: forward and backward statistics, analytic moments, LSUV and analytic fix.
 
-Scope (honest limits): an ``nnx.Sequential`` (or any module with a ``layers``
+Which view, chosen by :func:`adapter`:
+
+* an **NNX module** (other than a plain ``nnx.Sequential``) is run once with the ``__call__`` of every leaf module
+  intercepted (a module without submodules; ``nnx.MultiHeadAttention`` is a leaf): the calls give the order and
+  the tensors, and :func:`weightinit.doctor.graph.link_calls` finds the edges between them (the jax code between
+  modules, matched by value: residual adds, concatenations, ``jax.nn`` activations).  The pass runs on a copy
+  (``nnx.split``/``nnx.merge``), so BatchNorm statistics and RNG counters of the model are not advanced;
+  gradients come from one ``jax.grad`` of the same pass over the ``nnx.Param`` state, with zero perturbations
+  added at every call's inputs and output for ``dL/dy``;
+* a **Linen** module is given bound to its variables (``module.bind(variables)``) and analysed the same way, its
+  submodule calls intercepted with ``nn.intercept_methods``;
+* an ``nnx.Sequential`` is a chain (below).
+
+The graph logic is :mod:`weightinit.doctor.graph`'s.  The rest of this docstring is about the chain.
+Scope: an ``nnx.Sequential`` (or any module with a ``layers``
 list) whose items are NNX modules or plain callables (``jax.nn.relu``, a
 user's own function), analysed as a chain.  Weight layers are those with a
 ``kernel`` parameter (``nnx.Linear``, ``nnx.Conv``), in Flax/Keras layout
 ``(..., fan_in, fan_out)``.  Gradients: ``jax.vjp`` layer by layer, each NNX
 module split into its ``nnx.Param`` state (differentiated) and the rest, so
 ``grad_norms`` is keyed by the parameter's path in its layer (``kernel``,
-``bias``); the model itself is not changed.  Linen models are
-not supported yet (use ``capture_intermediates`` yourself).
+``bias``); the model itself is not changed.
 
 The logic is :mod:`weightinit.doctor.chain`'s; this module is its Flax access.
 """
@@ -18,9 +31,11 @@ from __future__ import annotations
 import numpy as np
 
 from weightinit.common.errors import InitializerTypeError, InitializerValueError
-from weightinit.doctor.chain import Chain, doctor_chain, fix_chain
+from weightinit.doctor.backends._common import backend_functions
+from weightinit.doctor.chain import Chain
+from weightinit.doctor.graph import SATURATION, GNode, Graph, GraphModel, batch_of, link_calls
 
-__all__ = ["doctor_flax", "fix_flax"]
+__all__ = ["adapter", "doctor_flax", "fix_flax"]
 
 
 def _get(var):
@@ -140,43 +155,448 @@ class _Flax(Chain):
         return np.asarray(layer(state), np.float64)
 
 
-def doctor_flax(model, inputs=None, *, targets=None, seed=0, batch=64, input_shape=None, title="weightinit doctor"):
-    return doctor_chain(_Flax(model), inputs, targets=targets, seed=seed, batch=batch, input_shape=input_shape,
-                        title=title)  # fmt: skip
+# ------------------------------------------------------------------------------------------
+# graphs: NNX modules (intercepted __call__ of the leaf modules) and bound Linen modules
+# ------------------------------------------------------------------------------------------
+
+_NORMS = ("LayerNorm", "RMSNorm", "BatchNorm", "GroupNorm", "InstanceNorm")
+_IDENTITY = ("Dropout", "Identity")
 
 
-def fix_flax(
-    model,
-    mode,
-    inputs,
-    *,
-    target=1.0,
-    tol=0.1,
-    max_iter=10,
-    seed=0,
-    batch=64,
-    input_shape=None,
-    measure=True,
-    probe=True,
-):
-    return fix_chain(_Flax(model), mode, inputs, target=target, tol=tol, max_iter=max_iter, seed=seed, batch=batch,
-                     input_shape=input_shape, measure=measure, probe=probe)  # fmt: skip
+def _ms(v) -> tuple[float, float]:
+    """``(E[v], E[v**2])`` of a parameter (an nnx variable, a raw array, or None: ``(0, 0)``)."""
+    if v is None:
+        return 0.0, 0.0
+    a = _get(v) if hasattr(v, "get_value") or hasattr(v, "value") else v
+    if a is None:
+        return 0.0, 0.0
+    a = np.asarray(a, np.float64)
+    return float(a.mean()), float(np.mean(a * a))
 
+
+def _arr(params: dict, name: str):
+    v = params.get(name)
+    return None if v is None else np.asarray(v, np.float64)
+
+
+def _jax_phi(fn):
+    import jax.numpy as jnp
+
+    return lambda z: np.asarray(fn(jnp.asarray(np.asarray(z, np.float32))), np.float64)
+
+
+def _is_elementwise(fn, x: np.ndarray, y: np.ndarray) -> bool:
+    import jax.numpy as jnp
+
+    try:
+        perm = np.random.default_rng(1).permutation(x.size)
+        yp = np.asarray(fn(jnp.asarray(x.ravel()[perm].reshape(x.shape).astype(np.float32))), np.float64)
+        return bool(np.allclose(yp.ravel(), y.ravel()[perm], rtol=1e-4, atol=1e-6))
+    except Exception:
+        return False
+
+
+def _flax_rule(cls: str, params: dict, ins: list, out: np.ndarray, call) -> dict:
+    """:class:`GNode` fields of a Flax module call from its class name, its parameters (``{name: array}``, nested
+    names joined by ``.``), its measured inputs/output, and ``call`` (the module as a function of one array)."""
+    from weightinit.initializers.fans import input_size
+
+    if cls in ("MultiHeadAttention", "MultiHeadDotProductAttention", "SelfAttention"):
+        vk = next((v for k, v in params.items() if k.split(".")[0] == "value" and k.endswith("kernel")), None)
+        ok = next((v for k, v in params.items() if k.split(".")[0] == "out" and k.endswith("kernel")), None)
+        if vk is not None and ok is not None:
+            vk, ok = np.asarray(vk, np.float64), np.asarray(ok, np.float64)
+            qbv = _ms(next((v for k, v in params.items() if k.split(".")[0] == "value" and k.endswith("bias")), None))
+            qbo = _ms(next((v for k, v in params.items() if k.split(".")[0] == "out" and k.endswith("bias")), None))
+            vin = min(len(ins) - 1, 2)
+            v = ins[vin]
+            return {"op": "attention", "vin": vin,
+                    "attn": (float(np.mean(vk * vk)) * vk.shape[0], qbv[1], float(np.mean(ok * ok)) * input_size(ok.shape),
+                             qbo[1], int(v.shape[-2]) if v.ndim >= 3 else 1)}  # fmt: skip
+    k = _arr(params, "kernel")
+    if k is not None and k.ndim >= 2:
+        mb, qb = _ms(_arr(params, "bias"))
+        return {"op": "weight", "sigma_w2": float(np.mean(k * k)) * input_size(k.shape), "qb": qb, "mb": mb,
+                "weight_norm": float(np.linalg.norm(k))}  # fmt: skip
+    if cls in _NORMS:
+        mb, qb = _ms(_arr(params, "bias"))
+        sc = _arr(params, "scale")
+        return {"op": "norm", "qg": float(np.mean(sc * sc)) if sc is not None else 1.0, "qb": qb, "mb": mb}
+    if cls in ("Embed", "Embedding"):
+        return {"op": "embedding", "emb": _ms(_arr(params, "embedding"))}
+    if cls in _IDENTITY:
+        return {"op": "identity"}
+    x = ins[0] if len(ins) == 1 else None
+    if x is not None and x.shape == out.shape and not params and _is_elementwise(call, x, out):
+        return {"op": "act", "phi": _jax_phi(call), "act": cls.lower(), "sat": SATURATION.get(cls.lower())}
+    if x is not None and x.size == out.size and np.array_equal(np.sort(x, axis=None), np.sort(out, axis=None)):
+        return {"op": "identity"}
+    return {"op": "opaque", "note": f"{cls}: no moment rule; treated as the identity"}
+
+
+def _arrays(args) -> list:
+    import jax
+
+    return [a for a in jax.tree_util.tree_leaves(args) if hasattr(a, "shape") and hasattr(a, "dtype") and a.ndim > 0]
+
+
+def _perturb(args, row):
+    """``args`` with ``row[j]`` added to its ``j``-th array leaf."""
+    import jax
+
+    leaves, tdef = jax.tree_util.tree_flatten(args)
+    j = 0
+    for n, a in enumerate(leaves):
+        if hasattr(a, "shape") and hasattr(a, "dtype") and a.ndim > 0:
+            leaves[n] = a + row[j]
+            j += 1
+    return jax.tree_util.tree_unflatten(tdef, leaves)
+
+
+def _first_array(y):
+    import jax
+
+    leaves = jax.tree_util.tree_leaves(y)
+    return leaves[0] if leaves else y
+
+
+def _add_first(y, e):
+    import jax
+
+    leaves, tdef = jax.tree_util.tree_flatten(y)
+    leaves[0] = leaves[0] + e
+    return jax.tree_util.tree_unflatten(tdef, leaves)
+
+
+class _FlaxGraph(GraphModel):
+    """Shared by NNX and Linen: records ``(path, cls, params, args, output)`` per leaf call, then links them."""
+
+    seed_by_key = True
+
+    def batch(self, inputs, batch, input_shape, seed):
+        if inputs is None:
+            if input_shape is None:
+                raise InitializerValueError("Cannot infer the input shape of this Flax model; pass inputs= or "
+                                            "input_shape=.")  # fmt: skip
+            shapes = ([tuple(s) for s in input_shape] if input_shape and isinstance(input_shape[0], (tuple, list))
+                      else [tuple(input_shape)])  # fmt: skip
+            return batch_of(None, shapes, batch, seed)
+        return batch_of(inputs, None, batch, seed)
+
+    def capture(self, x) -> Graph:
+        import jax.numpy as jnp
+
+        xs = [jnp.asarray(v) for v in (x if isinstance(x, tuple) else (x,))]
+        recs: list = []
+        outs = self._run(None, xs, None, None, recs)
+        counts: dict = {}
+        records = []
+        for path, cls, params, args, y, call in recs:
+            base = ".".join(map(str, path)) or cls
+            k = counts.get(base, 0)
+            counts[base] = k + 1
+            yv, iv = np.asarray(y, np.float64), [np.asarray(a, np.float64) for a in args]
+            fields = _flax_rule(cls, params, iv, yv, call)
+            node = GNode(name=base if k == 0 else f"{base}#{k + 1}", kind=cls, layer=path, out=yv, **fields)
+            records.append((node, args, y))
+        names = ["input"] if len(xs) == 1 else [f"input_{i}" for i in range(len(xs))]
+        import jax
+
+        g = link_calls(list(zip(names, xs)), records, jax.tree_util.tree_leaves(outs))
+        g.calls = [g.nodes.index(r[0]) for r in records]
+        g.notes += [f"{n.name}: {n.note}" for n in g.nodes if n.note]
+        return g
+
+    def _zeros(self, g):
+        import jax.numpy as jnp
+
+        eo = [jnp.zeros(np.shape(g.nodes[i].out), jnp.float32) for i in g.calls]
+        ei = [[jnp.zeros(np.shape(g.nodes[j].out), jnp.float32) for j in g.nodes[i].inputs] for i in g.calls]
+        return eo, ei
+
+    def _fill(self, g, geo, gei, flat_grads) -> None:
+        seen = set()
+        for k, i in enumerate(g.calls):
+            n = g.nodes[i]
+            n.grad_y = np.asarray(geo[k], np.float64)
+            n.arg_grads = [np.asarray(a, np.float64) for a in gei[k]]
+            if n.layer in seen:
+                continue
+            seen.add(n.layer)
+            p = tuple(n.layer)
+            n.grad_params = {".".join(map(str, path[len(p) :])): np.asarray(v, np.float64) for path, v in flat_grads
+                             if tuple(path[: len(p)]) == p and len(path) > len(p)}  # fmt: skip
+
+    def preactivation(self, x, node) -> np.ndarray:
+        g = self.capture(x)  # Flax layers have no fused activation: the kernel's output is the node's output
+        return next(n.out for n in g.nodes if n.name == node.name)
+
+
+def _nnx_leaves(model) -> dict:
+    """``{id(module): (path, module)}`` of the leaf modules (no submodule; MultiHeadAttention is one)."""
+    from flax import nnx
+
+    mods = {}
+    inside_attention = []
+    for path, m in nnx.iter_modules(model):
+        if not path:
+            continue
+        if type(m).__name__ == "MultiHeadAttention":
+            inside_attention.append(tuple(path))
+        kids = [c for _, c in nnx.iter_children(m) if isinstance(c, nnx.Module) and not isinstance(c, nnx.Rngs)]
+        if not kids or type(m).__name__ == "MultiHeadAttention":
+            mods[id(m)] = (tuple(path), m)
+    return {k: v for k, v in mods.items()
+            if not any(v[0][: len(a)] == a and len(v[0]) > len(a) for a in inside_attention)}  # fmt: skip
+
+
+def _nnx_params(m) -> dict:
+    from flax import nnx
+
+    state = nnx.state(m, nnx.Param)
+    return {".".join(map(str, k)): np.asarray(_get(v), np.float64) for k, v in nnx.to_flat_state(state)}
+
+
+class _NNXGraph(_FlaxGraph):
+    label = "Flax NNX"
+
+    def framework(self) -> str:
+        import flax
+
+        return f"flax {flax.__version__} (nnx)"
+
+    def _run(self, params, xs, eo, ei, record):
+        """The outputs of a copy of the model (with ``params``, an ``nnx.Param`` state, if given)."""
+        from flax import nnx
+
+        graphdef, pstate, rest = nnx.split(self.model, nnx.Param, ...)
+        m = nnx.merge(graphdef, pstate if params is None else params, rest)
+        leaves = _nnx_leaves(m)
+        count, depth = [0], [0]
+        classes = {type(mod) for _, mod in leaves.values()}
+        saved = {cls: cls.__dict__.get("__call__") for cls in classes}
+
+        def wrap(orig):
+            def __call__(self, *args, **kwargs):
+                if id(self) not in leaves or depth[0]:
+                    return orig(self, *args, **kwargs)
+                i = count[0]
+                count[0] += 1
+                if ei is not None:
+                    args = _perturb(args, ei[i])
+                depth[0] += 1
+                try:
+                    y = orig(self, *args, **kwargs)
+                finally:
+                    depth[0] -= 1
+                if eo is not None:
+                    y = _add_first(y, eo[i])
+                if record is not None:
+                    mod = self
+                    record.append((leaves[id(self)][0], type(self).__name__, _nnx_params(self), _arrays(args),
+                                   _first_array(y), lambda z, mod=mod: orig(mod, z)))  # fmt: skip
+                return y
+
+            return __call__
+
+        for cls in classes:
+            cls.__call__ = wrap(cls.__call__)
+        try:
+            return m(*xs)
+        finally:
+            for cls, orig in saved.items():
+                if orig is None:
+                    del cls.__call__
+                else:
+                    cls.__call__ = orig
+
+    def gradients(self, x, g, cots):
+        import jax.numpy as jnp
+        from flax import nnx
+
+        import jax
+
+        xs = [jnp.asarray(v) for v in (x if isinstance(x, tuple) else (x,))]
+        _, params, _ = nnx.split(self.model, nnx.Param, ...)
+        eo, ei = self._zeros(g)
+
+        def loss(p, eo, ei):
+            outs = jax.tree_util.tree_leaves(self._run(p, xs, eo, ei, None))
+            return sum(jnp.sum(o * jnp.asarray(c, o.dtype)) for o, c in zip(outs, cots))
+
+        gp, geo, gei = jax.grad(loss, argnums=(0, 1, 2))(params, eo, ei)
+        self._fill(g, geo, gei, [(k, _get(v)) for k, v in nnx.to_flat_state(gp)])
+
+    def _module(self, node):
+        from flax import nnx
+
+        for path, m in nnx.iter_modules(self.model):
+            if tuple(path) == tuple(node.layer):
+                return m
+        raise KeyError(node.layer)
+
+    def kernel(self, node):
+        if node.op != "weight":
+            return None
+        return np.asarray(_get(self._module(node).kernel), np.float64)
+
+    def set_kernel(self, node, k) -> None:
+        import jax.numpy as jnp
+
+        var = self._module(node).kernel
+        _set(var, jnp.asarray(k, _get(var).dtype))
+
+
+_LINEN_ATTENTION = ("MultiHeadDotProductAttention", "SelfAttention", "MultiHeadAttention")
+
+
+def _flat(tree, prefix=()) -> list:
+    """``[(path tuple, leaf)]`` of a nested dict."""
+    if isinstance(tree, dict) or hasattr(tree, "items"):
+        out = []
+        for k, v in tree.items():
+            out += _flat(v, (*prefix, k))
+        return out
+    return [(prefix, tree)]
+
+
+class _LinenGraph(_FlaxGraph):
+    label = "Flax Linen"
+
+    def __init__(self, model):
+        super().__init__(model)
+        if getattr(model, "scope", None) is None:
+            raise InitializerTypeError("A Linen module must be bound to its variables: pass module.bind(variables) "
+                                       f"(got an unbound {type(model).__name__}).")  # fmt: skip
+        self.module, self.variables = model.unbind()
+        self._leaves = None
+
+    def framework(self) -> str:
+        import flax
+
+        return f"flax {flax.__version__} (linen)"
+
+    def _apply(self, variables, xs, interceptor):
+        import flax.linen as nn
+
+        import jax
+
+        mutable = [c for c in variables if c != "params"]
+        with nn.intercept_methods(interceptor):
+            y = self.module.apply(variables, *xs, mutable=mutable or False, rngs={"dropout": jax.random.key(0)})
+        return y[0] if mutable else y
+
+    def _find_leaves(self, xs) -> set:
+        """Paths of the modules whose ``__call__`` calls no other module (attention modules count as leaves)."""
+        stack, parents, seen = [], set(), set()
+
+        def icpt(next_fun, args, kwargs, context):
+            if context.method_name != "__call__":
+                return next_fun(*args, **kwargs)
+            path = tuple(context.module.path)
+            if stack:
+                parents.add(stack[-1])
+            seen.add((path, type(context.module).__name__))
+            stack.append(path)
+            try:
+                return next_fun(*args, **kwargs)
+            finally:
+                stack.pop()
+
+        self._apply(self.variables, xs, icpt)
+        attn = {p for p, c in seen if c in _LINEN_ATTENTION}
+        return {p for p, c in seen if p and (p not in parents or p in attn)
+                and not any(p[: len(a)] == a and len(p) > len(a) for a in attn)}  # fmt: skip
+
+    def _run(self, params, xs, eo, ei, record):
+        if self._leaves is None:
+            self._leaves = self._find_leaves(xs)
+        leaves = self._leaves
+        count, depth = [0], [0]
+
+        def icpt(next_fun, args, kwargs, context):
+            path = tuple(context.module.path)
+            if context.method_name != "__call__" or depth[0] or path not in leaves:
+                return next_fun(*args, **kwargs)
+            i = count[0]
+            count[0] += 1
+            if ei is not None:
+                args = _perturb(args, ei[i])
+            depth[0] += 1
+            try:
+                y = next_fun(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+            if eo is not None:
+                y = _add_first(y, eo[i])
+            if record is not None:
+                mod = context.module
+                ps = {
+                    ".".join(map(str, k)): np.asarray(v, np.float64) for k, v in _flat(mod.variables.get("params", {}))
+                }
+                record.append((path, type(mod).__name__, ps, _arrays(args), _first_array(y),
+                               lambda z, nf=next_fun: nf(z)))  # fmt: skip
+            return y
+
+        variables = dict(self.variables) if params is None else {**self.variables, "params": params}
+        return self._apply(variables, xs, icpt)
+
+    def gradients(self, x, g, cots):
+        import jax.numpy as jnp
+
+        import jax
+
+        xs = [jnp.asarray(v) for v in (x if isinstance(x, tuple) else (x,))]
+        eo, ei = self._zeros(g)
+
+        def loss(p, eo, ei):
+            outs = jax.tree_util.tree_leaves(self._run(p, xs, eo, ei, None))
+            return sum(jnp.sum(o * jnp.asarray(c, o.dtype)) for o, c in zip(outs, cots))
+
+        gp, geo, gei = jax.grad(loss, argnums=(0, 1, 2))(self.variables["params"], eo, ei)
+        self._fill(g, geo, gei, _flat(gp))
+
+    def _params_of(self, node) -> dict:
+        d = self.variables["params"]
+        for k in node.layer:
+            d = d[k]
+        return d
+
+    def kernel(self, node):
+        return np.asarray(self._params_of(node)["kernel"], np.float64) if node.op == "weight" else None
+
+    def set_kernel(self, node, k) -> None:
+        """Linen variables are immutable: the new kernel goes into the adapter's copy of the variables and into the
+        bound module the doctor was given (``model.variables`` then reads the fixed values)."""
+        import jax.numpy as jnp
+        from flax.core import unfreeze
+
+        variables = unfreeze(self.variables)
+        d = variables["params"]
+        for key in node.layer:
+            d = d[key]
+        d["kernel"] = jnp.asarray(k, d["kernel"].dtype)
+        self.variables = variables
+        self.model = self.module.bind(variables)
+
+
+def adapter(model):
+    """The view of ``model``: a chain for an ``nnx.Sequential`` (or a module with a ``layers`` list of layers and
+    functions), the intercepted calls of its leaf modules otherwise; a bound Linen module through
+    ``nn.intercept_methods``."""
+    import flax.linen as nn
+    from flax import nnx
+
+    if isinstance(model, nn.Module):
+        return _LinenGraph(model)
+    if isinstance(model, nnx.Sequential):
+        return _Flax(model)
+    if isinstance(model, nnx.Module):
+        return _NNXGraph(model)
+    return _Flax(model)
+
+
+doctor_flax, fix_flax, doctor, fix = backend_functions("flax", __name__, adapter)
 
 # the backend protocol (weightinit.doctor.backends.DoctorBackend)
 NAME = "flax"
-
-
-def doctor(model, inputs=None, *, targets=None, loss_fn=None, analytic=True, seed=0, batch=64, input_shape=None,
-           title="weightinit doctor"):  # fmt: skip
-    """:func:`weightinit.doctor.api.doctor` for a Flax model (``loss_fn`` and ``analytic=False`` are
-    PyTorch-only; the chain always predicts moments)."""
-    return doctor_flax(model, inputs, targets=targets, seed=seed, batch=batch, input_shape=input_shape, title=title)
-
-
-def fix(model, mode, inputs=None, *, targets=None, target=1.0, tol=0.1, max_iter=10, orthogonal=True, seed=0,
-        batch=64, input_shape=None, measure=True, progress=None, probe=True):  # fmt: skip
-    """:func:`weightinit.doctor.api.fix` for a Flax model (LSUV always pre-initializes orthogonally;
-    ``targets`` and ``progress`` are PyTorch-only)."""
-    return fix_flax(model, mode, inputs, target=target, tol=tol, max_iter=max_iter, seed=seed, batch=batch,
-                    input_shape=input_shape, measure=measure, probe=probe)  # fmt: skip

@@ -1,9 +1,21 @@
 """The doctor for Keras 3 models (any backend): forward and backward statistics, analytic moments, LSUV and
 analytic fix.
 
-Scope (honest limits): layers are taken from ``model.layers`` in order and
-treated as a chain (Sequential-like MLP/CNN models; functional branches are
-not modelled).  Per-layer outputs come from applying the layers one by one in
+Three ways to see a model, chosen by :func:`adapter`:
+
+* a **functional** model (``keras.Model(inputs, outputs)``) is analysed on Keras' own graph: the nodes of
+  ``model._nodes_by_depth`` (layers and the ops of ``keras.ops``/tensor arithmetic: ``Add``, ``Concatenate``,
+  ``Multiply``, ``MultiHeadAttention``, normalization, pooling, ...), each node's inputs from its input tensors'
+  history, several inputs and outputs included.  The nodes are run one by one (layers with ``training=True``, as
+  the first training step sees them; inside a ``keras.StatelessScope``, so BatchNorm's moving statistics are not
+  touched);
+* a **subclassed** model is run once with every leaf layer's ``call`` wrapped (a ``MultiHeadAttention`` is a
+  leaf): the calls give the order and the tensors, and :func:`weightinit.doctor.graph.link_calls` finds the edges
+  between them (the arithmetic between layers is matched by value: residual adds, concatenations, activations);
+* a ``keras.Sequential`` is a chain of ``model.layers`` (below).
+
+The graph logic is :mod:`weightinit.doctor.graph`'s, the chain logic :mod:`weightinit.doctor.chain`'s.  The rest
+of this docstring is about the chain.  Per-layer outputs come from applying the layers one by one in
 eager mode.  Gradients use the active backend's autodiff, layer by layer: jax
 (``jax.vjp`` of each layer's ``stateless_call``) and torch (autograd); the
 numpy backend cannot differentiate and other backends are not wired yet, so
@@ -22,11 +34,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from weightinit.doctor.chain import Chain, doctor_chain, fix_chain
+from weightinit.doctor.backends._common import backend_functions
+from weightinit.doctor.chain import Chain
+from weightinit.doctor.graph import SATURATION, GNode, Graph, GraphModel, batch_of, link_calls
 
-__all__ = ["doctor_keras", "fix_keras"]
+__all__ = ["adapter", "doctor_keras", "fix_keras"]
 
-_SAT = {"tanh": lambda y: np.abs(y) > 0.99, "sigmoid": lambda y: (y < 0.01) | (y > 0.99)}
+_SAT = SATURATION
 
 
 def _layers(model):
@@ -208,43 +222,408 @@ def _grads_torch(layers, x, cot):
     return res
 
 
-def doctor_keras(model, inputs=None, *, targets=None, seed=0, batch=64, input_shape=None, title="weightinit doctor"):
-    return doctor_chain(_Keras(model), inputs, targets=targets, seed=seed, batch=batch, input_shape=input_shape,
-                        title=title)  # fmt: skip
+# ------------------------------------------------------------------------------------------
+# graphs: functional models (Keras' graph) and subclassed models (layer call hooks)
+# ------------------------------------------------------------------------------------------
+
+_NORMS = ("LayerNormalization", "BatchNormalization", "GroupNormalization", "RMSNormalization",
+          "UnitNormalization", "SyncBatchNormalization")  # fmt: skip
+_IDENTITY = ("InputLayer", "Flatten", "Reshape", "Dropout", "SpatialDropout1D", "SpatialDropout2D",
+             "SpatialDropout3D", "Permute", "Identity", "GaussianNoise", "GaussianDropout", "AlphaDropout",
+             "ActivityRegularization", "Cast", "Masking")  # fmt: skip
 
 
-def fix_keras(
-    model,
-    mode,
-    inputs,
-    *,
-    target=1.0,
-    tol=0.1,
-    max_iter=10,
-    seed=0,
-    batch=64,
-    input_shape=None,
-    measure=True,
-    probe=True,
-):
-    return fix_chain(_Keras(model), mode, inputs, target=target, tol=tol, max_iter=max_iter, seed=seed, batch=batch,
-                     input_shape=input_shape, measure=measure, probe=probe)  # fmt: skip
+def _mean_sq(v) -> tuple[float, float]:
+    """``(E[v], E[v**2])`` of a variable, ``(0, 0)`` for None."""
+    if v is None:
+        return 0.0, 0.0
+    a = _np(v)
+    return float(a.mean()), float(np.mean(a * a))
 
+
+def _op_phi(op):
+    """The numpy function of a one-input elementwise Keras layer/op, by calling it."""
+    from keras import ops
+
+    return lambda z: np.asarray(ops.convert_to_numpy(op(ops.convert_to_tensor(np.asarray(z, np.float32)))), np.float64)
+
+
+def _elementwise(op, x: np.ndarray, y: np.ndarray) -> bool:
+    """Whether ``op`` (``x -> y``, same shape) acts elementwise: permuting its input permutes its output."""
+    from keras import ops
+
+    try:
+        perm = np.random.default_rng(1).permutation(x.size)
+        xp = x.ravel()[perm].reshape(x.shape).astype(np.float32)
+        yp = np.asarray(ops.convert_to_numpy(op(ops.convert_to_tensor(xp))), np.float64)
+        return bool(np.allclose(yp.ravel(), y.ravel()[perm], rtol=1e-4, atol=1e-6))
+    except Exception:
+        return False
+
+
+def _rule(op, ins: list, out: np.ndarray) -> dict:
+    """The :class:`GNode` fields of a Keras layer/op node from the layer and its measured inputs/output."""
+    from weightinit.initializers.fans import input_size
+
+    cls = type(op).__name__
+    if cls == "MultiHeadAttention":
+        vk, ok = _np(op._value_dense.kernel), _np(op._output_dense.kernel)
+        _, qbv = _mean_sq(getattr(op._value_dense, "bias", None))
+        _, qbo = _mean_sq(getattr(op._output_dense, "bias", None))
+        v = ins[1] if len(ins) > 1 else ins[0]
+        return {"op": "attention", "vin": 1 if len(ins) > 1 else 0,
+                "attn": (float(np.mean(vk * vk)) * vk.shape[0], qbv, float(np.mean(ok * ok)) * input_size(ok.shape),
+                         qbo, int(v.shape[1]) if v.ndim >= 3 else 1)}  # fmt: skip
+    k = getattr(op, "kernel", None)
+    if k is not None and hasattr(k, "shape") and len(k.shape) >= 2:
+        kk = _np(k)
+        mb, qb = _mean_sq(getattr(op, "bias", None))
+        act = _act_name(op)
+        fused = act not in (None, "linear")
+        return {"op": "weight", "sigma_w2": float(np.mean(kk * kk)) * input_size(kk.shape), "qb": qb, "mb": mb,
+                "phi": _numpy_act(op) if fused else None, "act": act if fused else None, "sat": _SAT.get(act),
+                "weight_norm": float(np.linalg.norm(kk))}  # fmt: skip
+    if cls in ("Add", "Subtract") and len(ins) >= 2:
+        return {"op": "add", "signs": [1, -1] if cls == "Subtract" else None}
+    if cls == "Multiply" and len(ins) == 2:
+        return {"op": "mul"}
+    if cls == "Concatenate" and len(ins) >= 2:
+        return {"op": "concat"}
+    if cls in _NORMS:
+        g = getattr(op, "gamma", None)
+        if g is None:
+            g = getattr(op, "scale", None) if not isinstance(getattr(op, "scale", None), bool) else None
+        mb, qb = _mean_sq(getattr(op, "beta", None))
+        return {"op": "norm", "qg": _mean_sq(g)[1] if g is not None else 1.0, "qb": qb, "mb": mb}
+    if cls.startswith(("AveragePooling", "GlobalAveragePooling")):
+        return {"op": "avgpool"}
+    if cls.startswith(("MaxPooling", "GlobalMaxPooling")):
+        return {"op": "maxpool", "note": "max pooling: identity (approximation)"}
+    if cls == "Embedding":
+        return {"op": "embedding", "emb": _mean_sq(op.embeddings)}
+    if cls in _IDENTITY:
+        return {"op": "identity"}
+    if cls == "Activation":
+        act = _act_name(op)
+        if act in (None, "linear"):
+            return {"op": "identity"}
+        return {"op": "act", "phi": _numpy_act(op), "act": act, "kind": act, "sat": _SAT.get(act)}
+    x = ins[0] if len(ins) == 1 else None
+    has_weights = bool(getattr(op, "weights", None))
+    if x is not None and x.shape == out.shape and not has_weights and _elementwise(op, x, out):
+        label = cls.lower()
+        return {"op": "act", "phi": _op_phi(op), "act": label, "sat": _SAT.get(label)}
+    if x is not None and x.size == out.size and np.array_equal(np.sort(x, axis=None), np.sort(out, axis=None)):
+        return {"op": "identity"}
+    return {"op": "opaque", "note": f"{cls}: no moment rule; treated as the identity"}
+
+
+def _tensors(tree_, args) -> list:
+    """The array leaves of a call's (nested) positional arguments."""
+    return [a for a in tree_.flatten(args) if hasattr(a, "shape") and hasattr(a, "dtype") and len(a.shape) > 0]
+
+
+def _leaves(model) -> list:
+    """The layers whose ``call`` the hook capture wraps: leaves of the layer tree (MultiHeadAttention is one)."""
+    out, seen = [], set()
+
+    def walk(layer):
+        for sub in layer._flatten_layers(include_self=False, recursive=False):
+            if id(sub) in seen:
+                continue
+            seen.add(id(sub))
+            children = list(sub._flatten_layers(include_self=False, recursive=False))
+            if type(sub).__name__ == "MultiHeadAttention" or not children:
+                out.append(sub)
+            else:
+                walk(sub)
+
+    walk(model)
+    return out
+
+
+def _takes_training(op) -> bool:
+    import inspect
+
+    try:
+        return "training" in inspect.signature(op.call).parameters
+    except (TypeError, ValueError, AttributeError):
+        return False
+
+
+class _KerasGraph(GraphModel):
+    """A functional model (``functional=True``: Keras' graph) or a subclassed one (layer call hooks)."""
+
+    label = "Keras"
+
+    def __init__(self, model, functional: bool):
+        super().__init__(model)
+        self.functional = functional
+        self.label = "Keras functional" if functional else "Keras subclassed"
+
+    def framework(self) -> str:
+        import keras
+
+        return f"keras {keras.__version__} ({keras.backend.backend()})"
+
+    def batch(self, inputs, batch, input_shape, seed):
+        if inputs is None:
+            if input_shape is not None:
+                shapes = ([tuple(s) for s in input_shape] if input_shape and isinstance(input_shape[0], (tuple, list))
+                          else [tuple(input_shape)])  # fmt: skip
+            else:
+                try:
+                    shapes = [tuple(t.shape[1:]) for t in self.model.inputs]
+                except Exception:
+                    shapes = None
+            if not shapes or any(d is None for s in shapes for d in s):
+                from weightinit.common.errors import InitializerValueError
+
+                raise InitializerValueError("Cannot infer the input shape of this Keras model; pass inputs= or "
+                                            "input_shape=.")  # fmt: skip
+            return batch_of(None, shapes, batch, seed)
+        return batch_of(inputs, None, batch, seed)
+
+    # -- running ----------------------------------------------------------------------------
+    def _order(self) -> list:
+        nodes = []
+        by_depth = self.model._nodes_by_depth
+        for depth in sorted(by_depth, reverse=True):
+            nodes += [n for n in by_depth[depth] if n.operation is not None and not n.is_input]
+        return nodes
+
+    def _run(self, xs, eo=None, ei=None, record=None):
+        """The model's outputs on ``xs``; ``eo``/``ei``: per call, added to its output / its tensor inputs."""
+        return (self._run_functional if self.functional else self._run_hooks)(xs, eo, ei, record)
+
+    def _run_functional(self, xs, eo, ei, record):
+        from keras import tree
+
+        td = {id(t): v for t, v in zip(self.model.inputs, xs)}
+        for k, node in enumerate(self._order()):
+            args, kwargs = node.arguments.fill_in(td)
+            op = node.operation
+            if _takes_training(op) and "training" not in kwargs:
+                kwargs["training"] = True
+            flat = tree.flatten(op(*args, **kwargs))
+            if eo is not None:
+                flat = [flat[0] + eo[k], *flat[1:]]
+            if record is not None:
+                record.append((node, [td[id(t)] for t in node.input_tensors], flat[0]))
+            for t, v in zip(node.outputs, flat):
+                td[id(t)] = v
+        return [td[id(t)] for t in self.model.outputs]
+
+    def _run_hooks(self, xs, eo, ei, record):
+        from keras import tree
+
+        count = [0]
+
+        def wrap(layer, orig):
+            def call(*args, **kwargs):
+                i = count[0]
+                count[0] += 1
+                if ei is not None:
+                    leaves, j = tree.flatten(args), 0
+                    for n, a in enumerate(leaves):
+                        if hasattr(a, "shape") and hasattr(a, "dtype") and len(a.shape) > 0:
+                            leaves[n] = a + ei[i][j]
+                            j += 1
+                    args = tree.pack_sequence_as(args, leaves)
+                y = orig(*args, **kwargs)
+                flat = tree.flatten(y)
+                if eo is not None:
+                    flat = [flat[0] + eo[i], *flat[1:]]
+                    y = flat[0] if len(flat) == 1 and not isinstance(y, (list, tuple, dict)) else \
+                        tree.pack_sequence_as(y, flat)  # fmt: skip
+                if record is not None:
+                    record.append((layer, _tensors(tree, args), flat[0]))
+                return y
+
+            return call
+
+        leaves = _leaves(self.model)
+        for lay in leaves:
+            lay.call = wrap(lay, lay.call)
+        try:
+            x = xs[0] if len(xs) == 1 else list(xs)
+            out = self.model(x, training=True) if _takes_training(self.model) else self.model(x)
+        finally:
+            for lay in leaves:
+                lay.__dict__.pop("call", None)
+        return [o for o in tree.flatten(out)]
+
+    # -- capture ----------------------------------------------------------------------------
+    def capture(self, x) -> Graph:
+        import keras
+
+        xs = x if isinstance(x, tuple) else (x,)
+        xt = [keras.ops.convert_to_tensor(v) for v in xs]
+        recs: list = []
+        with keras.StatelessScope():
+            outs = self._run(xt, record=recs)
+        counts: dict = {}
+
+        def fresh(base):
+            k = counts.get(base, 0)
+            counts[base] = k + 1
+            return base if k == 0 else f"{base}#{k + 1}"
+
+        def make(op, ins, y):
+            yv, iv = _np(y), [_np(a) for a in ins]
+            fields = _rule(op, iv, yv)
+            fields.setdefault("kind", type(op).__name__)
+            return GNode(name=fresh(op.name), layer=op, out=yv, **fields)
+
+        if self.functional:
+            nodes, producer = [], {}
+            for t, v in zip(self.model.inputs, xs):
+                producer[id(t)] = len(nodes)
+                nodes.append(GNode(t._keras_history.operation.name, "Input", "input", out=np.asarray(v, np.float64)))
+            calls = []
+            for node, ins, y in recs:
+                gn = make(node.operation, ins, y)
+                gn.inputs = [producer[id(t)] for t in node.input_tensors]
+                for t in node.outputs:
+                    producer[id(t)] = len(nodes)
+                calls.append(len(nodes))
+                nodes.append(gn)
+            g = Graph(nodes, [producer[id(t)] for t in self.model.outputs], how="functional graph")
+        else:
+            names = [f"input_{i}" if len(xs) > 1 else "input" for i in range(len(xs))]
+            records = [(make(lay, ins, y), ins, y) for lay, ins, y in recs]
+            g = link_calls(list(zip(names, xt)), records, outs, to_numpy=_np)
+            calls = [g.nodes.index(r[0]) for r in records]
+        g.calls = calls
+        g.notes += [f"{n.name}: {n.note}" for n in g.nodes if n.note]
+        return g
+
+    # -- gradients --------------------------------------------------------------------------
+    def gradients(self, x, g, cots):
+        import keras
+
+        backend = keras.backend.backend()
+        if backend == "jax":
+            return self._grads_jax(x, g, cots)
+        if backend == "numpy":
+            raise NotImplementedError("Keras's numpy backend cannot differentiate; use KERAS_BACKEND=jax or torch")
+        if backend == "torch":
+            return self._grads_torch(x, g, cots)
+        raise NotImplementedError(f"Keras's {backend} backend is not supported by the doctor's backward pass "
+                                  "(jax and torch are)")  # fmt: skip
+
+    def _zeros(self, g, xp):
+        eo = [xp.zeros(np.shape(g.nodes[i].out), dtype=xp.float32) for i in g.calls]
+        ei = None
+        if not self.functional:
+            ei = [[xp.zeros(np.shape(g.nodes[j].out), dtype=xp.float32) for j in g.nodes[i].inputs] for i in g.calls]
+        return eo, ei
+
+    def _fill(self, g, tv, gt, geo, gei) -> None:
+        for k, i in enumerate(g.calls):
+            g.nodes[i].grad_y = np.asarray(geo[k], np.float64)
+            if gei is not None:
+                g.nodes[i].arg_grads = [np.asarray(a, np.float64) for a in gei[k]]
+        by_var = {id(v): gv for v, gv in zip(tv, gt)}
+        seen = set()
+        for n in g.nodes:
+            if n.layer is None or id(n.layer) in seen or not getattr(n.layer, "trainable_variables", None):
+                continue
+            seen.add(id(n.layer))
+            n.grad_params = {name: np.asarray(by_var[id(v)], np.float64)
+                             for name, v in zip(_param_names(n.layer), n.layer.trainable_variables)
+                             if by_var.get(id(v)) is not None}  # fmt: skip
+
+    def _grads_jax(self, x, g, cots):
+        import jax.numpy as jnp
+
+        import jax
+        import keras
+
+        xs = [jnp.asarray(v) for v in (x if isinstance(x, tuple) else (x,))]
+        tv = list(self.model.trainable_variables)
+        eo, ei = self._zeros(g, jnp)
+
+        def loss(tvals, eo, ei):
+            with keras.StatelessScope(state_mapping=list(zip(tv, tvals))):
+                outs = self._run(xs, eo, ei)
+            return sum(jnp.sum(o * jnp.asarray(c, o.dtype)) for o, c in zip(outs, cots))
+
+        gt, geo, gei = jax.grad(loss, argnums=(0, 1, 2))([v.value for v in tv], eo, ei)
+        self._fill(g, tv, gt, geo, gei)
+
+    def _grads_torch(self, x, g, cots):
+        import keras
+        import torch
+
+        tv = list(self.model.trainable_variables)
+        params = [v.value for v in tv]
+        device = next((p.device for p in params), None)
+        xs = [torch.as_tensor(v, device=device) for v in (x if isinstance(x, tuple) else (x,))]
+        eo, ei = self._zeros(g, torch)
+        eo = [e.to(device).requires_grad_(True) for e in eo]
+        flat_ei = []
+        if ei is not None:
+            ei = [[e.to(device).requires_grad_(True) for e in row] for row in ei]
+            flat_ei = [e for row in ei for e in row]
+        with torch.enable_grad(), keras.StatelessScope():
+            outs = self._run(xs, eo, ei)
+            loss = sum((o * torch.as_tensor(c, dtype=o.dtype, device=o.device)).sum() for o, c in zip(outs, cots))
+            want = [p for p in params if p.requires_grad]
+            got = torch.autograd.grad(loss, want + eo + flat_ei, allow_unused=True)
+        byp = {id(p): gp for p, gp in zip(want, got[: len(want)])}
+        gt = [byp.get(id(p)) for p in params]
+        gt = [gp.detach().cpu().double().numpy() if gp is not None else None for gp in gt]
+
+        def z(t, ref):
+            return t.detach().cpu().double().numpy() if t is not None else np.zeros(np.shape(ref))
+
+        geo = [z(t, e) for t, e in zip(got[len(want) : len(want) + len(eo)], eo)]
+        gei = None
+        if ei is not None:
+            rest, gei = list(got[len(want) + len(eo) :]), []
+            for row in ei:
+                gei.append([z(rest.pop(0), e) for e in row])
+        self._fill(g, tv, gt, geo, gei)
+
+    # -- fix ----------------------------------------------------------------------------------
+    def kernel(self, node):
+        k = getattr(node.layer, "kernel", None) if node.op == "weight" else None
+        return _np(k) if k is not None else None
+
+    def set_kernel(self, node, k) -> None:
+        node.layer.kernel.assign(np.asarray(k, np.float32))
+
+    def preactivation(self, x, node) -> np.ndarray:
+        import keras
+
+        lay = node.layer
+        act = getattr(lay, "activation", None)
+        if act is not None:
+            lay.activation = keras.activations.linear
+        try:
+            g = self.capture(x)
+        finally:
+            if act is not None:
+                lay.activation = act
+        return next(n.out for n in g.nodes if n.name == node.name)
+
+
+def adapter(model):
+    """The view of ``model`` the doctor uses: a chain for a ``keras.Sequential``, Keras' graph for a functional
+    model, layer call hooks for a subclassed one."""
+    import keras
+
+    if isinstance(model, keras.Sequential):
+        return _Keras(model)
+    from keras.src.models.functional import Functional
+
+    if isinstance(model, Functional) and type(model).call is Functional.call:
+        return _KerasGraph(model, functional=True)
+    return _KerasGraph(model, functional=False)
+
+
+doctor_keras, fix_keras, doctor, fix = backend_functions("keras", __name__, adapter)
 
 # the backend protocol (weightinit.doctor.backends.DoctorBackend)
 NAME = "keras"
-
-
-def doctor(model, inputs=None, *, targets=None, loss_fn=None, analytic=True, seed=0, batch=64, input_shape=None,
-           title="weightinit doctor"):  # fmt: skip
-    """:func:`weightinit.doctor.api.doctor` for a Keras model (``loss_fn`` and ``analytic=False`` are
-    PyTorch-only; the chain always predicts moments)."""
-    return doctor_keras(model, inputs, targets=targets, seed=seed, batch=batch, input_shape=input_shape, title=title)
-
-
-def fix(model, mode, inputs=None, *, targets=None, target=1.0, tol=0.1, max_iter=10, orthogonal=True, seed=0,
-        batch=64, input_shape=None, measure=True, progress=None, probe=True):  # fmt: skip
-    """:func:`weightinit.doctor.api.fix` for a Keras model (LSUV always pre-initializes orthogonally;
-    ``targets`` and ``progress`` are PyTorch-only)."""
-    return fix_keras(model, mode, inputs, target=target, tol=tol, max_iter=max_iter, seed=seed, batch=batch,
-                    input_shape=input_shape, measure=measure, probe=probe)  # fmt: skip

@@ -1,0 +1,55 @@
+"""The backend functions Keras and Flax share: one factory, :func:`backend_functions`, builds a backend's
+``doctor_<fw>``/``fix_<fw>`` and the two operations of :class:`weightinit.doctor.backends.DoctorBackend` from the
+function that picks its adapter (a :class:`weightinit.doctor.graph.GraphModel` for a model with a graph, a
+:class:`weightinit.doctor.chain.Chain` for a plain sequential one).
+"""
+
+from __future__ import annotations
+
+from weightinit.doctor.chain import doctor_chain, fix_chain
+from weightinit.doctor.graph import GraphModel, doctor_graph, fix_graph
+
+__all__ = ["backend_functions"]
+
+
+def backend_functions(framework: str, module: str, adapt):
+    """``(doctor_<framework>, fix_<framework>, doctor, fix)`` for models seen through ``adapt(model)``."""
+
+    def doctor_fw(model, inputs=None, *, targets=None, seed=0, batch=64, input_shape=None, title="weightinit doctor"):
+        a = adapt(model)
+        run = doctor_graph if isinstance(a, GraphModel) else doctor_chain
+        return run(a, inputs, targets=targets, seed=seed, batch=batch, input_shape=input_shape, title=title)
+
+    def fix_fw(model, mode, inputs, *, target=1.0, tol=0.1, max_iter=10, seed=0, batch=64, input_shape=None,
+               measure=True, probe=True):  # fmt: skip
+        a = adapt(model)
+        run = fix_graph if isinstance(a, GraphModel) else fix_chain
+        return run(a, mode, inputs, target=target, tol=tol, max_iter=max_iter, seed=seed, batch=batch,
+                   input_shape=input_shape, measure=measure, probe=probe)  # fmt: skip
+
+    def doctor(model, inputs=None, *, targets=None, loss_fn=None, analytic=True, seed=0, batch=64, input_shape=None,
+               title="weightinit doctor"):  # fmt: skip
+        return doctor_fw(model, inputs, targets=targets, seed=seed, batch=batch, input_shape=input_shape, title=title)
+
+    def fix(model, mode, inputs=None, *, targets=None, target=1.0, tol=0.1, max_iter=10, orthogonal=True, seed=0,
+            batch=64, input_shape=None, measure=True, progress=None, probe=True):  # fmt: skip
+        return fix_fw(model, mode, inputs, target=target, tol=tol, max_iter=max_iter, seed=seed, batch=batch,
+                      input_shape=input_shape, measure=measure, probe=probe)  # fmt: skip
+
+    label = framework.capitalize() if framework != "keras" else "Keras"
+    docs = {
+        "doctor": f":func:`weightinit.doctor.api.doctor` for a {label} model (``loss_fn`` and ``analytic=False`` are "
+        "PyTorch-only; moments are always predicted).",
+        "fix": f":func:`weightinit.doctor.api.fix` for a {label} model (LSUV always pre-initializes orthogonally; "
+        "``targets`` and ``progress`` are PyTorch-only).",
+        f"doctor_{framework}": f"The doctor on a {label} model: its graph, or its layers as a chain.",
+        f"fix_{framework}": f"Rescale a {label} model's kernels in place (``mode`` ``'lsuv'`` or ``'analytic'``).",
+    }
+    out = []
+    for name, fn in ((f"doctor_{framework}", doctor_fw), (f"fix_{framework}", fix_fw), ("doctor", doctor),
+                     ("fix", fix)):  # fmt: skip
+        fn.__name__ = fn.__qualname__ = name
+        fn.__module__ = module
+        fn.__doc__ = docs[name]
+        out.append(fn)
+    return tuple(out)

@@ -1,0 +1,613 @@
+"""The doctor and fix on a model's dataflow graph, independent of the framework (Keras functional and subclassed
+models, Flax NNX and Linen).
+
+A backend captures its model as a :class:`Graph`: :class:`GNode` objects in an order where every node comes after
+its inputs, each with the node's measured output (one eager forward pass) and the numbers the moment rules need
+(a weight layer's ``sigma_w**2 = E[W**2] * fan_in``, a normalization's ``E[gamma**2]``, an activation's numpy
+function, a concatenation's part sizes).  From it:
+
+* :func:`doctor_graph` measures per node what the chain doctor measures per layer (mean, std, signal, dead and
+  saturated fractions; ``dL/dy`` and the parameter gradients from the backend's one backward pass, the loss of
+  :func:`weightinit.doctor.chain.chain_loss` on each output), then propagates ``(mean, second moment)`` along the
+  edges with the rules of :mod:`weightinit.doctor.analytic` (its :func:`~weightinit.doctor.analytic.add_moments`
+  at residual adds, :func:`~weightinit.doctor.analytic.concat_moments` at concatenations,
+  :func:`~weightinit.doctor.analytic.moment_map` and :func:`~weightinit.doctor.analytic.chi` at activations, and
+  so on);
+* :func:`fix_graph` rescales each kernel in graph order: LSUV (orthogonal pre-init, then the measured
+  pre-activation variance to the target) or analytic (the predicted second moment to the target, then corrected
+  on the batch).  A weight layer whose output feeds an add of ``m`` tensors gets ``target / m`` so the sum has the
+  target (as the torch path's :func:`weightinit.doctor.analytic.add_targets`); one that feeds only a
+  normalization is left alone (its scale does not reach the output).
+
+Where the framework gives only the calls of its layers (Keras subclassed models, Flax modules), the edges between
+them are found by :func:`link_calls`: a layer's input that is not the very output of an earlier call is matched by
+value against the tensors recorded so far (the same tensor, an elementwise activation of one, the sum of two, a
+concatenation along the last axis); what matches nothing becomes an ``opaque`` node, treated as the identity and
+named in the report's notes.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from weightinit.doctor import analytic as an
+from weightinit.doctor.chain import chain_loss, layer_stats, sigma_w2
+from weightinit.doctor.diagnose import diagnose
+from weightinit.doctor.lsuv import lsuv_rescale
+from weightinit.doctor.report import FixReport, Flag, Report
+from weightinit.initializers.gains import ACTIVATIONS
+from weightinit.initializers.orthogonal import Orthogonal
+from weightinit.random.streams import Stream
+
+__all__ = ["GNode", "Graph", "GraphModel", "doctor_graph", "fix_graph", "link_calls", "propagate"]
+
+#: node operations and the rule each gets (see :func:`propagate`)
+OPS = ("input", "weight", "act", "add", "concat", "mul", "norm", "avgpool", "maxpool", "attention", "embedding",
+       "identity", "opaque")  # fmt: skip
+
+
+@dataclass(eq=False)
+class GNode:
+    """One node of a captured graph: a layer call, a framework op, or an edge op found by :func:`link_calls`."""
+
+    name: str
+    kind: str  # LayerStats.kind: the framework's class name (Dense, Linear, Add, ...) or the activation's name
+    op: str  # one of OPS
+    inputs: list = field(default_factory=list)  # indices of the nodes feeding this one, in argument order
+    layer: Any = None  # the framework's object (layer, module), None for inferred nodes
+    out: Any = None  # measured output, float64 numpy
+    # moment-rule parameters
+    sigma_w2: float | None = None  # weight: E[W**2] * fan_in
+    fan_in: int = 0  # weight: inputs per output unit (0: input_size of the kernel's shape)
+    qb: float = 0.0  # weight: E[b**2]; norm: E[beta**2]
+    mb: float = 0.0  # weight: E[b]; norm: E[beta]
+    qg: float = 1.0  # norm: E[gamma**2]
+    phi: Any = None  # act (or a weight layer's fused activation): numpy function
+    act: str | None = None  # its name
+    pool: float = 0.0  # avgpool: inputs per output (0: from the measured shapes)
+    attn: tuple | None = None  # attention: (sigma_v2, qb_v, sigma_o2, qb_o, tokens)
+    vin: int = 0  # attention: which input is the value
+    signs: list | None = None  # add: +1/-1 per input (None: all +1)
+    emb: tuple | None = None  # embedding: (E[W], E[W**2])
+    sat: Any = None  # y -> bool mask of saturated outputs
+    weight_norm: float = float("nan")
+    # gradients (filled by GraphModel.gradients)
+    grad_y: Any = None
+    grad_params: dict = field(default_factory=dict)
+    arg_grads: list | None = None  # dL/d(input j) of a recorded call (hook captures), for inferred nodes
+    note: str = ""
+
+
+@dataclass
+class Graph:
+    """A captured model: ``nodes`` in an order where inputs come first, ``outputs`` (node indices)."""
+
+    nodes: list
+    outputs: list
+    notes: list = field(default_factory=list)
+    how: str = "graph"  # how the edges were found, for the report's note
+    calls: list = field(default_factory=list)  # the node of each recorded framework call, in call order
+
+    def consumers(self) -> dict:
+        use: dict = {i: [] for i in range(len(self.nodes))}
+        for j, n in enumerate(self.nodes):
+            for a, i in enumerate(n.inputs):
+                use[i].append((j, a))
+        return use
+
+
+class GraphModel(abc.ABC):
+    """How the graph doctor sees one framework's model (subclassed by each backend)."""
+
+    label = "?"
+    #: LSUV's orthogonal stream is ``child("<name>.kernel")`` if true, ``child("<name>")`` if false
+    seed_by_key = False
+
+    def __init__(self, model):
+        self.model = model
+
+    @abc.abstractmethod
+    def framework(self) -> str:
+        """The report's ``framework`` field."""
+
+    @abc.abstractmethod
+    def batch(self, inputs, batch: int, input_shape, seed: int):
+        """``inputs`` as float32 numpy (a tuple for several inputs), or a synthetic N(0, 1) batch; raises if the
+        shape cannot be inferred."""
+
+    @abc.abstractmethod
+    def capture(self, x) -> Graph:
+        """One eager forward pass of ``x``: the graph with every node's ``out`` and moment parameters."""
+
+    def gradients(self, x, g: Graph, cots: list) -> None:
+        """One backward pass of ``sum_k sum(y_k * cots[k])``: fill each node's ``grad_y`` (and ``arg_grads`` for a
+        recorded call) and ``grad_params`` (``{param name: dL/dp}``, a layer's total, at its first node).  Raises
+        ``NotImplementedError(reason)`` where the framework cannot differentiate."""
+        raise NotImplementedError("not implemented for this framework")
+
+    @abc.abstractmethod
+    def kernel(self, node: GNode) -> np.ndarray | None:
+        """The node's kernel, float64, ``(..., fan_in, fan_out)``; None without one."""
+
+    @abc.abstractmethod
+    def set_kernel(self, node: GNode, k: np.ndarray) -> None:
+        """Overwrite the node's kernel with ``k``."""
+
+    @abc.abstractmethod
+    def preactivation(self, x, node: GNode) -> np.ndarray:
+        """The output of ``node``'s kernel (before a fused activation) on the batch ``x``, float64."""
+
+
+def batch_of(inputs, shapes, batch: int, seed: int):
+    """``inputs`` as float32 numpy (each of a tuple/list), or synthetic N(0, 1) data of the per-example ``shapes``."""
+    if inputs is not None:
+        if isinstance(inputs, (tuple, list)):
+            return tuple(np.asarray(v, dtype=np.float32) for v in inputs)
+        return np.asarray(inputs, dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    xs = tuple(rng.standard_normal((batch, *s)).astype(np.float32) for s in shapes)
+    return xs[0] if len(xs) == 1 else xs
+
+
+def _first(x):
+    return x[0] if isinstance(x, tuple) else x
+
+
+# ------------------------------------------------------------------------------------------
+# edges from values (hook captures)
+# ------------------------------------------------------------------------------------------
+
+#: activation name -> ``y -> bool mask`` of outputs on the activation's flat part (derivative below ~0.02)
+SATURATION = {"tanh": lambda y: np.abs(y) > 0.99, "sigmoid": lambda y: (y < 0.01) | (y > 0.99)}
+
+#: activations looked for between recorded calls (numpy functions of weightinit.initializers.gains)
+LINK_ACTS = ("relu", "gelu", "gelu_tanh", "tanh", "sigmoid", "silu", "softplus", "elu", "selu", "relu6")
+_MAX_CANDIDATES = 16
+
+
+def _close(a: np.ndarray, b: np.ndarray) -> bool:
+    if a.shape != b.shape:
+        return False
+    scale = float(np.sqrt(np.mean(b * b))) if b.size else 0.0
+    return bool(np.allclose(a, b, rtol=1e-4, atol=1e-5 * max(scale, 1e-6)))
+
+
+def link_calls(inputs: list, records: list, outputs: list, *, acts=LINK_ACTS, to_numpy=None) -> Graph:
+    """The graph of a forward pass known only by its layer calls.
+
+    ``inputs``: ``[(name, array)]`` of the model's inputs; ``records``: ``[(GNode, [input arrays], output
+    array)]`` in call order (the nodes without ``inputs``); ``outputs``: the model's output arrays.  Arrays are
+    matched first by identity (``id``), then by value (see the module docstring); ``to_numpy`` converts a
+    framework's array (default ``numpy.asarray``).
+
+    >>> rng = np.random.default_rng(0)
+    >>> x, w = rng.standard_normal((8, 4)), rng.standard_normal((4, 4))
+    >>> f = x @ w  # the one recorded call, fc(x); then, unrecorded, relu(x + fc(x)) concatenated with x
+    >>> y = np.concatenate([np.maximum(x + f, 0.0), x], -1)
+    >>> g = link_calls([("x", x)], [(GNode("fc", "Linear", "weight"), [x], f)], [y])
+    >>> [(n.name, [g.nodes[i].name for i in n.inputs]) for n in g.nodes]
+    [('x', []), ('fc', ['x']), ('add', ['x', 'fc']), ('add_relu', ['add']), ('concat', ['add_relu', 'x'])]
+
+    Limits: an add is found between two tensors already known (recorded, or found before), so ``x + relu(h)``
+    with neither ``relu(h)`` nor the sum consumed by a recorded call is not (an ``opaque`` node, with a note).
+    """
+
+    def conv(a) -> np.ndarray:
+        return np.asarray(to_numpy(a) if to_numpy is not None else a, dtype=np.float64)
+
+    nodes: list = []
+    by_id: dict = {}
+    vals: list = []  # (node index, float64 value), in order
+    notes: list = []
+    counts: dict = {}
+
+    def register(node: GNode, arr) -> int:
+        nodes.append(node)
+        i = len(nodes) - 1
+        if arr is not None:
+            by_id[id(arr)] = i
+        v = np.asarray(node.out if node.out is not None else arr, dtype=np.float64)
+        node.out = v
+        vals.append((i, v))
+        return i
+
+    def fresh(base: str) -> str:
+        k = counts.get(base, 0)
+        counts[base] = k + 1
+        return base if k == 0 else f"{base}#{k + 1}"
+
+    def act_node(i, a, uv, base=None):
+        return register(GNode(fresh(f"{base or nodes[i].name}_{a}"), a, "act", [i], phi=ACTIVATIONS[a], act=a,
+                              sat=SATURATION.get(a), out=uv), None)  # fmt: skip
+
+    def resolve(u, nested: bool = False) -> int | None:
+        if id(u) in by_id:
+            return by_id[id(u)]
+        try:
+            uv = conv(u)
+        except Exception:
+            return None
+        cands = [(i, v) for i, v in reversed(vals) if v.shape[:-1] == uv.shape[:-1]][: 4 * _MAX_CANDIDATES]
+        same = [(i, v) for i, v in cands if v.shape == uv.shape][:_MAX_CANDIDATES]
+        # an explanation that uses a tensor nothing has consumed yet goes first: with a branch that is exactly
+        # zero (a dead ReLU before it), h + branch equals h, and the add is the structure, not the identity
+        used = {j for n in nodes for j in n.inputs}
+        for fresh_only in (True, False):
+            pool = [(i, v) for i, v in same if (i not in used) or not fresh_only]
+            for i, v in pool:
+                if _close(v, uv):
+                    return i
+            for i, v in pool:
+                for a in acts:
+                    if _close(ACTIVATIONS[a](v), uv):
+                        return act_node(i, a, uv)
+            for x in range(len(same)):
+                for y in range(x + 1, len(same)):
+                    (i, vi), (j, vj) = same[y], same[x]  # the earlier one first
+                    if fresh_only and i in used and j in used:
+                        continue
+                    s = vi + vj
+                    if _close(s, uv):
+                        return register(GNode(fresh("add"), "add", "add", [i, j], out=uv), None)
+                    for a in acts:
+                        if _close(ACTIVATIONS[a](s), uv):
+                            k = register(GNode(fresh("add"), "add", "add", [i, j], out=s), None)
+                            return act_node(k, a, uv, base="add")
+        if nested or uv.ndim < 2:
+            return None
+        # a concatenation along the last axis: each part, in order, one of the above (sizes from the candidates)
+        d = uv.shape[-1]
+        sizes = sorted({v.shape[-1] for _, v in cands if v.shape[-1] < d}, reverse=True)
+        state = (len(nodes), dict(by_id), len(vals), dict(counts))
+        parts, pos = [], 0
+        while pos < d:
+            hit = None
+            for w in sizes:
+                if pos + w <= d:
+                    hit = resolve(uv[..., pos : pos + w], nested=True)
+                    if hit is not None:
+                        pos += w
+                        break
+            if hit is None:
+                break
+            parts.append(hit)
+        if pos == d and len(parts) >= 2:
+            return register(GNode(fresh("concat"), "concat", "concat", parts, out=uv), None)
+        del nodes[state[0] :], vals[state[2] :]  # roll back the parts found on the way
+        by_id.clear(), by_id.update(state[1])
+        counts.clear(), counts.update(state[3])
+        return None
+
+    for name, arr in inputs:
+        register(GNode(name, "Input", "input", out=conv(arr)), arr)
+    for node, args, out in records:
+        for u in args:
+            i = resolve(u)
+            if i is None:
+                prev = len(nodes) - 1
+                i = register(GNode(fresh("op"), "opaque", "opaque", [prev] if prev >= 0 else [], out=conv(u)),
+                             None)  # fmt: skip
+                notes.append(f"the input of {node.name} is not a recorded tensor, an activation of one, a sum of two "
+                             f"or a concatenation: treated as the identity of {nodes[prev].name}")  # fmt: skip
+            node.inputs.append(i)
+        register(node, out)
+    outs = []
+    for y in outputs:
+        i = resolve(y)
+        if i is None:
+            prev = len(nodes) - 1
+            i = register(GNode(fresh("op"), "opaque", "opaque", [prev], out=conv(y)), None)
+            notes.append(f"the model's output is not a recorded tensor: treated as the identity of {nodes[prev].name}")
+        outs.append(i)
+    return Graph(nodes, outs, notes, how="layer calls")
+
+
+def inferred_grads(g: Graph, cots: list) -> None:
+    """``grad_y`` of the nodes a hook capture did not record (found by :func:`link_calls`), in reverse graph
+    order: the sum over their consumers of ``dL/d(input)``, from a recorded call's ``arg_grads``, a model output's
+    cotangent, or back through an inferred add (the same gradient, times its sign), concatenation (the part's
+    slice) or activation (times ``phi'`` by central differences).  Left None where a consumer gives none."""
+    use = g.consumers()
+    for i in reversed(range(len(g.nodes))):
+        n = g.nodes[i]
+        if n.grad_y is not None or (n.op == "input" and not use[i]):
+            continue
+        total = None
+        for k, i_out in enumerate(g.outputs):
+            if i_out == i:
+                c = np.asarray(cots[k], np.float64)
+                total = c if total is None else total + c
+        ok = True
+        for j, a in use[i]:
+            u = g.nodes[j]
+            part = None
+            if u.arg_grads is not None:
+                part = u.arg_grads[a] if a < len(u.arg_grads) else None
+            elif u.grad_y is not None and u.op == "add":
+                part = u.grad_y * (u.signs[a] if u.signs else 1.0)
+            elif u.grad_y is not None and u.op == "concat":
+                off = sum(np.shape(g.nodes[p].out)[-1] for p in u.inputs[:a])
+                part = u.grad_y[..., off : off + np.shape(n.out)[-1]]
+            elif u.grad_y is not None and u.op == "act" and u.phi is not None:
+                h = 1e-4 * max(float(np.sqrt(np.mean(n.out * n.out))), 1e-6)
+                part = u.grad_y * (u.phi(n.out + h) - u.phi(n.out - h)) / (2 * h)
+            if part is None or np.shape(part) != np.shape(n.out):
+                ok = False
+                break
+            total = part if total is None else total + part
+        if ok and total is not None:
+            n.grad_y = total
+
+
+# ------------------------------------------------------------------------------------------
+# moments along the edges
+# ------------------------------------------------------------------------------------------
+
+
+def _size(n: GNode) -> int:
+    """Elements per example (a concatenation's parts are weighted by their share of the elements)."""
+    s = np.shape(n.out)
+    return int(np.prod(s[1:])) if len(s) >= 2 else 1
+
+
+def propagate(g: Graph, x_moments: list, *, on_weight=None, cross=None) -> list:
+    """``[(mu, q, chi, sigma_w2 on the path, groups)]`` per node; ``on_weight(i, node, mu_in, q_in)`` is called
+    before a weight node's rule (the fix rescales there).  ``x_moments``: ``(mu, q)`` per input node, in order.
+    ``cross``: ``{add node: (source node, mean diagonal of E[J_a J_b^T])}``, the Jacobian term of
+    :func:`weightinit.doctor.analytic.residual_cross` where the backend measured it (else the independence rule).
+    ``groups``: after a concatenation of parts with different moments, ``[(fraction, mu, q)]``
+    (:func:`weightinit.doctor.analytic.concat_moments`), carried through elementwise maps
+    (:func:`weightinit.doctor.analytic.groups_moment_map`) until a weight layer or a normalization mixes them."""
+    res: list = []
+    xin = iter(x_moments)
+    cross = cross or {}
+    for i, n in enumerate(g.nodes):
+        ins = [res[j] for j in n.inputs]
+        mu, q = (ins[0][0], ins[0][1]) if ins else (0.0, 1.0)
+        inc = ins[0][3] if ins else None
+        groups = ins[0][4] if ins else None
+        c = float("nan")
+        op = n.op
+        if op == "input":
+            mu, q = next(xin, (0.0, 1.0))
+        elif op == "weight":
+            if on_weight is not None:
+                on_weight(i, n, mu, q)
+            mu, q, inc, groups = n.mb, n.sigma_w2 * q + n.qb, n.sigma_w2, None
+        elif op == "add":
+            signs = n.signs or [1] * len(ins)
+            src, jd = cross.get(i, (None, 0.0))
+            v_src = max(res[src][1] - res[src][0] ** 2, 0.0) if src is not None else 0.0
+            acc = (ins[0][0], ins[0][1])
+            for r, sg in zip(ins[1:], signs[1:]):
+                acc = an.add_moments(acc, (r[0], r[1]), an.residual_cross(acc, (r[0], r[1])) + v_src * jd, sg)
+            (mu, q), inc, groups = acc, None, None
+        elif op == "concat":
+            parts = [
+                (_size(g.nodes[j]), r[4]) if r[4] else (_size(g.nodes[j]), r[0], r[1]) for j, r in zip(n.inputs, ins)
+            ]
+            mu, q, groups = an.concat_moments(parts)
+            inc, groups = None, groups if len(groups) >= 2 else None
+        elif op == "mul" and len(ins) == 2:
+            mu, q, groups = ins[0][0] * ins[1][0], ins[0][1] * ins[1][1], None
+        elif op == "norm":
+            (mu, q), inc, groups = an.norm_moments(n.qg, n.qb, n.mb), None, None
+        elif op == "avgpool":
+            k = n.pool or max(np.size(g.nodes[n.inputs[0]].out) / max(np.size(n.out), 1), 1.0)
+            mu, q = an.avgpool_moments(mu, q, k)
+            groups = [(f, *an.avgpool_moments(m, qq, k)) for f, m, qq in groups] if groups else None
+        elif op == "attention":
+            sv, bv, so, bo, t = n.attn
+            mu, q = an.attention_moments(ins[min(n.vin, len(ins) - 1)][1], sv, bv, so, bo, t)
+            inc, groups = so, None
+        elif op == "embedding":
+            (mu, q), inc, groups = n.emb, None, None
+        if n.phi is not None and op in ("act", "weight"):
+            if groups:  # a concatenation's parts: the mixture of the groups' maps
+                if inc is not None:
+                    c = sum(f * an.chi(n.phi, inc, qq, m) for f, m, qq in groups)
+                mu, q, groups = an.groups_moment_map(n.phi, groups)
+            else:
+                if inc is not None:
+                    c = an.chi(n.phi, inc, q, mu)
+                mu, q = an.moment_map(n.phi, q, mu)
+        res.append((mu, q, c, inc, groups))
+    return res
+
+
+def _x_moments(x, inputs) -> list:
+    xs = x if isinstance(x, tuple) else (x,)
+    if inputs is None:
+        return [(0.0, 1.0)] * len(xs)
+    return [(float(np.mean(v, dtype=np.float64)), float(np.mean(np.square(v, dtype=np.float64)))) for v in xs]
+
+
+def _counts(g: Graph) -> str:
+    tally: dict = {}
+    for n in g.nodes:
+        if n.op in ("add", "concat", "mul", "attention", "norm", "avgpool", "maxpool"):
+            tally[n.op] = tally.get(n.op, 0) + 1
+    return ", ".join(f"{v} {k}" for k, v in tally.items()) or "no branches"
+
+
+# ------------------------------------------------------------------------------------------
+# doctor
+# ------------------------------------------------------------------------------------------
+
+
+def _backward(gm: GraphModel, g: Graph, x, targets, seed: int):
+    """``loss``, or why the gradients were not measured (a string)."""
+    try:
+        loss, cots = 0.0, []
+        for k, i in enumerate(g.outputs):
+            lk, ck = chain_loss(g.nodes[i].out, targets if k == 0 else None, seed + 1000 * k)
+            loss += lk
+            cots.append(ck)
+        gm.gradients(x, g, cots)
+        inferred_grads(g, cots)
+    except NotImplementedError as e:
+        return str(e)
+    except Exception as e:
+        return f"the backward pass failed with {type(e).__name__}: {e}"
+    return loss
+
+
+def doctor_graph(gm: GraphModel, inputs=None, *, targets=None, seed: int = 0, batch: int = 64, input_shape=None,
+                 title: str = "weightinit doctor") -> Report:  # fmt: skip
+    """Forward and backward statistics and analytic moments of ``gm``'s model, node by node of its graph."""
+    rep = Report(title=title, framework=gm.framework(), mode="measure+analytic")
+    try:
+        x = gm.batch(inputs, batch, input_shape, seed)
+    except Exception as e:
+        rep.flags.append(Flag("bad_input", "input", str(e), "Pass inputs= (a batch).", "error"))
+        return rep
+    x0 = _first(x)
+    rep.batch = int(x0.shape[0]) if x0.ndim else 0
+    if rep.batch == 0:
+        rep.flags.append(Flag("empty_batch", "input", "The batch is empty.", "Pass a non-empty batch.", "error"))
+        return rep
+    try:
+        g = gm.capture(x)
+    except Exception as e:
+        where = getattr(e, "weightinit_where", "model")
+        rep.flags.append(Flag("forward_failed", where, f"{type(e).__name__}: {e}", "Pass inputs of the right shape.",
+                              "error"))  # fmt: skip
+        return rep
+    back = _backward(gm, g, x, targets, seed)
+    if not isinstance(back, str):
+        rep.loss, rep.loss_is_probe = back, targets is None
+    pred = propagate(g, _x_moments(x, inputs))
+    rng = np.random.default_rng(seed)
+    unstable = set()
+    for i, n in enumerate(g.nodes):
+        if n.op == "input":
+            continue
+        s = layer_stats(n.name, n.kind, len(rep.layers), n.out, n.sat, rng)
+        if n.grad_y is not None:
+            gy = np.asarray(n.grad_y, np.float64)
+            s.grad_std = float(gy.std()) if gy.size else float("nan")
+        s.grad_norms = {k: float(np.linalg.norm(np.asarray(v, np.float64))) for k, v in n.grad_params.items()}
+        s.weight_norm = n.weight_norm
+        q, c = pred[i][1], pred[i][2]
+        q_in = pred[n.inputs[0]][1] if n.inputs else float("nan")
+        s.q_pred, s.chi = q, c
+        s.gain = math.sqrt(q / q_in) if q_in > 0 and q >= 0 else float("nan")
+        s.note = n.note
+        if n.phi is not None and n.act not in unstable:
+            unstable.add(n.act)
+            msg = an.depth_stability(n.phi, n.act or n.kind)
+            if msg and not rep.flagged("not_depth_stable"):
+                rep.flags.append(Flag("not_depth_stable", s.name, msg, "Use normalization or another activation."))
+        rep.layers.append(s)
+    what = f"{gm.label}: {len(rep.layers)} nodes from the {g.how} ({_counts(g)})"
+    if isinstance(back, str):
+        what += f"; forward statistics only (gradients not measured: {back})"
+    rep.notes.append(what)
+    rep.notes += list(dict.fromkeys(g.notes))
+    diagnose(rep)
+    return rep
+
+
+# ------------------------------------------------------------------------------------------
+# fix
+# ------------------------------------------------------------------------------------------
+
+_PASS = ("identity", "maxpool")
+
+
+def _add_targets(g: Graph, target: float) -> dict:
+    """Weight node -> ``target / m`` when its output reaches an add of ``m`` tensors through identity nodes."""
+    use = g.consumers()
+    out = {}
+    for i, n in enumerate(g.nodes):
+        if n.op != "weight" or n.phi is not None:
+            continue
+        cur = i
+        while len(use[cur]) == 1:
+            j, _ = use[cur][0]
+            u = g.nodes[j]
+            if u.op == "add" and len(u.inputs) >= 2:
+                out[i] = target / len(u.inputs)
+                break
+            if u.op not in _PASS:
+                break
+            cur = j
+    return out
+
+
+def _sw2(n: GNode, k: np.ndarray) -> float:
+    return float(np.mean(k * k)) * n.fan_in if n.fan_in else sigma_w2(k)
+
+
+def _norm_fed(g: Graph) -> set:
+    use = g.consumers()
+    return {i for i, n in enumerate(g.nodes) if n.op == "weight" and n.phi is None and use[i]
+            and all(g.nodes[j].op == "norm" for j, _ in use[i])}  # fmt: skip
+
+
+def fix_graph(gm: GraphModel, mode: str, inputs, *, target: float = 1.0, tol: float = 0.1, max_iter: int = 10,
+              seed: int = 0, batch: int = 64, input_shape=None, measure: bool = True,
+              probe: bool = True) -> FixReport:  # fmt: skip
+    """Rescale the kernels of ``gm``'s model in place, in graph order (``mode`` ``"lsuv"`` or ``"analytic"``)."""
+    x = gm.batch(inputs, batch, input_shape, seed)
+    if mode == "analytic" and probe and inputs is None and _first(x)[0].size <= 4096 and len(_first(x)) < 1024:
+        x = gm.batch(None, 1024, input_shape, seed)  # a probe wide enough for the correction
+    rep = FixReport(mode=mode)
+    if measure:
+        rep.before = doctor_graph(gm, x, seed=seed, title="before fix")
+    g = gm.capture(x)
+    targets, skip = _add_targets(g, target), _norm_fed(g)
+    if skip:
+        rep.notes.append("left alone (they feed only a normalization): " + ", ".join(g.nodes[i].name for i in skip))
+    done: set = set()
+
+    def key_of(n):
+        return f"{n.name}.kernel"
+
+    if mode == "lsuv":
+        for i, n in enumerate(g.nodes):
+            k = gm.kernel(n) if n.op == "weight" else None
+            if k is None or id(n.layer) in done:
+                continue
+            done.add(id(n.layer))
+            key = key_of(n)
+            stream = Stream.from_seed(seed).child(key if gm.seed_by_key else n.name)
+            cur = [np.asarray(Orthogonal(seed=stream)(k.shape, "float64"))]
+            gm.set_kernel(n, cur[0])
+
+            def rescale(s, n=n, cur=cur):
+                cur[0] = cur[0] * s
+                gm.set_kernel(n, cur[0])
+
+            want = targets.get(i, target)
+            total, it, _bad = lsuv_rescale(lambda n=n: float(np.var(gm.preactivation(x, n))), rescale, want, tol,
+                                           max_iter)  # fmt: skip
+            rep.scales[key], rep.iterations[key] = total, it
+    else:
+
+        def on_weight(i, n, mu, q):
+            k = gm.kernel(n)
+            if k is None or id(n.layer) in done or i in skip:
+                return
+            done.add(id(n.layer))
+            want = targets.get(i, target)
+            s = an.rescale_factor(_sw2(n, k), q, n.qb, want)
+            gm.set_kernel(n, k * s)
+            if probe:  # correct on the batch the finite-width drift the moment map cannot see
+                a = float(np.mean(np.square(gm.preactivation(x, n)))) - n.qb
+                aim = max(want - n.qb, 1e-3 * want)
+                if a > 0 and math.isfinite(a):
+                    s *= math.sqrt(aim / a)
+                    gm.set_kernel(n, k * s)
+            n.sigma_w2 = _sw2(n, k * s)
+            rep.scales[key_of(n)] = s
+
+        propagate(g, _x_moments(x, inputs), on_weight=on_weight)
+    if measure:
+        rep.after = doctor_graph(gm, x, seed=seed, title=f"after fix ({mode})")
+    return rep

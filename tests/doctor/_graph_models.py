@@ -1,0 +1,404 @@
+"""The same two architectures in PyTorch, Keras (functional and subclassed, jax backend), Flax NNX and Flax Linen,
+with the same weights, diagnosed by ``weightinit.doctor`` on the same batch and targets.
+
+Run as a script (Keras fixes its backend at its first import, so tests/doctor/test_graphs.py runs this in one
+subprocess with ``KERAS_BACKEND=jax``, and with the argument ``keras`` once more on the torch backend, the Keras
+ResNet only); prints one JSON object: ``{arch: {variant: {framework: summary}}}``,
+each summary the report's flags and, per node, its kind, measured std, predicted second moment and relative
+weight gradient.
+
+* ``resnet``: ``stem -> relu``, a residual block ``relu(h + fc2(relu(fc1(h))))``, a side branch
+  ``tanh(side(h))``, their concatenation, a ``head``.
+* ``transformer``: a pre-LN block ``h = x + attn(ln1(x))``, ``h + fc2(gelu(fc1(ln2(h))))`` (exact GELU,
+  LayerNorm epsilon 1e-5 everywhere, two heads), then a ``head``.
+
+Variants: ``healthy`` (fan-in scaled Gaussian weights, zero biases) and ``broken`` (resnet: ``fc1``'s bias at -10
+kills its ReLU, ``side``'s at -10 saturates its tanh; transformer: ``fc2`` 300 times too large).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+
+import numpy as np
+
+D, W, S, OUT = 16, 32, 16, 8  # resnet: input, block width, side width, output
+E, T, H, F = 16, 8, 2, 32  # transformer: width, tokens, heads, MLP width
+B = 64
+
+
+def _linear(rng, fan_in, fan_out, gain=1.0):
+    """Torch layout ``(out, in)`` weight and a zero bias."""
+    return (rng.standard_normal((fan_out, fan_in)) * gain / np.sqrt(fan_in)).astype(np.float32), np.zeros(
+        fan_out, np.float32
+    )
+
+
+def resnet_weights(variant: str) -> dict:
+    rng = np.random.default_rng(0)
+    w = {
+        "stem": _linear(rng, D, W, np.sqrt(2)),
+        "fc1": _linear(rng, W, W, np.sqrt(2)),
+        "fc2": _linear(rng, W, W),
+        "side": _linear(rng, W, S),
+        "head": _linear(rng, W + S, OUT),
+    }
+    if variant == "broken":
+        w["fc1"] = (w["fc1"][0], np.full(W, -10.0, np.float32))
+        w["side"] = (w["side"][0], np.full(S, -10.0, np.float32))
+    return w
+
+
+def transformer_weights(variant: str) -> dict:
+    rng = np.random.default_rng(1)
+    w = {n: _linear(rng, E, E) for n in ("q", "k", "v", "o")}
+    w["fc1"] = _linear(rng, E, F, np.sqrt(2))
+    w["fc2"] = _linear(rng, F, E, 300.0 if variant == "broken" else 1.0)
+    w["head"] = _linear(rng, E, OUT)
+    return w
+
+
+# ------------------------------------------------------------------------------------------ torch
+def torch_resnet(w):
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem, self.fc1, self.fc2 = nn.Linear(D, W), nn.Linear(W, W), nn.Linear(W, W)
+            self.side, self.head = nn.Linear(W, S), nn.Linear(W + S, OUT)
+            self.stem_relu, self.fc1_relu, self.res1_relu, self.side_tanh = nn.ReLU(), nn.ReLU(), nn.ReLU(), nn.Tanh()
+
+        def forward(self, x):
+            h = self.stem_relu(self.stem(x))
+            r = self.res1_relu(h + self.fc2(self.fc1_relu(self.fc1(h))))
+            s = self.side_tanh(self.side(h))
+            return self.head(torch.cat([r, s], dim=-1))
+
+    m = Net()
+    with torch.no_grad():
+        for k, (wt, b) in w.items():
+            getattr(m, k).weight.copy_(torch.from_numpy(wt))
+            getattr(m, k).bias.copy_(torch.from_numpy(b))
+    return m
+
+
+def torch_transformer(w):
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln1, self.ln2 = nn.LayerNorm(E, eps=1e-5), nn.LayerNorm(E, eps=1e-5)
+            self.attn = nn.MultiheadAttention(E, H, batch_first=True)
+            self.fc1, self.fc1_gelu, self.fc2, self.head = (
+                nn.Linear(E, F),
+                nn.GELU(),
+                nn.Linear(F, E),
+                nn.Linear(E, OUT),
+            )
+
+        def forward(self, x):
+            a = self.ln1(x)
+            h = x + self.attn(a, a, a, need_weights=False)[0]
+            h = h + self.fc2(self.fc1_gelu(self.fc1(self.ln2(h))))
+            return self.head(h)
+
+    m = Block()
+    with torch.no_grad():
+        m.attn.in_proj_weight.copy_(torch.from_numpy(np.concatenate([w["q"][0], w["k"][0], w["v"][0]])))
+        m.attn.in_proj_bias.copy_(torch.from_numpy(np.concatenate([w["q"][1], w["k"][1], w["v"][1]])))
+        m.attn.out_proj.weight.copy_(torch.from_numpy(w["o"][0]))
+        m.attn.out_proj.bias.copy_(torch.from_numpy(w["o"][1]))
+        for k in ("fc1", "fc2", "head"):
+            getattr(m, k).weight.copy_(torch.from_numpy(w[k][0]))
+            getattr(m, k).bias.copy_(torch.from_numpy(w[k][1]))
+    return m
+
+
+# ------------------------------------------------------------------------------------------ keras
+def _keras_set(layer, wt, b):
+    layer.kernel.assign(wt.T)
+    layer.bias.assign(b)
+
+
+def _keras_attention(mha, w):
+    for name, dense in (("q", mha._query_dense), ("k", mha._key_dense), ("v", mha._value_dense)):
+        dense.kernel.assign(w[name][0].T.reshape(E, H, E // H))
+        dense.bias.assign(w[name][1].reshape(H, E // H))
+    mha._output_dense.kernel.assign(w["o"][0].T.reshape(H, E // H, E))
+    mha._output_dense.bias.assign(w["o"][1])
+
+
+def keras_resnet(w):
+    import keras
+    from keras import layers
+
+    x = keras.Input((D,), name="x")
+    h = layers.Activation("relu", name="stem_relu")(layers.Dense(W, name="stem")(x))
+    f = layers.Dense(W, name="fc2")(layers.Activation("relu", name="fc1_relu")(layers.Dense(W, name="fc1")(h)))
+    r = layers.Activation("relu", name="res1_relu")(layers.Add(name="res1")([h, f]))
+    s = layers.Activation("tanh", name="side_tanh")(layers.Dense(S, name="side")(h))
+    y = layers.Dense(OUT, name="head")(layers.Concatenate(name="cat")([r, s]))
+    m = keras.Model(x, y)
+    for k, (wt, b) in w.items():
+        _keras_set(m.get_layer(k), wt, b)
+    return m
+
+
+def keras_resnet_subclassed(w):
+    import keras
+    from keras import layers, ops
+
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.stem, self.fc1, self.fc2 = (
+                layers.Dense(W, name="stem"),
+                layers.Dense(W, name="fc1"),
+                layers.Dense(W, name="fc2"),
+            )
+            self.side, self.head = layers.Dense(S, name="side"), layers.Dense(OUT, name="head")
+
+        def call(self, x):
+            h = ops.relu(self.stem(x))
+            r = ops.relu(h + self.fc2(ops.relu(self.fc1(h))))
+            return self.head(ops.concatenate([r, ops.tanh(self.side(h))], axis=-1))
+
+    m = Net()
+    m(np.zeros((1, D), np.float32))
+    for k, (wt, b) in w.items():
+        _keras_set(getattr(m, k), wt, b)
+    return m
+
+
+def keras_transformer(w):
+    import keras
+    from keras import layers
+
+    x = keras.Input((T, E), name="x")
+    a = layers.LayerNormalization(epsilon=1e-5, name="ln1")(x)
+    mha = layers.MultiHeadAttention(num_heads=H, key_dim=E // H, name="attn")
+    h = layers.Add(name="res1")([x, mha(a, a)])
+    f = layers.Dense(F, name="fc1")(layers.LayerNormalization(epsilon=1e-5, name="ln2")(h))
+    h = layers.Add(name="res2")([h, layers.Dense(E, name="fc2")(layers.Activation("gelu", name="fc1_gelu")(f))])
+    m = keras.Model(x, layers.Dense(OUT, name="head")(h))
+    _keras_attention(mha, w)
+    for k in ("fc1", "fc2", "head"):
+        _keras_set(m.get_layer(k), *w[k])
+    return m
+
+
+# ------------------------------------------------------------------------------------------ flax
+def _nnx_set(lin, wt, b):
+    import jax.numpy as jnp
+
+    lin.kernel.set_value(jnp.asarray(wt.T))
+    lin.bias.set_value(jnp.asarray(b))
+
+
+def nnx_resnet(w):
+    import jax.numpy as jnp
+    from flax import nnx
+
+    import jax
+
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.stem, self.fc1 = nnx.Linear(D, W, rngs=rngs), nnx.Linear(W, W, rngs=rngs)
+            self.fc2, self.side = nnx.Linear(W, W, rngs=rngs), nnx.Linear(W, S, rngs=rngs)
+            self.head = nnx.Linear(W + S, OUT, rngs=rngs)
+
+        def __call__(self, x):
+            h = jax.nn.relu(self.stem(x))
+            r = jax.nn.relu(h + self.fc2(jax.nn.relu(self.fc1(h))))
+            return self.head(jnp.concatenate([r, jnp.tanh(self.side(h))], axis=-1))
+
+    m = Net(nnx.Rngs(0))
+    for k, (wt, b) in w.items():
+        _nnx_set(getattr(m, k), wt, b)
+    return m
+
+
+def nnx_transformer(w):
+    import jax.numpy as jnp
+    from flax import nnx
+
+    import jax
+
+    gelu = functools.partial(jax.nn.gelu, approximate=False)
+
+    class Block(nnx.Module):
+        def __init__(self, rngs):
+            self.ln1, self.ln2 = nnx.LayerNorm(E, epsilon=1e-5, rngs=rngs), nnx.LayerNorm(E, epsilon=1e-5, rngs=rngs)
+            self.attn = nnx.MultiHeadAttention(H, E, decode=False, rngs=rngs)
+            self.fc1, self.fc2, self.head = (
+                nnx.Linear(E, F, rngs=rngs),
+                nnx.Linear(F, E, rngs=rngs),
+                nnx.Linear(E, OUT, rngs=rngs),
+            )
+
+        def __call__(self, x):
+            h = x + self.attn(self.ln1(x))
+            h = h + self.fc2(gelu(self.fc1(self.ln2(h))))
+            return self.head(h)
+
+    m = Block(nnx.Rngs(0))
+    for name, lin in (("q", m.attn.query), ("k", m.attn.key), ("v", m.attn.value)):
+        lin.kernel.set_value(jnp.asarray(w[name][0].T.reshape(E, H, E // H)))
+        lin.bias.set_value(jnp.asarray(w[name][1].reshape(H, E // H)))
+    m.attn.out.kernel.set_value(jnp.asarray(w["o"][0].T.reshape(H, E // H, E)))
+    m.attn.out.bias.set_value(jnp.asarray(w["o"][1]))
+    for k in ("fc1", "fc2", "head"):
+        _nnx_set(getattr(m, k), *w[k])
+    return m
+
+
+def _linen_params(params, w, names):
+    import jax.numpy as jnp
+    from flax.core import unfreeze
+
+    params = unfreeze(params)
+    for k in names:
+        params[k] = {"kernel": jnp.asarray(w[k][0].T), "bias": jnp.asarray(w[k][1])}
+    return params
+
+
+def linen_resnet(w):
+    import flax.linen as nn
+    import jax.numpy as jnp
+
+    import jax
+
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            h = nn.relu(nn.Dense(W, name="stem")(x))
+            r = nn.relu(h + nn.Dense(W, name="fc2")(nn.relu(nn.Dense(W, name="fc1")(h))))
+            s = jnp.tanh(nn.Dense(S, name="side")(h))
+            return nn.Dense(OUT, name="head")(jnp.concatenate([r, s], axis=-1))
+
+    net = Net()
+    v = net.init(jax.random.key(0), jnp.zeros((1, D)))
+    return net.bind({"params": _linen_params(v["params"], w, w)})
+
+
+def linen_transformer(w):
+    import flax.linen as nn
+    import jax.numpy as jnp
+
+    import jax
+
+    class Block(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            a = nn.LayerNorm(epsilon=1e-5, name="ln1")(x)
+            h = x + nn.MultiHeadDotProductAttention(num_heads=H, name="attn")(a, a)
+            f = nn.gelu(nn.Dense(F, name="fc1")(nn.LayerNorm(epsilon=1e-5, name="ln2")(h)), approximate=False)
+            h = h + nn.Dense(E, name="fc2")(f)
+            return nn.Dense(OUT, name="head")(h)
+
+    net = Block()
+    v = net.init(jax.random.key(0), jnp.zeros((1, T, E)))
+    p = _linen_params(v["params"], w, ("fc1", "fc2", "head"))
+    for name, key in (("q", "query"), ("k", "key"), ("v", "value")):
+        p["attn"][key] = {"kernel": jnp.asarray(w[name][0].T.reshape(E, H, E // H)),
+                          "bias": jnp.asarray(w[name][1].reshape(H, E // H))}  # fmt: skip
+    p["attn"]["out"] = {"kernel": jnp.asarray(w["o"][0].T.reshape(H, E // H, E)), "bias": jnp.asarray(w["o"][1])}
+    return net.bind({"params": p})
+
+
+BUILDERS = {
+    "resnet": (resnet_weights, {"torch": torch_resnet, "keras": keras_resnet, "keras_subclassed": keras_resnet_subclassed,
+                                "nnx": nnx_resnet, "linen": linen_resnet}),
+    "transformer": (transformer_weights, {"torch": torch_transformer, "keras": keras_transformer,
+                                          "nnx": nnx_transformer, "linen": linen_transformer}),
+}  # fmt: skip
+
+
+def _f(v):
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
+def summary(rep) -> dict:
+    return {
+        "flags": sorted([f.kind, f.layer, f.severity] for f in rep.flags),
+        "layers": [
+            {
+                "name": s.name,
+                "kind": s.kind,
+                "std": _f(s.std),
+                "q": _f(s.q),
+                "q_pred": _f(s.q_pred),
+                "rel_grad": _f(s.rel_grad),
+                "grad_std": _f(s.grad_std),
+                "shape": list(s.shape),
+            }
+            for s in rep.layers
+        ],
+        "notes": list(rep.notes),
+        "framework": rep.framework,
+    }
+
+
+def graph_of(model, x) -> dict:
+    """The captured graph (Keras/Flax): per node its inputs by name and the predicted ``(mean, second moment)``;
+    for torch, the torch.fx analysis' predicted second moment per node."""
+    from weightinit.doctor.api import backend_for, framework_of
+
+    if framework_of(model) == "torch":
+        from weightinit.doctor.analytic import analyze_torch
+
+        return {"fx": {s.name: _f(s.q_pred) for s in analyze_torch(model, x)[0].layers}}
+    from weightinit.doctor.graph import _x_moments, propagate
+
+    g = backend_for(model).adapter(model).capture(x)
+    pred = propagate(g, _x_moments(x, x))
+    return {"edges": {n.name: [g.nodes[j].name for j in n.inputs] for n in g.nodes},
+            "ops": {n.name: n.op for n in g.nodes},
+            "pred": {n.name: [float(p[0]), float(p[1])] for n, p in zip(g.nodes, pred)}}  # fmt: skip
+
+
+def batch_for(arch: str):
+    """The batch and MSE targets every framework gets."""
+    shape = (D,) if arch == "resnet" else (T, E)
+    oshape = (OUT,) if arch == "resnet" else (T, OUT)
+    rng = np.random.default_rng(2)
+    return rng.standard_normal((B, *shape)).astype(np.float32), rng.standard_normal((B, *oshape)).astype(np.float32)
+
+
+def keras_only() -> dict:
+    """The Keras ResNet (functional and subclassed) alone, for a second Keras backend."""
+    import weightinit as wi
+
+    x, t = batch_for("resnet")
+    w = resnet_weights("healthy")
+    return {fw: summary(wi.doctor(BUILDERS["resnet"][1][fw](w), x, targets=t)) for fw in ("keras", "keras_subclassed")}
+
+
+def main() -> dict:
+    import weightinit as wi
+
+    if sys.argv[1:] == ["keras"]:
+        return keras_only()
+    out: dict = {}
+    for arch, (weights, builders) in BUILDERS.items():
+        x, t = batch_for(arch)
+        for variant in ("healthy", "broken"):
+            w = weights(variant)
+            for fw, build in builders.items():
+                m = build(w)
+                rep = wi.doctor(m, x, targets=t)
+                out.setdefault(arch, {}).setdefault(variant, {})[fw] = {**summary(rep), **graph_of(m, x)}
+    return out
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("KERAS_BACKEND", "jax")  # here only: importing this module for its builders sets nothing
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    json.dump(main(), sys.stdout)

@@ -1,0 +1,254 @@
+"""The doctor on real graphs: Keras functional and subclassed models, Flax NNX and Linen modules, against PyTorch.
+
+The cross-framework tests run tests/doctor/_graph_models.py once, in a subprocess with ``KERAS_BACKEND=jax`` (Keras
+fixes its backend at its first import): one ResNet-style net (residual add, concatenation) and one Transformer
+block (attention, MLP, two residual adds, LayerNorm), with the same weights, batch and targets in every framework.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from weightinit.doctor.graph import GNode, inferred_grads, link_calls
+
+HERE = Path(__file__).parent
+NEEDED = ("torch", "keras", "jax", "flax")
+
+
+@pytest.fixture(scope="module")
+def reports():
+    for mod in NEEDED:
+        if importlib.util.find_spec(mod) is None:
+            pytest.skip(f"{mod} is not installed")
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, str(HERE / "_graph_models.py")], capture_output=True, text=True, env=env,
+                          timeout=900)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout)
+
+
+EXPECTED = {  # the faults _graph_models.py builds in, as (finding, layer)
+    ("resnet", "healthy"): set(),
+    ("resnet", "broken"): {("dead", "fc1_relu"), ("saturated", "side_tanh")},
+    ("transformer", "healthy"): set(),
+    ("transformer", "broken"): {("exploding_activations", "fc2")},
+}
+
+
+@pytest.mark.parametrize("arch,variant", sorted(EXPECTED))
+def test_same_findings_in_every_framework(reports, arch, variant):
+    by_fw = reports[arch][variant]
+    for fw, s in by_fw.items():
+        got = {(k, layer) for k, layer, sev in s["flags"] if sev != "info"}
+        assert got == EXPECTED[arch, variant], (fw, s["flags"])
+        assert [f[:2] for f in s["flags"]] == [f[:2] for f in by_fw["torch"]["flags"]], fw
+
+
+@pytest.mark.parametrize("arch", ["resnet", "transformer"])
+@pytest.mark.parametrize("variant", ["healthy", "broken"])
+def test_same_numbers_as_torch_layer_by_layer(reports, arch, variant):
+    # same weights and batch: the measured std, the relative weight gradient (same MSE targets) and the predicted
+    # second moment agree with the torch path at every layer both report
+    torch_layers = {s["name"]: s for s in reports[arch][variant]["torch"]["layers"]}
+    for fw, rep in reports[arch][variant].items():
+        common = [s for s in rep["layers"] if s["name"] in torch_layers]
+        assert len(common) >= 6, (fw, [s["name"] for s in rep["layers"]])
+        for s in common:
+            t = torch_layers[s["name"]]
+            for key, rtol in (("std", 1e-3), ("rel_grad", 1e-3), ("q_pred", 1e-6)):
+                if t[key] is None or (key == "rel_grad" and t["kind"] in ("LayerNorm",)):
+                    continue  # (torch names LayerNorm's scale `weight`, the others `scale`/`gamma`)
+                assert s[key] is not None and math.isclose(s[key], t[key], rel_tol=rtol, abs_tol=1e-7), (
+                    fw, s["name"], key, s[key], t[key])  # fmt: skip
+
+
+GRAPH_FWS = {"resnet": ["keras", "keras_subclassed", "nnx", "linen"], "transformer": ["keras", "nnx", "linen"]}
+
+
+def test_keras_on_torch_backend_gives_the_same_report(reports):
+    # the graph's backward pass on Keras' torch backend (autograd with zero perturbations at every node) against the
+    # jax backend's, on the same model, weights and batch
+    env = dict(os.environ, KERAS_BACKEND="torch")
+    proc = subprocess.run([sys.executable, str(HERE / "_graph_models.py"), "keras"], capture_output=True, text=True,
+                          env=env, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    got = json.loads(proc.stdout)
+    for fw in ("keras", "keras_subclassed"):
+        want = reports["resnet"]["healthy"][fw]
+        assert "(torch)" in got[fw]["framework"] and "(jax)" in want["framework"]
+        assert [s["name"] for s in got[fw]["layers"]] == [s["name"] for s in want["layers"]]
+        for a, b in zip(got[fw]["layers"], want["layers"]):
+            for key in ("std", "q_pred", "rel_grad", "grad_std"):
+                if b[key] is None:
+                    assert a[key] is None, (fw, a["name"], key)
+                else:
+                    assert math.isclose(a[key], b[key], rel_tol=1e-4), (fw, a["name"], key, a[key], b[key])
+
+
+MERGES = {  # node -> its inputs, per framework family (the names a hook capture gives inferred nodes)
+    ("resnet", "keras"): {"res1": ["stem_relu", "fc2"], "cat": ["res1_relu", "side_tanh"]},
+    ("resnet", "hooks"): {"add": ["stem_relu", "fc2"], "concat": ["add_relu", "side_tanh"]},
+    ("transformer", "keras"): {"res1": ["x", "attn"], "attn": ["ln1", "ln1"], "res2": ["res1", "fc2"],
+                               "ln2": ["res1"]},
+    ("transformer", "hooks"): {"add": ["input", "attn"], "attn": ["ln1"], "add#2": ["add", "fc2"], "ln2": ["add"]},
+    ("transformer", "linen"): {"add": ["input", "attn"], "attn": ["ln1", "ln1"], "add#2": ["add", "fc2"],
+                               "ln2": ["add"]},  # Linen's attention is called as attn(a, a)
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("arch", ["resnet", "transformer"])
+def test_each_framework_reports_the_branches_not_a_chain(reports, arch):
+    from weightinit.doctor.analytic import add_moments, concat_moments
+
+    fx = reports[arch]["healthy"]["torch"]["fx"]
+    for fw in GRAPH_FWS[arch]:
+        rep = reports[arch]["healthy"][fw]
+        edges, pred, ops = rep["edges"], rep["pred"], rep["ops"]
+        merges = MERGES.get((arch, fw)) or MERGES[arch, "keras" if fw == "keras" else "hooks"]
+        for node, ins in merges.items():
+            assert edges[node] == ins, (fw, node, edges)
+        assert "from the functional graph" in rep["notes"][0] if fw == "keras" else "from the layer calls" in \
+            rep["notes"][0], rep["notes"]  # fmt: skip
+        names = [s["name"] for s in rep["layers"]]
+        for node in merges:
+            assert node in names, (fw, node, names)  # the report has a row per merge
+            if ops[node] == "add":  # the moment rules of weightinit.doctor.analytic, with every input
+                assert np.allclose(pred[node], add_moments([pred[i] for i in edges[node]]), rtol=1e-12)
+            if ops[node] == "concat":
+                sizes = [np.prod(next(s["shape"] for s in rep["layers"] if s["name"] == i)[1:]) for i in edges[node]]
+                assert np.allclose(pred[node], concat_moments([pred[i] for i in edges[node]], sizes), rtol=1e-12)
+        adds = [n for n in merges if ops[n] == "add"]
+        fx_adds = [v for k, v in fx.items() if k.startswith("add")]  # torch.fx's own graph: the same predictions
+        assert len(adds) == len(fx_adds) and np.allclose([pred[n][1] for n in adds], fx_adds, rtol=1e-6), (fw, fx)
+
+
+# ------------------------------------------------------------------------------------------ in process (flax)
+
+
+def _nnx():
+    pytest.importorskip("flax.nnx")
+    sys.path.insert(0, str(HERE))
+    try:
+        import _graph_models as gm
+    finally:
+        sys.path.remove(str(HERE))
+    return gm
+
+
+def test_nnx_graph_gradients_match_nnx_grad():
+    gm = _nnx()
+    import jax.numpy as jnp
+    from flax import nnx
+
+    import weightinit as wi
+
+    m = gm.nnx_resnet(gm.resnet_weights("healthy"))
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((32, gm.D)).astype(np.float32)
+    t = rng.standard_normal((32, gm.OUT)).astype(np.float32)
+    rep = wi.doctor(m, x, targets=t)
+    grads = nnx.grad(lambda m: jnp.mean((m(jnp.asarray(x)) - jnp.asarray(t)) ** 2))(m)
+    for name in ("stem", "fc1", "fc2", "side", "head"):
+        for p in ("kernel", "bias"):
+            want = float(np.linalg.norm(np.asarray(grads[name][p].get_value(), np.float64)))
+            assert math.isclose(rep.layer(name).grad_norms[p], want, rel_tol=1e-5), (name, p)
+    # dL/dy at the output is the MSE gradient; at the (inferred) add it is what reaches fc2's output through relu
+    y = np.asarray(m(jnp.asarray(x)), np.float64)
+    assert math.isclose(rep.layer("head").grad_std, float(np.std(2 * (y - t) / y.size)), rel_tol=1e-5)
+    assert all(math.isfinite(rep.layer(n).grad_std) for n in ("add", "add_relu", "concat", "side_tanh"))
+
+
+def test_nnx_graph_fix_lsuv_and_analytic_hit_their_targets():
+    gm = _nnx()
+    import weightinit as wi
+
+    x = np.random.default_rng(6).standard_normal((512, gm.D)).astype(np.float32)
+    w = gm.resnet_weights("healthy")
+    w = {k: (v[0] * 0.1, v[1]) for k, v in w.items()}  # 10x too small: the signal shrinks
+    for mode in ("lsuv", "analytic"):
+        m = gm.nnx_resnet(w)
+        f = wi.fix(m, mode, x)
+        assert set(f.scales) == {f"{k}.kernel" for k in w}, f.scales
+        after = {s.name: s.q for s in f.after.layers}
+        # fc2 feeds the residual add of two tensors: its target is 1/2, so the sum has unit second moment
+        for name, want in (("stem", 1.0), ("fc1", 1.0), ("fc2", 0.5), ("side", 1.0), ("head", 1.0)):
+            assert abs(after[name] / want - 1) < 0.12, (mode, name, after[name])
+
+
+def test_linen_needs_bound_module():
+    pytest.importorskip("flax.linen")
+    import flax.linen as nn
+
+    import weightinit as wi
+    from weightinit.common.errors import InitializerTypeError
+
+    with pytest.raises(InitializerTypeError, match="bind"):
+        wi.doctor(nn.Dense(4), np.zeros((2, 3), np.float32))
+
+
+# ------------------------------------------------------------------------------------------ link_calls (numpy)
+
+
+def _rec(name, kind, op, args, out, **kw):
+    return GNode(name, kind, op, out=np.asarray(out, np.float64), **kw), args, out
+
+
+def test_link_calls_finds_activations_adds_and_concatenations_by_value():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 4))
+    w1, w2, w3 = (rng.standard_normal((4, 4)) for _ in range(3))
+    a = x @ w1  # fc1(x)
+    b = np.maximum(a, 0) @ w2  # fc2(relu(fc1 x))
+    h = np.tanh(x + b)  # tanh(x + fc2(...))
+    c = np.concatenate([h, a], axis=-1) @ np.vstack([w3, w3])  # head(concat(h, a))
+    recs = [
+        _rec("fc1", "Linear", "weight", [x], a),
+        _rec("fc2", "Linear", "weight", [np.maximum(a, 0)], b),
+        _rec("head", "Linear", "weight", [np.concatenate([h, a], axis=-1)], c),
+    ]
+    g = link_calls([("input", x)], recs, [c])
+    names = [n.name for n in g.nodes]
+    assert names == ["input", "fc1", "fc1_relu", "fc2", "add", "add_tanh", "concat", "head"], names
+    idx = {n: i for i, n in enumerate(names)}
+    assert g.nodes[idx["fc1"]].inputs == [idx["input"]]  # by identity
+    assert g.nodes[idx["add"]].inputs == [idx["input"], idx["fc2"]]
+    assert g.nodes[idx["concat"]].inputs == [idx["add_tanh"], idx["fc1"]]
+    assert g.outputs == [idx["head"]] and not g.notes
+
+
+def test_link_calls_prefers_the_unconsumed_branch_and_names_what_it_cannot_match():
+    rng = np.random.default_rng(1)
+    h = np.maximum(rng.standard_normal((8, 4)), 0)
+    dead = np.zeros((8, 4))  # a branch that is exactly zero: h + dead equals h
+    recs = [_rec("stem", "Linear", "weight", [h], h), _rec("fc", "Linear", "weight", [h], dead),
+            _rec("head", "Linear", "weight", [h + dead], h)]  # fmt: skip
+    g = link_calls([("input", h.copy())], recs, [h * 3.0])
+    kinds = [n.op for n in g.nodes]
+    assert "add" in kinds, kinds  # not read as the identity of stem's output
+    assert kinds[-1] == "opaque" and g.notes and "not a recorded tensor" in g.notes[-1]
+
+
+def test_inferred_grads_flow_back_through_concat_add_and_activation():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((4, 3))
+    recs = [_rec("fc", "Linear", "weight", [x], x * 2.0), _rec("head", "Linear", "weight",
+            [np.concatenate([np.tanh(x + x * 2.0), x * 2.0], -1)], np.ones((4, 1)))]  # fmt: skip
+    g = link_calls([("input", x)], recs, [recs[-1][2]])
+    gin = rng.standard_normal((4, 6))
+    head = next(n for n in g.nodes if n.name == "head")
+    head.arg_grads, head.grad_y = [gin], np.ones((4, 1))
+    next(n for n in g.nodes if n.name == "fc").grad_y = np.zeros((4, 3))
+    inferred_grads(g, [np.ones((4, 1))])
+    by = {n.name: n for n in g.nodes}
+    assert np.allclose(by["concat"].grad_y, gin)
+    assert np.allclose(by["add_tanh"].grad_y, gin[:, :3])
+    assert np.allclose(by["add"].grad_y, gin[:, :3] * (1 - np.tanh(3 * x) ** 2), rtol=1e-5)
