@@ -225,3 +225,13 @@ def test_truncation_bounds_that_do_not_truncate():
 
     wt.initialize(m, [("*c_fc.weight", wi_.TorchTruncNormal(std=0.02)), ("*", "keep")], seed=0, strict=False)
     assert next(f.layer for f in llm_checks(m) if f.kind == "inactive_truncation") == "h.0.c_fc.weight"
+
+
+def test_the_torchtitan_recipe_reproduces_the_inactive_truncation():
+    import weightinit.torch as wt
+
+    m = TinyLM()
+    wt.initialize(m, "torchtitan_llama3", seed=0, example_inputs=torch.randint(0, V, (2, 8)))
+    (f,) = [f for f in llm_checks(m) if f.kind == "inactive_truncation"]
+    # torchtitan's trunc_normal_(std=0.02) keeps torch's absolute bounds +-2: all 16 block weights
+    assert f.message.startswith("16 parameter(s)") and f.layer == "h.0.c_attn.weight"
