@@ -216,6 +216,9 @@ def test_schoenholz_2017_depth_scale_diverges_at_the_order_to_chaos_boundary():
     assert correlation_depth_scale(np_tanh, crit - 0.002, sb2)["xi_c"] > 300  # measured 2343 (and 2351 above)
     assert correlation_depth_scale(np_tanh, crit + 0.002, sb2)["xi_c"] > 300
     assert xi.max() > 10 * xi[0]  # measured 125.8 at 1.8 vs 2.30 at 0.8
+    # without biases, tanh's chaotic phase decorrelates completely: c* = 0 (odd activation)
+    no_bias = correlation_depth_scale(np_tanh, 2.0, 0.0)
+    assert no_bias["chi_1"] > 1 and abs(no_bias["c_star"]) < 1e-6
 
 
 @pytest.mark.parametrize(("sw2", "xi_expected"), [(1.0, 3.63), (1.3, 7.83)])

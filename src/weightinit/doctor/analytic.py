@@ -237,8 +237,8 @@ def correlation_depth_scale(phi, sigma_w2: float, sigma_b2: float) -> dict:
     chi_1 = sigma_w2 * bivariate_expectation(lambda a, b: dphi(a) * dphi(b), q, 1.0)
     if chi_1 <= 1:
         c_star = 1.0
-    else:  # c_map(c) - c: >= 0 at c = 0 (sigma_b^2 >= 0, E[phi(u1) phi(u2)] >= 0 there for odd phi), < 0 just below 1
-        lo, hi = (0.0 if sigma_b2 > 0 else -1.0), 1.0 - 1e-9
+    else:  # c_map(c) - c is >= 0 at c = 0 (E[phi(u1)] E[phi(u2)] >= 0 and sigma_b^2 >= 0) and < 0 just below 1
+        lo, hi = 0.0, 1.0 - 1e-9  # (odd phi without biases: c* = 0, where the bisection converges)
         for _ in range(60):
             mid = (lo + hi) / 2
             if correlation_map(phi, sigma_w2, sigma_b2, mid, q) > mid:
