@@ -42,7 +42,7 @@ from weightinit.torch.functions import (
     xavier_uniform_,
     zeros_,
 )
-from weightinit.torch.model_init.apply import InitPlan, ParamPlan, initialize, plan
+from weightinit.torch.model_init.apply import InitPlan, OwnInitParam, ParamPlan, initialize, plan
 from weightinit.torch.model_init.facts import ParamInfo
 from weightinit.torch.model_init.recipes import RECIPES
 from weightinit.torch.model_init.report import InitReport, ParamRecord
@@ -83,6 +83,7 @@ __all__ = [
     "plan",
     "InitPlan",
     "ParamPlan",
+    "OwnInitParam",
     "InitReport",
     "ParamRecord",
     "ParamInfo",

@@ -376,7 +376,9 @@ def plan(
         ``RECIPES["timm_vit_jax"](head_bias=b)`` gives the rules for any other
         head bias).  ``MultiheadAttention``'s ``bias_k``/``bias_v`` (role
         ``"bias_kv"``) get PyTorch's own ``xavier_normal_`` in every recipe but
-        ``"gpt2"`` (N(0, 0.02)).  The names ``"vit"``, ``"jax"`` and
+        ``"gpt2"`` (N(0, 0.02)).  When roles are found, the three row blocks
+        of a ``MultiheadAttention``'s fused ``in_proj_weight`` match rules as
+        ``role:attn_q``/``attn_k``/``attn_v``, each with the fans of one block.  The names ``"vit"``, ``"jax"`` and
         ``"jax_nlhb"`` of weightinit 0.1 still work, with a DeprecationWarning.
       seed: int, Stream or SeedGenerator; default: 64 bits drawn from
         ``generator`` or torch's global RNG (so ``torch.manual_seed`` reproduces).
@@ -410,9 +412,11 @@ def plan(
         (default): its module's own init, run with torch's RNG seeded from
         the parameter's stream (the module's ``reset_parameters``, else a
         Hugging Face model's ``_init_weights(module)``, else the nearest
-        ancestor's ``init_weights()``, as timm and torchtitan define), and a
-        parameter with none is refused (an error naming it, before anything
-        is written). ``"keep"``: left as it is. ``"error"``: like ``strict``.
+        ancestor's ``init_weights()``, as timm and torchtitan define), run
+        with every other parameter replaced by a meta stand-in, so it writes
+        (and costs) only the parameters that need it
+        (:mod:`weightinit.torch.model_init.own`); a parameter with none is
+        refused (an error naming it, before anything is written). ``"keep"``: left as it is. ``"error"``: like ``strict``.
         After ``meta`` -> ``to_empty`` a kept parameter holds uninitialized memory.
       rules: the name of ``recipe`` in weightinit 0.1 (deprecated; a DeprecationWarning names ``recipe=``).
 
