@@ -275,3 +275,15 @@ def test_limit_an_elementwise_branch_on_a_non_gaussian_skip(xr):
     with torch.no_grad():
         measured, se = mc_second_moment(m(xr))
     assert 0.03 < 1 - pred / measured < 0.1, (pred, measured, se)
+
+
+def test_large_models_use_the_independence_rule_within_a_budget(xr, monkeypatch):
+    import weightinit.doctor.analytic as an
+
+    m = ResBlock(nn.SiLU, True, "eye")
+    x = xr[:256]
+    expected = analyze_torch(m, x, cross="expected")[0]
+    monkeypatch.setattr(an, "CROSS_BUDGET", 1000)  # 1 addition x 33k parameters is above it
+    rep = analyze_torch(m, x)[0]
+    assert [s.q_pred for s in rep.layers] == [s.q_pred for s in expected.layers]
+    assert any("above the budget for the measured cross moments" in n for n in rep.notes)

@@ -994,6 +994,11 @@ def _hook_chain(model, x, prop, x_mu, x_q):
     return records
 
 
+#: additions x parameters above which analyze_torch uses the independence rule at additions (each measured
+#: cross moment costs a partial forward pass)
+CROSS_BUDGET = 2e9
+
+
 def analyze_torch(model, inputs=None, *, input_shape=None, batch: int = 64, seed: int = 0, fix: bool = False,
                   target: float = 1.0, title: str = "weightinit doctor (analytic)",
                   cross: str = "measured"):  # fmt: skip
@@ -1025,6 +1030,23 @@ def analyze_torch(model, inputs=None, *, input_shape=None, batch: int = 64, seed
     else:
         x_mu, x_q = 0.0, 1.0
     gm, err = trace_torch(model, x)
+    if gm is not None and cross == "measured":
+        import torch.fx
+
+        adds = sum(
+            1 for n in gm.graph.nodes
+            if n.op in ("call_function", "call_method") and _target_name(n.target) in _ADD | _SUB
+            and sum(isinstance(a, torch.fx.Node) for a in n.args) == 2
+        )  # fmt: skip
+        size = sum(p.numel() for p in model.parameters())
+        if adds * size > CROSS_BUDGET:
+            cross = "expected"
+            report.notes.append(
+                f"{adds} additions x {size:.3g} parameters is above the budget for the measured cross moments "
+                f"({CROSS_BUDGET:.0e}: one partial forward per addition); additions use the independence rule, "
+                "right in expectation over zero-mean weights (raise weightinit.doctor.analytic.CROSS_BUDGET to "
+                "measure them)"
+            )
     if gm is not None:
         records, prop = analyze_graph(
             gm,
