@@ -37,6 +37,8 @@ _DEFAULT_ORTHO = "512,2048"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``bench`` options to ``parser``."""
+    from weightinit.cli.common import positive_float
+
     parser.add_argument("--sizes", default=_DEFAULT_SIZES, help=f"float32 value counts (default {_DEFAULT_SIZES})")
     parser.add_argument(
         "--ortho", default=_DEFAULT_ORTHO, help=f"orthogonal matrix sizes n for n x n ({_DEFAULT_ORTHO})"
@@ -45,7 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device (cpu or cuda); non-CPU runs torch only")
     parser.add_argument("--json", default=None, help="write the results as JSON to this path")
     parser.add_argument("--skip", default="", help="comma-separated libraries to skip: numpy,jax,keras,torch")
-    parser.add_argument("--budget", type=float, default=1.0, help="seconds of timed calls per row (default 1.0)")
+    parser.add_argument(
+        "--budget", type=positive_float, default=1.0, help="seconds of timed calls per row (default 1.0)"
+    )
 
 
 def measure(fn: Callable[[], object], budget: float = 1.0, sync: Callable[[], object] | None = None) -> float:
@@ -379,8 +383,18 @@ def run(args: argparse.Namespace) -> int:
 
     sizes = _counts(args.sizes, "--sizes")
     orthos = _counts(args.ortho, "--ortho")
+    from weightinit.common import validate
+
+    for n in sizes:  # refused before the run, not as an allocator's error halfway through it
+        validate.allocation(n, "float32", "--sizes", n)
+    for m in orthos:
+        validate.allocation(m * m, "float32", "--ortho", m)
     check_output_path(args.json, "--json")
     skip = {x.strip() for x in args.skip.split(",") if x.strip()}
+    if "torch" not in skip:
+        from weightinit.cli.common import torch_device
+
+        args.device = torch_device(args.device, "--device")
     threads = args.threads or wi.get_num_threads()
     wi.set_num_threads(threads)
     try:  # BLAS / OpenMP pools (NumPy's QR, torch) get the same thread count

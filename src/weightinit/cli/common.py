@@ -20,11 +20,14 @@ import time
 
 __all__ = [
     "Parser",
+    "say",
     "CLIError",
     "shape_arg",
     "positive_int",
     "nonnegative_int",
+    "positive_float",
     "check_output_path",
+    "torch_device",
     "require",
     "Steps",
 ]
@@ -34,11 +37,30 @@ class CLIError(Exception):
     """A user mistake: ``main`` prints ``weightinit <command>: <message>`` and exits with status 2."""
 
 
+def say(message: str, file=None) -> None:
+    """Print ``message`` on ``file`` (default stderr), escaping what the stream cannot encode.
+
+    Command lines can hold undecodable bytes (Python hands them over as lone surrogates such as
+    ``"\\udcff"``); echoing one back in an error must not raise ``UnicodeEncodeError``.
+    """
+    file = sys.stderr if file is None else file
+    encoding = getattr(file, "encoding", None) or "utf-8"
+    try:
+        message.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        message = message.encode(encoding if encoding else "utf-8", "backslashreplace").decode(encoding, "replace")
+    print(message, file=file)
+
+
 class Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line: ``prog: error: message (see prog --help)``, status 2."""
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def _print_message(self, message, file=None):  # argparse's one writer (help, usage, errors)
+        if message:
+            say(message.rstrip("\n"), sys.stderr if file is None else file)
 
 
 def parse_shape(text: str, option: str = "--shape") -> tuple[int, ...]:
@@ -99,6 +121,20 @@ positive_int = _int_arg(1, ">= 1")
 nonnegative_int = _int_arg(0, ">= 0")
 
 
+def positive_float(text: str) -> float:
+    """An argparse ``type=`` for a finite number > 0 (``nan``, ``inf``, ``0`` and ``-1`` are refused)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0; got {text!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0; got {text!r}")
+    return v
+
+
+positive_float.__name__ = "number"
+
+
 def check_output_path(path: str | None, option: str) -> None:
     """Raise :class:`CLIError` unless ``path``'s folder exists and is writable (checked before the run)."""
     if path is None:
@@ -110,6 +146,29 @@ def check_output_path(path: str | None, option: str) -> None:
         raise CLIError(f"{option} {path!r}: the folder {folder!r} does not exist")
     if not os.access(folder, os.W_OK):
         raise CLIError(f"{option} {path!r}: the folder {folder!r} is not writable")
+
+
+def torch_device(text: str, option: str = "--device") -> str:
+    """``text`` as a torch device this machine has (``cpu``, ``cuda``, ``cuda:1``); else :class:`CLIError`.
+
+    Checked before any work: a CUDA device on a machine without CUDA (or with fewer GPUs) is a user
+    mistake, not an internal error halfway through a run.
+    """
+    import torch
+
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, TypeError, ValueError):
+        raise CLIError(f"{option} must be a torch device such as cpu or cuda:0; got {text!r}") from None
+    if dev.type == "cpu":
+        return "cpu"
+    if dev.type != "cuda":
+        raise CLIError(f"{option} must be cpu or a CUDA device such as cuda:0; got {text!r}")
+    if not torch.cuda.is_available():
+        raise CLIError(f"{option} {text!r}: this machine has no CUDA device (torch {torch.__version__})")
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise CLIError(f"{option} {text!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return str(dev)
 
 
 def require(command: str, extra: str, *modules: str) -> None:

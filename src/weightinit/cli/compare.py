@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from weightinit.cli.common import Steps, check_output_path, positive_int
+from weightinit.cli.common import Steps, check_output_path, positive_float, positive_int
 
 __all__ = ["add_arguments", "run"]
 
@@ -21,7 +21,7 @@ def add_arguments(p) -> None:
     p.add_argument("--width", type=positive_int, default=64)
     p.add_argument("--activation", default="relu", choices=["relu", "tanh", "sigmoid", "gelu", "silu"])
     p.add_argument("--epochs", type=positive_int, default=5)
-    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--lr", type=positive_float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="weightinit-compare.png", help="where to write the PNG of the curves")
 

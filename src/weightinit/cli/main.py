@@ -22,7 +22,7 @@ import sys
 
 import numpy as np
 
-from weightinit.cli.common import CLIError, Parser, nbytes, positive_int, shape_arg
+from weightinit.cli.common import CLIError, Parser, nbytes, positive_int, say, shape_arg
 
 __all__ = ["main", "histogram"]
 
@@ -174,7 +174,7 @@ def main(argv=None) -> int:
     except SystemExit as e:  # argparse: --help, --version, a bad option (its one line is printed)
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     except (CLIError, WeightinitError) as e:
-        print(f"{prefix}: error: {e}", file=sys.stderr)
+        say(f"{prefix}: error: {e}")
         return 2
     except BrokenPipeError:
         # the reader went away (`weightinit list | head`): stop quietly; point stdout at /dev/null so the
@@ -186,13 +186,13 @@ def main(argv=None) -> int:
             pass
         return 141
     except KeyboardInterrupt:
-        print(f"{prefix}: interrupted", file=sys.stderr)
+        say(f"{prefix}: interrupted")
         return 130
     except Exception as e:  # a bug, not a user mistake: still one line unless asked for the traceback
         if os.environ.get("WEIGHTINIT_TRACEBACK"):
             raise
-        print(f"{prefix}: internal error: {type(e).__name__}: {e} (set WEIGHTINIT_TRACEBACK=1 for the traceback)",
-              file=sys.stderr)  # fmt: skip
+        first = (str(e).strip().splitlines() or [""])[0]  # one line: some libraries append a C++ trace
+        say(f"{prefix}: internal error: {type(e).__name__}: {first} (set WEIGHTINIT_TRACEBACK=1 for the traceback)")
         return 1
 
 

@@ -21,6 +21,9 @@ __all__ = [
     "InitializerTypeError",
     "UnseededReuseWarning",
     "FallbackWarning",
+    "value_error",
+    "type_error",
+    "peer_error",
 ]
 
 
@@ -50,6 +53,24 @@ def value_error(arg: str, value: Any, requirement: str, fix: str | None = None) 
     if fix:
         msg += f" {fix}"
     return InitializerValueError(msg)
+
+
+def peer_error(
+    cls: type[WeightinitError], peer: str, arg: str, value: Any, fix: str | None = None, *, shown: str | None = None
+) -> WeightinitError:
+    """A peer's own error text first (their tests match on it), then the value received, in the house form.
+
+    ``peer_error(InitializerValueError, "Only tensors with 2 dimensions are supported", "tensor.shape", (3,))``
+    reads ``Only tensors with 2 dimensions are supported (received tensor.shape=(3,)).``  ``shown``
+    replaces ``repr(value)`` (for values whose repr is unhelpfully long).
+    """
+    got = repr(value) if shown is None else shown
+    if issubclass(cls, TypeError):
+        got += f" of type {type(value).__name__}"
+    msg = f"{peer.rstrip('.')} (received {arg}={got})."
+    if fix:
+        msg += f" {fix}"
+    return cls(msg)
 
 
 def type_error(arg: str, value: Any, requirement: str, fix: str | None = None) -> InitializerTypeError:

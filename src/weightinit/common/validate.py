@@ -19,6 +19,8 @@ names it and shows the value received.  The checks:
 * :func:`region` -- a tuple of integer slices, one per leading dimension.
 * :func:`config` -- a config dict with string keys, checked against the keys
   a constructor accepts.
+* :func:`serialized` -- the envelope of a serialized initializer
+  (``class_name``, ``registered_name``, ``module``, ``config``).
 * :func:`text` -- a string without lone surrogates.
 
 >>> real_number("stddev", 0.5)
@@ -52,11 +54,13 @@ __all__ = [
     "boolean",
     "shape",
     "allocation",
+    "device_memory",
     "empty",
     "representable",
     "dtype_range",
     "region",
     "config",
+    "serialized",
     "text",
     "cast_exact",
 ]
@@ -210,18 +214,63 @@ def _memory_bytes() -> int | None:
         return None
 
 
-def allocation(n_elements: int, dtype, arg: str = "shape", value=None) -> None:
-    """Refuse an output of ``n_elements`` of ``dtype`` larger than this machine's physical memory."""
+def device_memory(device) -> tuple[int, int] | None:
+    """``(free, limit)`` bytes of an accelerator from its ``memory_stats()`` (JAX devices), else None.
+
+    ``limit`` is the allocator's ``bytes_limit``; ``free`` subtracts ``bytes_in_use``.  Devices
+    without statistics (JAX's CPU devices return None) give None: the caller uses host memory.
+    Duck-typed, so this layer imports no framework.
+
+    >>> class Gpu:
+    ...     def memory_stats(self):
+    ...         return {"bytes_limit": 16 * 2**30, "bytes_in_use": 2**30}
+    >>> [b // 2**30 for b in device_memory(Gpu())]
+    [15, 16]
+    """
+    stats = getattr(device, "memory_stats", None)
+    if not callable(stats):
+        return None
+    try:
+        s = stats()
+    except Exception:  # a backend that cannot report: fall back to host memory
+        return None
+    if not isinstance(s, Mapping) or not s.get("bytes_limit"):
+        return None
+    limit = int(s["bytes_limit"])
+    return max(limit - int(s.get("bytes_in_use") or 0), 0), limit
+
+
+def allocation(n_elements: int, dtype, arg: str = "shape", value=None, *, device=None) -> None:
+    """Refuse, before allocating, an output of ``n_elements`` of ``dtype`` that cannot fit.
+
+    With a ``device`` that reports memory statistics (:func:`device_memory`: a JAX GPU or TPU),
+    the bound is the memory that device has free; otherwise it is this machine's physical memory.
+    """
     itemsize = np.dtype(dtype).itemsize
     nbytes = int(n_elements) * itemsize
+    shown = value if value is not None else n_elements
+    dev = device_memory(device) if device is not None else None
+    if dev is not None:
+        free, limit = dev
+        if nbytes > free:
+            raise InitializerValueError(
+                f"`{arg}` asks for {nbytes / 2**30:.3g} GiB ({n_elements} values of {np.dtype(dtype).name}), more "
+                f"than the {free / 2**30:.3g} GiB free on {_device_name(device)} (of {limit / 2**30:.3g} GiB); "
+                f"received {arg}={shown!r}. Generate it in regions (the `region=` argument) or shard it."
+            )
+        return
     mem = _memory_bytes()
     if mem is not None and nbytes > mem:
-        shown = value if value is not None else n_elements
         raise InitializerValueError(
             f"`{arg}` asks for {nbytes / 2**30:.3g} GiB ({n_elements} values of {np.dtype(dtype).name}), more than "
             f"this machine's {mem / 2**30:.3g} GiB of memory; received {arg}={shown!r}. Generate it in regions "
             "(the `region=` argument) or shard it."
         )
+
+
+def _device_name(device) -> str:
+    kind = getattr(device, "device_kind", None)
+    return f"{device} ({kind})" if kind else str(device)
 
 
 def empty(out_shape, dtype, arg: str = "shape") -> np.ndarray:
@@ -334,6 +383,37 @@ def config(cfg, arg: str = "config", *, allowed: Iterable[str] | None = None, wh
     return dict(cfg)
 
 
+def serialized(cfg, arg: str = "config") -> tuple[str, str | None, str | None, object]:
+    """The fields of a serialized initializer (Keras' format or weightinit's), checked.
+
+    ``cfg`` must be a dict with a string ``class_name``; ``registered_name`` and
+    ``module`` are strings or absent/None.  Returns ``(class_name, registered_name,
+    module, inner_config)``; the inner config (a dict, or a name for functions) is
+    left to the constructor's own checks (:func:`config`).
+
+    >>> serialized({"class_name": "HeNormal", "config": {"seed": 0}})
+    ('HeNormal', None, None, {'seed': 0})
+    """
+    if not isinstance(cfg, Mapping) or "class_name" not in cfg:
+        raise InitializerTypeError(
+            f"`{arg}` must be a name or a dict with a 'class_name' key; received {arg}={_short(cfg)}."
+        )
+    config(cfg, arg)  # string keys only
+    class_name = text("class_name", cfg["class_name"])
+    registered = cfg.get("registered_name")
+    module = cfg.get("module")
+    if registered is not None:
+        text("registered_name", registered)
+    if module is not None:
+        text("module", module)
+    return class_name, registered, module, cfg.get("config")
+
+
+def _short(v, limit: int = 200) -> str:
+    r = repr(v)
+    return r if len(r) <= limit else r[: limit - 3] + "..."
+
+
 def _is_ml_float(dt: np.dtype) -> bool:
     return dt.kind == "V" and dt.type.__module__.startswith("ml_dtypes")
 
@@ -362,6 +442,15 @@ def cast_exact(value, dtype: np.dtype, arg: str) -> np.ndarray:
                 f"is not exactly representable in {dtype.name}",
                 f"{dtype.name} holds [{lo}, {hi}]; the value would wrap around.",
             )
+    if dtype.type.__module__.startswith("ml_dtypes") and dtype.kind in "fV" and arr.size:
+        # ml_dtypes' casts saturate or give NaN beyond the range (6e4 -> 57344 in float8_e5m2, 500 -> NaN in
+        # float8_e4m3fn): refuse by range, not by the cast's result
+        lo, hi = dtype_range(dtype)
+        as_f = np.asarray(arr, dtype=np.float64)
+        beyond = np.isfinite(as_f) & ((as_f < lo) | (as_f > hi))
+        if np.any(beyond):
+            shown = value if arr.ndim == 0 else f"array of shape {arr.shape} with element {as_f[beyond].flat[0]!r}"
+            raise value_error(arg, shown, f"must lie within {dtype.name}'s range [{lo:g}, {hi:g}]")
     with np.errstate(over="ignore", invalid="ignore"):
         out = arr.astype(dtype)
     if dtype.kind in "fc" or _is_ml_float(dtype):

@@ -441,6 +441,12 @@ def _check_x64(plan: Plan) -> None:
         )
 
 
+def default_device():
+    """The device JAX puts new arrays on (``jax_default_device`` when set, else the first device)."""
+    dev = jax.config.jax_default_device
+    return dev if hasattr(dev, "memory_stats") else jax.devices()[0]
+
+
 def sample_plan(plan: Plan, key, shape, region=None):
     """Values of ``x[region]`` for a :class:`~weightinit.random.distributions.Plan` (see :func:`sample`)."""
     _check_x64(plan)
@@ -448,8 +454,9 @@ def sample_plan(plan: Plan, key, shape, region=None):
     rp = RegionPlan(shape, region)
     if rp.size == 0:
         return jnp.zeros(rp.out_shape, plan.dtype)
-    if jax.default_backend() == "cpu":  # XLA's CPU allocator aborts the process when an allocation fails
-        allocation(rp.size * 3, plan.dtype, "shape", shape)  # the output and two words' temporaries
+    # XLA's CPU allocator aborts the process when an allocation fails; accelerators raise an untyped
+    # RESOURCE_EXHAUSTED.  Refuse first: the device's free memory, or host memory on CPU.
+    allocation(rp.size * 3, plan.dtype, "shape", shape, device=default_device())  # output + two words' temporaries
     k0, k1 = key_words(key)
     return _values(plan, _words(k0, k1, shape, region, plan.words))
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from weightinit.common.checks import real_number
 from weightinit.common.dtypes import bfloat16, require_numeric
-from weightinit.common.errors import InitializerValueError, value_error
+from weightinit.common.errors import InitializerValueError, peer_error, value_error
 from weightinit.common.shapes import RegionPlan
 from weightinit.common.validate import cast_exact
 from weightinit.initializers.base import BuiltinInitializer
@@ -150,9 +150,12 @@ class Identity(BuiltinInitializer):
 
     def _check_shape(self, shape):
         if len(shape) != 2:
-            raise InitializerValueError(
-                "Identity matrix initializer can only be used for 2D matrices. "
-                f"Received: shape={shape} of rank {len(shape)}."
+            raise peer_error(
+                InitializerValueError,
+                "Identity matrix initializer can only be used for 2D matrices",
+                "shape",
+                shape,
+                shown=f"{shape!r} of rank {len(shape)}",
             )
 
     def _generate(self, shape, dtype, region, stream):

@@ -12,7 +12,7 @@ import numpy as np
 
 from weightinit.common.checks import real_number
 from weightinit.common.dtypes import compute_dtype, require_float
-from weightinit.common.errors import InitializerValueError, value_error
+from weightinit.common.errors import InitializerValueError, peer_error, value_error
 from weightinit.initializers.base import RandomInitializer
 from weightinit.initializers.names import builtin
 from weightinit.random.orthogonal import orthogonal_matrix
@@ -61,9 +61,12 @@ class Orthogonal(RandomInitializer):
 
     def _check_shape(self, shape):
         if len(shape) < 2:
-            raise InitializerValueError(
-                "The tensor to initialize must be at least two-dimensional. "
-                f"Received: shape={shape} of rank {len(shape)}."
+            raise peer_error(
+                InitializerValueError,
+                "The tensor to initialize must be at least two-dimensional",
+                "shape",
+                shape,
+                shown=f"{shape!r} of rank {len(shape)}",
             )
         if not -len(shape) <= self.column_axis < len(shape):
             raise value_error("column_axis", self.column_axis, f"is out of range for shape {shape}")

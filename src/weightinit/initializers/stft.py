@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from weightinit.common.dtypes import require_float
-from weightinit.common.errors import InitializerValueError, type_error, value_error
+from weightinit.common.errors import InitializerValueError, peer_error, type_error, value_error
 from weightinit.common.validate import boolean
 from weightinit.initializers.base import BuiltinInitializer
 from weightinit.initializers.names import builtin
@@ -58,10 +58,13 @@ class STFT(BuiltinInitializer):
     def __init__(self, side="real", window="hann", scaling="density", periodic=False) -> None:
         periodic = boolean("periodic", periodic)
         if not isinstance(side, str) or side not in ("real", "imag"):
-            raise InitializerValueError(f"side should be 'real' or 'imag', not {side}")
+            raise peer_error(InitializerValueError, "`side` should be 'real' or 'imag'", "side", side)
         if scaling is not None and (not isinstance(scaling, str) or scaling not in ("density", "spectrum")):
-            raise InitializerValueError(
-                f"Scaling is invalid, it must be `None`, 'density' or 'spectrum'. Received scaling={scaling}"
+            raise peer_error(
+                InitializerValueError,
+                "Scaling is invalid, `scaling` must be None, 'density' or 'spectrum'",
+                "scaling",
+                scaling,
             )
         if isinstance(window, str):
             if window not in _NATIVE:
@@ -114,8 +117,11 @@ class STFT(BuiltinInitializer):
                 else np.asarray(self.window, dtype=np.float64)
             )
             if win.shape != (frame_length,):
-                raise InitializerValueError(
-                    f"The shape of `window` must be equal to [frame_length]. Received: window shape={win.shape}"
+                raise peer_error(
+                    InitializerValueError,
+                    f"The shape of `window` must be equal to [frame_length] = [{frame_length}]",
+                    "window.shape",
+                    win.shape,
                 )
             scale = 1.0
             if self.scaling == "density":

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import get_args
 
 from weightinit.common.dtypes import require_float, standardize_dtype
-from weightinit.common.errors import InitializerTypeError, InitializerValueError
+from weightinit.common.errors import InitializerTypeError, InitializerValueError, peer_error
 from weightinit.common.types import Distribution, FanMode
 from weightinit.common.validate import real_number
 from weightinit.initializers.base import RandomInitializer
@@ -37,6 +37,7 @@ TRUNCATED_STD_FACTOR = 0.87962566103423978
 
 MODES: tuple[str, ...] = get_args(FanMode)
 DISTRIBUTIONS = tuple(d for d in get_args(Distribution) if d != "normal")  # "normal": an alias
+_KERAS_SCALE = "Argument `scale` must be positive float"  # Keras' words (its own tests match on them)
 _JAX_AXES = {"in_axis": -2, "out_axis": -1, "batch_axis": ()}
 
 
@@ -101,28 +102,34 @@ class VarianceScaling(RandomInitializer):
         try:
             ok = real_number("scale", scale) > 0
         except InitializerTypeError:
-            raise InitializerTypeError(
-                f"Argument `scale` must be positive float. Received: scale={scale!r} of type {type(scale).__name__}."
-            ) from None
+            raise peer_error(InitializerTypeError, _KERAS_SCALE, "scale", scale) from None
         except InitializerValueError:
             ok = False
         if not ok:
-            raise InitializerValueError(f"Argument `scale` must be positive float. Received: scale={scale!r}.")
+            raise peer_error(InitializerValueError, _KERAS_SCALE, "scale", scale)
         if not isinstance(mode, str) or mode.lower() not in MODES:
-            raise InitializerValueError(
-                f"Invalid `mode` argument: {mode!r}. Please use one of {list(MODES)} (any letter case)."
+            raise peer_error(
+                InitializerValueError,
+                f"Invalid `mode` argument: use one of {list(MODES)} (any letter case)",
+                "mode",
+                mode,
             )
         if not isinstance(distribution, str):
-            raise InitializerTypeError(
-                f"Invalid `distribution` argument: {distribution!r}. Please use one of {list(DISTRIBUTIONS)}."
+            raise peer_error(
+                InitializerTypeError,
+                f"Invalid `distribution` argument: use one of {list(DISTRIBUTIONS)} or 'normal'",
+                "distribution",
+                distribution,
             )
         dist = distribution.lower()
         if dist == "normal":
             dist = "truncated_normal"
         if dist not in DISTRIBUTIONS:
-            raise InitializerValueError(
-                f"Invalid `distribution` argument: {distribution!r}. Please use one of "
-                f"{list(DISTRIBUTIONS)} or 'normal' (any letter case)."
+            raise peer_error(
+                InitializerValueError,
+                f"Invalid `distribution` argument: use one of {list(DISTRIBUTIONS)} or 'normal' (any letter case)",
+                "distribution",
+                distribution,
             )
         self.scale = scale
         self.mode = mode.lower()

@@ -13,6 +13,7 @@ from jax import lax
 from weightinit.common import validate
 from weightinit.common.dtypes import compute_dtype, standardize_dtype
 from weightinit.common.errors import InitializerTypeError, InitializerValueError, type_error, value_error
+from weightinit.executors import jax as _jax_executor
 from weightinit.executors.jax import orthogonal_matrix, philox4x32, sample
 from weightinit.initializers.base import BuiltinInitializer, Initializer, RandomInitializer
 from weightinit.initializers.fans import jax_fans
@@ -20,6 +21,7 @@ from weightinit.initializers.orthogonal import Orthogonal
 from weightinit.initializers.variance_scaling import VarianceScaling
 from weightinit.random.constants import SEED_DOMAIN, TAG_FOLD
 from weightinit.random.distributions import Normal, TruncatedNormalDistribution, Uniform, make_plan
+from weightinit.random.float8 import is_float8
 from weightinit.random.streams import Stream
 
 __all__ = [
@@ -94,15 +96,16 @@ def _dtype(dtype) -> np.dtype:
     if dtype is None:
         dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
     dt = standardize_dtype(dtype)
-    if dt.kind not in "fc" and dt.name != "bfloat16":
+    if dt.kind not in "fc" and dt.name != "bfloat16" and not is_float8(dt):
         raise value_error("dtype", dt.name, "must be a floating-point or complex dtype for a random initializer", None)
     return dt
 
 
 def _shape(shape) -> tuple[int, ...]:
     shape = validate.shape(shape)
-    if jax.default_backend() == "cpu":  # XLA's CPU allocator aborts the process on a failed allocation
-        validate.allocation(math.prod(shape), np.uint8, "shape", shape)
+    # before XLA sees it: XLA's CPU allocator aborts the process on a failed allocation (accelerators
+    # raise an untyped error); the device's free memory, or host memory where it reports none
+    validate.allocation(math.prod(shape), np.uint8, "shape", shape, device=_jax_executor.default_device())
     return shape
 
 
@@ -171,7 +174,11 @@ def constant(value, dtype=None):
 
     def init(key, shape, dtype=dtype, out_sharding=None):
         dt = _dtype(None) if dtype is None else dtype
-        return _place(jnp.full(_shape(shape), value, dt), out_sharding)
+        shape = _shape(shape)
+        if not isinstance(value, jax.core.Tracer):
+            # jnp.full would wrap (300 in int8) or overflow (500 in float8_e4m3fn is NaN) silently
+            validate.cast_exact(value, standardize_dtype(dt), "value")
+        return _place(jnp.full(shape, value, dt), out_sharding)
 
     return init
 
@@ -265,7 +272,7 @@ def variance_scaling(scale, mode, distribution, in_axis=-2, out_axis=-1, batch_a
     """
     if not isinstance(distribution, str) or distribution.lower() not in _JAX_DISTRIBUTIONS:
         raise InitializerValueError(
-            f"Invalid `distribution` argument: {distribution!r}. Please use one of {list(_JAX_DISTRIBUTIONS)}."
+            f"Invalid `distribution` argument: use one of {list(_JAX_DISTRIBUTIONS)}; received distribution={distribution!r}."
         )
     core_dist = _JAX_DISTRIBUTIONS[distribution.lower()]
     real_vs = VarianceScaling(scale, mode, core_dist, seed=0)

@@ -57,7 +57,8 @@ from keras.src import initializers as _kinit  # noqa: E402  (the module every Ke
 
 import keras  # noqa: E402
 from weightinit.common.dtypes import FLOAT8_DTYPES, bfloat16, standardize_dtype  # noqa: E402
-from weightinit.common.errors import InitializerTypeError  # noqa: E402
+from weightinit.common.errors import InitializerTypeError, type_error  # noqa: E402
+from weightinit.common.validate import serialized as validate_serialized  # noqa: E402
 from weightinit.common.validate import shape as validate_shape  # noqa: E402
 from weightinit.initializers.base import Initializer as _CoreInitializer  # noqa: E402
 from weightinit.initializers.base import RandomInitializer  # noqa: E402
@@ -110,7 +111,7 @@ class WeightinitInitializer(keras.initializers.Initializer):
         return getattr(self.core, "seed", None)
 
     def __call__(self, shape, dtype=None, layout=None):
-        dt = standardize_dtype(keras.backend.standardize_dtype(dtype or keras.config.floatx()))
+        dt = _dtype(dtype)
         shape = validate_shape(shape)  # (3.7, 2) and ("3", 2) are refused, not truncated or parsed
         if layout is not None and keras.backend.backend() == "jax":
             sharding = getattr(layout, "backend_layout", layout)
@@ -136,6 +137,16 @@ class WeightinitInitializer(keras.initializers.Initializer):
 
     def __repr__(self) -> str:
         return f"weightinit.keras.{self.core!r}"
+
+
+def _dtype(dtype) -> np.dtype:
+    """Keras' reading of ``dtype`` (``None`` is ``floatx``), as weightinit's NumPy dtype; a typed error otherwise."""
+    try:
+        name = keras.backend.standardize_dtype(dtype or keras.config.floatx())
+    except (ValueError, TypeError, AttributeError):
+        standardize_dtype(dtype)  # weightinit's own error names `dtype` and the value
+        raise type_error("dtype", dtype, "is not a dtype Keras knows") from None
+    return standardize_dtype(name)
 
 
 def register(cls: type) -> type:
@@ -299,6 +310,17 @@ def serialize(initializer) -> dict | None:
     """
     if isinstance(initializer, _CoreInitializer) and type(initializer).__name__ in _ADAPTERS:
         initializer = wrap(initializer)
+    if inspect.isclass(initializer) or not (
+        initializer is None
+        or isinstance(initializer, str)
+        or hasattr(initializer, "get_config")
+        or callable(initializer)
+    ):
+        raise InitializerTypeError(
+            f"`initializer` must be an initializer instance (or a name or a function); received "
+            f"initializer={initializer!r} of type {type(initializer).__name__}"
+            + (". Pass an instance: initializer()" if inspect.isclass(initializer) else ".")
+        )
     return keras.saving.serialize_keras_object(initializer)
 
 
@@ -311,13 +333,8 @@ def deserialize(config, custom_objects: dict | None = None):
     """
     if isinstance(config, str):
         return get(config)
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise InitializerTypeError(
-            f"`config` must be a name or a dict with a 'class_name' key; received config={config!r}."
-        )
-    reg = config.get("registered_name") or ""
-    module = config.get("module") or ""
-    name = config["class_name"]
+    name, reg, module, _ = validate_serialized(config)
+    reg, module = reg or "", module or ""
     ours = reg.startswith(PACKAGE + ">") or module.startswith(PACKAGE)
     keras_builtin = not reg or reg == name or module.startswith("keras")
     if ours or (keras_builtin and name in _kinit.ALL_OBJECTS_DICT):

@@ -92,7 +92,8 @@ def _check_truncated(mean, std, lower, upper, names=("mean", "std", "lower", "up
             f"The truncation interval [{n_lo}, {n_hi}] = [{lo!r}, {hi!r}] has normal probability {mass:.3g} < "
             f"{MIN_TRUNCATED_MASS:g} for {n_m}={m!r}, {n_s}={s!r} (it lies {min(abs(a), abs(b)):.1f} "
             f"standard deviations from the mean); it cannot be sampled accurately. "
-            f"Move the bounds closer to the mean or increase `{n_s}`."
+            f"Move the bounds closer to the mean or increase `{n_s}`; received {n_m}={mean!r}, {n_s}={std!r}, "
+            f"{n_lo}={lower!r}, {n_hi}={upper!r}."
         )
     return m, s, lo, hi, a, b
 
@@ -265,10 +266,10 @@ def _check_range(dist, dt: np.dtype, ct: np.dtype) -> None:
     A uniform's bounds must lie in the output's range and its width in the compute
     precision's; a normal's values reach ``mean +- Z_MAX * std`` (the largest |z| the
     stream produces), which must lie in the output's range; a truncated normal's
-    values lie in the intersection of that with its bounds.
+    values lie in the intersection of that with its bounds.  fp8 outputs are checked against
+    their finite range like float16 (e4m3fn +-448, e5m2 +-57344): their rounding would otherwise
+    saturate (e4m3fn) or give inf (e5m2) silently (docs/random.md section 6.1).
     """
-    if is_float8(dt):  # float8 outputs define their own overflow (random/float8.py: saturating or IEEE)
-        return
     lo_out, hi_out = dtype_range(dt)
     lo_c, hi_c = dtype_range(ct)
     if isinstance(dist, Uniform):
@@ -328,8 +329,8 @@ def make_plan(dist, dtype) -> Plan:
         hi = _highest_at_most(dist.high, dt, strict=True)
         if not float(lo) <= float(hi):
             raise InitializerValueError(
-                f"No {dt.name} value lies in [minval, maxval) = [{dist.low!r}, {dist.high!r}); widen the interval "
-                "or use a wider dtype."
+                f"No {dt.name} value lies in [minval, maxval) = [{dist.low!r}, {dist.high!r}): `dtype` cannot "
+                f"sample it; received dtype={dt.name}. Widen the interval or use a wider dtype."
             )
         return Plan("uniform", dt, ct, words, consts, (lo, hi))
     if isinstance(dist, Normal):
@@ -339,8 +340,8 @@ def make_plan(dist, dtype) -> Plan:
         hi = _highest_at_most(dist.upper, dt)
         if not float(lo) <= float(hi):
             raise InitializerValueError(
-                f"No {dt.name} value lies in [lower, upper] = [{dist.lower!r}, {dist.upper!r}]; widen the interval "
-                "or use a wider dtype."
+                f"No {dt.name} value lies in [lower, upper] = [{dist.lower!r}, {dist.upper!r}]: `dtype` cannot "
+                f"sample it; received dtype={dt.name}. Widen the interval or use a wider dtype."
             )
         a, b = dist.alpha, dist.beta
         sign = 1.0

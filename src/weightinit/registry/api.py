@@ -140,22 +140,10 @@ def deserialize(config, custom_objects: dict | None = None):
     """
     if isinstance(config, str):
         return _lookup(config, None, custom_objects)()
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise InitializerTypeError(
-            f"`config` must be a name or a dict with a 'class_name' key; received config={config!r}."
-        )
-    class_name = validate.text("class_name", config["class_name"])
-    inner = config.get("config", {})
+    class_name, registered, _, inner = validate.serialized(config)
     if class_name == "function":
         validate.text("config", inner)
-        return _lookup(
-            inner,
-            config.get("registered_name") if config.get("registered_name") != "function" else None,
-            custom_objects,
-        )
-    registered = config.get("registered_name")
-    if registered is not None:
-        validate.text("registered_name", registered)
+        return _lookup(inner, registered if registered != "function" else None, custom_objects)
     cls = _lookup(class_name, registered, custom_objects)
     if inspect.isclass(cls):
         inner = validate.config(inner or {}, "config", allowed=_constructor_keys(cls), who=class_name)

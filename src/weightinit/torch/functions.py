@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from weightinit.common import validate
 from weightinit.common.dtypes import compute_dtype, standardize_dtype
-from weightinit.common.errors import InitializerTypeError, InitializerValueError, type_error, value_error
+from weightinit.common.errors import InitializerTypeError, InitializerValueError, peer_error, type_error, value_error
 from weightinit.initializers.fans import torch_fans
 from weightinit.initializers.gains import calculate_gain as _core_gain
 from weightinit.initializers.orthogonal import orthogonal_matrix
@@ -254,10 +254,17 @@ def eye_(tensor):
     [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
     """
     if tensor.ndimension() != 2:
-        raise InitializerValueError("Only tensors with 2 dimensions are supported")
+        raise _dims_error("2", tensor)
     with torch.no_grad():
         torch.eye(*tensor.shape, out=tensor, requires_grad=tensor.requires_grad)
     return tensor
+
+
+def _dims_error(dims: str, tensor) -> InitializerValueError:
+    """torch's own words (torch's tests match on them), then the shape received."""
+    return peer_error(
+        InitializerValueError, f"Only tensors with {dims} dimensions are supported", "tensor.shape", tuple(tensor.shape)
+    )
 
 
 @dtensor_via_full
@@ -275,7 +282,7 @@ def dirac_(tensor, groups: int = 1):
     """
     dimensions = tensor.ndimension()
     if dimensions not in [3, 4, 5]:
-        raise InitializerValueError("Only tensors with 3, 4, or 5 dimensions are supported")
+        raise _dims_error("3, 4, or 5", tensor)
     sizes = tensor.size()
     if sizes[0] % groups != 0:
         raise InitializerValueError(
@@ -388,7 +395,7 @@ def orthogonal_(tensor, gain: float = 1, generator=None, *, seed=None):
     True
     """
     if tensor.ndimension() < 2:
-        raise InitializerValueError("Only tensors with 2 or more dimensions are supported")
+        raise _dims_error("2 or more", tensor)
     if tensor.numel() == 0 or tensor.is_meta:
         return tensor
     stream = resolve_stream(seed, generator)
@@ -423,7 +430,7 @@ def sparse_(tensor, sparsity, std: float = 0.01, generator=None, *, seed=None):
     [3, 3, 3, 3]
     """
     if tensor.ndimension() != 2:
-        raise InitializerValueError("Only tensors with 2 dimensions are supported")
+        raise _dims_error("2", tensor)
     if tensor.is_meta:
         return tensor
     rows, cols = tensor.shape

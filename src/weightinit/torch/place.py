@@ -47,8 +47,8 @@ def numpy_dtype(dtype: torch.dtype, who: str) -> np.dtype:
     except KeyError:
         raise InitializerValueError(
             f"{who} is not implemented for {dtype}: weightinit draws random values only in float16, bfloat16, "
-            "float32, float64, float8_e4m3fn and float8_e5m2 (and complex64/complex128 where torch supports it). Initialize a float tensor "
-            "and convert it."
+            "float32, float64, float8_e4m3fn and float8_e5m2 (and complex64/complex128 where torch supports it); "
+            f"received tensor.dtype={dtype}. Initialize a float tensor and convert it."
         ) from None
 
 
@@ -100,7 +100,9 @@ def _complex_part(dist):
     if isinstance(dist, Normal):
         return Normal(dist.mean, dist.std / np.sqrt(2.0))
     if isinstance(dist, TruncatedNormal):
-        raise InitializerValueError("trunc_normal_ is not implemented for complex tensors (as in torch)")
+        raise InitializerValueError(
+            "trunc_normal_ is not implemented for complex tensors (as in torch); received a complex tensor."
+        )
     return dist
 
 
