@@ -287,3 +287,24 @@ def test_large_models_use_the_independence_rule_within_a_budget(xr, monkeypatch)
     rep = analyze_torch(m, x)[0]
     assert [s.q_pred for s in rep.layers] == [s.q_pred for s in expected.layers]
     assert any("above the budget for the measured cross moments" in n for n in rep.notes)
+
+
+class OptionalMask(nn.Module):
+    """``x + gelu(x)``, times a mask when one is given (the usual optional-argument pattern)."""
+
+    def forward(self, x, mask=None):
+        y = x + nn.functional.gelu(x)
+        if mask is not None:
+            y = y * mask
+        return y
+
+
+def test_optional_none_arguments_are_traced_as_the_call_makes_them(xr):
+    from weightinit.doctor.analytic import trace_torch
+
+    gm, err = trace_torch(OptionalMask(), xr)
+    assert not any(n.target is torch.mul or getattr(n.target, "__name__", "") == "mul" for n in gm.graph.nodes)
+    assert err is None, err  # a placeholder mask would take the masked branch and fail shape propagation
+    rep, _ = analyze_torch(OptionalMask(), xr[:256])
+    assert not rep.flagged("untraceable")
+    assert next(s.q_pred for s in rep.layers if s.kind == "add") == pytest.approx(predicted_add(GeluSkip(), xr[:256]))

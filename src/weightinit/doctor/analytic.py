@@ -455,6 +455,21 @@ class _Tracer:
         return T()
 
 
+def _none_defaults(model, example):
+    """``{name: None}`` for the forward's parameters after the example's inputs whose default is None (an optional
+    mask, cache, ...): traced as a placeholder, ``if mask is not None`` would take the branch the call does not."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    given = len(example) if isinstance(example, tuple) else 1
+    rest = [p for p in params[given:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    out = {p.name: None for p in rest if p.default is None}
+    return out or None
+
+
 def trace_torch(model, example):
     """``(GraphModule, None)`` with shapes in ``node.meta['tensor_meta']``, or ``(None, (layer, message))``."""
     import torch.fx
@@ -462,7 +477,7 @@ def trace_torch(model, example):
 
     tracer = _Tracer()
     try:
-        graph = tracer.trace(model)
+        graph = tracer.trace(model, concrete_args=_none_defaults(model, example))
         gm = torch.fx.GraphModule(model, graph)
     except Exception as e:
         where = tracer.failed or type(model).__name__
