@@ -14,11 +14,15 @@ models) runs for real.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from weightinit.cli.main import main
+
+CLI_NAMES = re.compile(r"--\w|`\w+`|argument|Unknown initializer|unrecognized arguments|required|interrupted")
 
 SETTINGS = settings(
     derandomize=True, max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None
@@ -187,6 +191,9 @@ def _check(argv, capsys, monkeypatch, record=True):
         lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("note:")]  # notes may precede
         assert len(lines) == 1, (argv, rc, err)
         assert lines[0].startswith("weightinit"), (argv, err)
+        # the line names what was wrong: an option (argparse's "argument --x: ..." and weightinit's "--x ...
+        # got '...'"), a backticked argument (library errors, "received x=..."), or a missing/unknown one
+        assert CLI_NAMES.search(lines[0]), (argv, lines[0])
         import os
 
         if os.environ.get("COLLECT"):

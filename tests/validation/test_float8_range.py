@@ -98,7 +98,8 @@ def test_weightinit_jax_fp8():
         wj.constant(500.0, E4)(key, (4, 4))  # jnp.full gives NaN here
     with pytest.raises(E, match=r"`value` is not exactly representable in int8"):
         wj.constant(300, "int8")(key, (2,))  # jnp.full wraps to 44
-    got = np.asarray(wj.normal(1.0, E4)(key, (64, 64))).astype(np.float32)
-    assert np.isfinite(got).all() and np.abs(got).max() <= 448
-    # weightinit.jax draws fp8 as the core does (it refused fp8 dtypes before)
-    assert wj.glorot_normal(dtype=E5)(key, (4, 4)).dtype.name == E5
+    # weightinit.jax draws fp8 (it refused fp8 dtypes before), within the range
+    got = wj.normal(1.0, E4)(key, (8, 8))
+    assert got.dtype.name == E4
+    f = np.asarray(got).astype(np.float32)
+    assert np.isfinite(f).all() and np.abs(f).max() <= 448
