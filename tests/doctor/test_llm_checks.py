@@ -235,3 +235,20 @@ def test_the_torchtitan_recipe_reproduces_the_inactive_truncation():
     (f,) = [f for f in llm_checks(m) if f.kind == "inactive_truncation"]
     # torchtitan's trunc_normal_(std=0.02) keeps torch's absolute bounds +-2: all 16 block weights
     assert f.message.startswith("16 parameter(s)") and f.layer == "h.0.c_attn.weight"
+
+
+def test_hugging_face_gpt2_conv1d_layers_are_read(transformers):
+    # GPT-2's c_attn/c_proj/c_fc are transformers' Conv1D (weight (in, out)), not nn.Linear
+    cfg = transformers.GPT2Config(n_layer=4, n_embd=32, n_head=4, vocab_size=V, n_positions=16)
+    torch.manual_seed(0)
+    m = transformers.GPT2LMHeadModel(cfg)  # its own init: N(0, 0.02), c_proj scaled by 1/sqrt(2 L)
+    assert not {"fused_fans", "residual_scaling"} & set(kinds(m))
+    for b in m.transformer.h:  # the scaling skipped: every residual projection at the input projections' std
+        for p in (b.attn.c_proj.weight, b.mlp.c_proj.weight):
+            nn.init.normal_(p, std=0.02)
+    assert "residual_scaling" in kinds(m)
+    nn.init.xavier_uniform_(m.transformer.h[0].attn.c_attn.weight)  # fused fans (32, 96) of the (in, out) weight
+    (f,) = [f for f in llm_checks(m) if f.kind == "fused_fans"]
+    assert f.layer == "transformer.h.0.attn.c_attn" and "chunk(3, dim=1)" in f.fix
+    exec(f.fix, {"torch": torch, "model": m})  # the one-line fix, as printed
+    assert "fused_fans" not in kinds(m)

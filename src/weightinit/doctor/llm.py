@@ -27,6 +27,8 @@ one-line fix.
   from an intended one); the call can: weightinit records the distribution of every truncated-normal write
   (``weightinit.torch.trunc_normal_``, ``weightinit.torch.initialize``, any weightinit initializer placed by
   it: ``weightinit.torch.place.TRUNCATED_WRITE_ATTR`` on the parameter) while the tensor is not written again.
+* Hugging Face's ``Conv1D`` (GPT-2's ``c_attn``/``c_proj``/``c_fc``, weight ``(in, out)``) is read as a linear
+  layer by ``fused_fans`` and ``residual_scaling``.
 * ``fused_fans`` also reads ``nn.MultiheadAttention.in_proj_weight``, which PyTorch itself initializes with
   ``xavier_uniform_`` on the fused ``(3E, E)`` matrix (issue 166378).
 
@@ -88,7 +90,9 @@ def _fused(named_linear) -> list:
             weight = getattr(m, "in_proj_weight", None) if leaf.endswith("in_proj_weight") else m.weight
             if not pat.search(leaf) or weight is None or weight.ndim != 2:
                 continue
-            w = weight.detach()
+            conv1d = _is_hf_conv1d(m)  # Hugging Face's Conv1D stores (in, out): the fused axis is dim 1
+            w = weight.detach().T if conv1d else weight.detach()
+            chunk = f"chunk({k}, dim=1)" if conv1d else f"chunk({k})"
             out, fan_in = w.shape
             if out % k or out // k < 2:
                 continue
@@ -108,16 +112,22 @@ def _fused(named_linear) -> list:
                 msg = (f"The fused {k}-way weight {name} {tuple(w.shape)} has std {std:.4g}, Xavier's for the "
                        f"fused fans (fan_out {out}: {fused:.4g}); each of its {k} blocks is a ({d}, {fan_in}) "
                        f"matrix whose Xavier std is {per_block:.4g} (PyTorch issue 166378).")  # fmt: skip
-                fix = f"for w in {_param_expr(name)}.data.chunk({k}): torch.nn.init.xavier_uniform_(w)"
+                fix = f"for w in {_param_expr(name)}.data.{chunk}: torch.nn.init.xavier_uniform_(w)"
             elif ortho_fused and not ortho_blocks:
                 msg = (f"The fused {k}-way weight {name} {tuple(w.shape)} is orthogonal as one matrix, so none of its "
                        f"{k} ({d}, {fan_in}) blocks is orthogonal.")  # fmt: skip
-                fix = f"for w in {_param_expr(name)}.data.chunk({k}): torch.nn.init.orthogonal_(w)"
+                fix = f"for w in {_param_expr(name)}.data.{chunk}: torch.nn.init.orthogonal_(w)"
             else:
                 continue
             flags.append(Flag("fused_fans", name, msg, fix, "warning"))
     return flags[:1] + ([Flag("fused_fans", "model", f"{len(flags) - 1} more fused weight(s) alike.",
                                flags[0].fix.split(" for ")[0], "info")] if len(flags) > 1 else [])  # fmt: skip
+
+
+def _is_hf_conv1d(m) -> bool:
+    """Hugging Face's ``Conv1D`` (GPT-2's c_attn, c_proj, c_fc): a linear layer whose weight is ``(in, out)``."""
+    w = getattr(m, "weight", None)
+    return type(m).__name__ == "Conv1D" and w is not None and w.ndim == 2 and getattr(m, "nf", w.shape[1]) == w.shape[1]
 
 
 def _param_expr(name: str) -> str:
@@ -283,12 +293,12 @@ def llm_checks(model) -> list:
     """The flags of the checks above for a torch model (an empty list when none applies)."""
     from torch import nn
 
-    named_linear = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    named_linear = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear) or _is_hf_conv1d(m)]
     named_linear += [(f"{n}.in_proj_weight" if n else "in_proj_weight", m) for n, m in model.named_modules()
                      if isinstance(m, nn.MultiheadAttention) and m.in_proj_weight is not None]  # fmt: skip
     out = _uninitialized(model)
     if out:  # garbage makes every other statistic meaningless
         return out
-    linear_only = [(n, m) for n, m in named_linear if isinstance(m, nn.Linear)]
+    linear_only = [(n, m) for n, m in named_linear if isinstance(m, nn.Linear) or _is_hf_conv1d(m)]
     return (_fused(named_linear) + _residual(linear_only) + _low_precision(model) + _tied(model)
             + _head_scale(model) + _inactive_truncation(model))  # fmt: skip
