@@ -59,15 +59,27 @@ def test_same_numbers_as_torch_layer_by_layer(reports, arch, variant):
     # same weights and batch: the measured std, the relative weight gradient (same MSE targets) and the predicted
     # second moment agree with the torch path at every layer both report
     torch_layers = {s["name"]: s for s in reports[arch][variant]["torch"]["layers"]}
+    edges, ops = reports[arch][variant]["keras"]["edges"], reports[arch][variant]["keras"]["ops"]
+    after_add = set()  # nodes at or after a residual add (Keras' functional graph names the torch modules' way)
+    for name in edges:  # (edges are in graph order)
+        if ops[name] == "add" or any(i in after_add for i in edges[name]):
+            after_add.add(name)
+    assert ({"res1_relu", "head"} <= after_add and "side" not in after_add) or arch != "resnet", after_add
     for fw, rep in reports[arch][variant].items():
         common = [s for s in rep["layers"] if s["name"] in torch_layers]
         assert len(common) >= 6, (fw, [s["name"] for s in rep["layers"]])
         for s in common:
             t = torch_layers[s["name"]]
-            # q_pred: the torch path adds two terms the Keras/Flax graphs do not compute yet (the weights' row sums
-            # times a non-zero input mean, and the residual branches' Jacobian cross moment), each of order 1/width
-            for key, rtol in (("std", 1e-3), ("rel_grad", 1e-3), ("q_pred", 0.25)):
-                if t[key] is None or (key == "rel_grad" and t["kind"] in ("LayerNorm",)):
+            # q_pred: the same rules (analytic.linear_moments with the measured row sums, moment_map, norms,
+            # attention), to rounding; at and after a residual add the torch path adds the branches' Jacobian cross
+            # moment (analytic.residual_cross, measured by forward-mode probes of the fx graph) where the Keras/Flax
+            # graphs keep the independence rule: a term of order 1/width (here below 5%)
+            q_tol = 0.05 if s["name"] in after_add else 1e-6
+            # The broken ResNet's branch is exactly zero (dead ReLU), so relu(h + 0) and h + 0 are the same values:
+            # a capture from values alone cannot see that relu, and its predictions after the add are not compared
+            blind = variant == "broken" and fw in ("keras_subclassed", "nnx", "linen") and s["name"] in after_add
+            for key, rtol in (("std", 1e-3), ("rel_grad", 1e-3), ("q_pred", q_tol)):
+                if t[key] is None or (key == "rel_grad" and t["kind"] in ("LayerNorm",)) or (key == "q_pred" and blind):
                     continue  # (torch names LayerNorm's scale `weight`, the others `scale`/`gamma`)
                 assert s[key] is not None and math.isclose(s[key], t[key], rel_tol=rtol, abs_tol=1e-7), (
                     fw, s["name"], key, s[key], t[key])  # fmt: skip
@@ -132,8 +144,8 @@ def test_each_framework_reports_the_branches_not_a_chain(reports, arch):
                 assert np.allclose(pred[node], want, rtol=1e-12)
         adds = [n for n in merges if ops[n] == "add"]
         fx_adds = [v for k, v in fx.items() if k.startswith("add")]  # torch.fx's own graph: the same predictions
-        # (within the terms the torch path has and these graphs do not yet: see test_same_numbers_as_torch...)
-        assert len(adds) == len(fx_adds) and np.allclose([pred[n][1] for n in adds], fx_adds, rtol=0.25), (fw, fx)
+        # (up to the Jacobian cross moment the torch path adds: see test_same_numbers_as_torch_layer_by_layer)
+        assert len(adds) == len(fx_adds) and np.allclose([pred[n][1] for n in adds], fx_adds, rtol=0.05), (fw, fx)
 
 
 # ------------------------------------------------------------------------------------------ in process (flax)

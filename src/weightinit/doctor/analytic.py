@@ -61,7 +61,7 @@ __all__ = [
     "moment_map", "chi", "fixed_point", "homogeneity_degree", "depth_stability", "rescale_factor",
     "variance_slope", "add_moments", "residual_cross", "concat_moments", "groups_moment_map",
     "bivariate_expectation", "correlation_map", "correlation_depth_scale", "norm_moments", "avgpool_moments",
-    "attention_moments",
+    "attention_moments", "linear_moments",
 ]  # fmt: skip
 
 
@@ -336,6 +336,29 @@ def groups_moment_map(phi, groups):
 # ------------------------------------------------------------------------------------------
 # node rules on numbers alone (framework-neutral; the Keras/Flax graph doctor calls them)
 # ------------------------------------------------------------------------------------------
+
+
+def linear_moments(mu: float, q: float, sigma_w2: float, qb: float = 0.0, mb: float = 0.0, rows=None):
+    """``(mean, second moment, weight part)`` of a weight layer's output ``y_i = W_i . x + b_i`` for inputs of
+    mean ``mu`` and second moment ``q``, with the measured weights: ``sigma_w2 = E[W**2] * fan_in`` and ``rows =
+    (E[r_i], E[r_i**2], E[r_i b_i])`` of the row sums ``r_i = sum_j W_ij`` (None: zero-mean rows).
+
+    The weight part is ``E[(W x)_i**2] = v sigma_w2 + mu**2 E[r_i**2]`` (``v = q - mu**2``); the output has mean
+    ``mu E[r] + E[b]`` and second moment ``part + 2 mu E[r b] + E[b**2]``.  For i.i.d. zero-mean weights
+    ``E[r_i**2] = |W_i|**2`` and this is ``sigma_w2 q + E[b**2]``; an identity or other non-zero-mean weight
+    keeps a non-zero input mean.  (The torch path's weight rule, as numbers.)
+
+    >>> linear_moments(0.0, 2.0, 1.5, qb=0.25)
+    (0.0, 3.25, 3.0)
+    >>> linear_moments(1.0, 2.0, 1.0, rows=(1.0, 1.0, 0.0))   # W = I: mean and second moment kept
+    (1.0, 2.0, 2.0)
+    """
+    if rows is None:
+        part = sigma_w2 * q
+        return mb, max(part + qb, 0.0), part
+    r1, r2, rb = rows
+    part = max(q - mu * mu, 0.0) * sigma_w2 + mu * mu * r2
+    return mu * r1 + mb, max(part + 2 * mu * rb + qb, 0.0), part
 
 
 def norm_moments(q_gamma: float = 1.0, q_beta: float = 0.0, mu_beta: float = 0.0) -> tuple[float, float]:

@@ -64,6 +64,7 @@ class GNode:
     # moment-rule parameters
     sigma_w2: float | None = None  # weight: E[W**2] * fan_in
     fan_in: int = 0  # weight: inputs per output unit (0: input_size of the kernel's shape)
+    rows: tuple | None = None  # weight: (E[r], E[r**2], E[r b]) of the row sums r_i = sum_j W_ij (dense/conv)
     qb: float = 0.0  # weight: E[b**2]; norm: E[beta**2]
     mb: float = 0.0  # weight: E[b]; norm: E[beta]
     qg: float = 1.0  # norm: E[gamma**2]
@@ -141,6 +142,22 @@ class GraphModel(abc.ABC):
     @abc.abstractmethod
     def preactivation(self, x, node: GNode) -> np.ndarray:
         """The output of ``node``'s kernel (before a fused activation) on the batch ``x``, float64."""
+
+
+def kernel_stats(k: np.ndarray, bias=None, rows: bool = True) -> dict:
+    """The :class:`GNode` fields of a ``(..., fan_in, fan_out)`` kernel (and its bias): ``sigma_w2``,
+    ``weight_norm``, ``qb``, ``mb`` and, with ``rows`` (dense and convolution layers), the row-sum moments."""
+    from weightinit.initializers.fans import input_size
+
+    k = np.asarray(k, np.float64)
+    b = None if bias is None else np.asarray(bias, np.float64)
+    out = {"sigma_w2": float(np.mean(k * k)) * input_size(k.shape), "weight_norm": float(np.linalg.norm(k)),
+           "qb": float(np.mean(b * b)) if b is not None else 0.0, "mb": float(b.mean()) if b is not None else 0.0}  # fmt: skip
+    if rows and k.ndim >= 2:
+        r = k.reshape(-1, k.shape[-1]).sum(0)
+        rb = float(np.mean(r * b)) if b is not None and b.shape == r.shape else float(r.mean()) * out["mb"]
+        out["rows"] = (float(r.mean()), float(np.mean(r * r)), rb)
+    return out
 
 
 def batch_of(inputs, shapes, batch: int, seed: int):
@@ -378,7 +395,8 @@ def propagate(g: Graph, x_moments: list, *, on_weight=None, cross=None) -> list:
         elif op == "weight":
             if on_weight is not None:
                 on_weight(i, n, mu, q)
-            mu, q, inc, groups = n.mb, n.sigma_w2 * q + n.qb, n.sigma_w2, None
+            mu, q, _ = an.linear_moments(mu, q, n.sigma_w2, n.qb, n.mb, n.rows)
+            inc, groups = n.sigma_w2, None
         elif op == "add":
             signs = n.signs or [1] * len(ins)
             src, jd = cross.get(i, (None, 0.0))
@@ -596,7 +614,7 @@ def fix_graph(gm: GraphModel, mode: str, inputs, *, target: float = 1.0, tol: fl
                 return
             done.add(id(n.layer))
             want = targets.get(i, target)
-            s = an.rescale_factor(_sw2(n, k), q, n.qb, want)
+            s = an.rescale_factor(an.linear_moments(mu, q, _sw2(n, k), n.qb, n.mb, n.rows)[2], 1.0, n.qb, want)
             gm.set_kernel(n, k * s)
             if probe:  # correct on the batch the finite-width drift the moment map cannot see
                 a = float(np.mean(np.square(gm.preactivation(x, n)))) - n.qb
@@ -605,6 +623,8 @@ def fix_graph(gm: GraphModel, mode: str, inputs, *, target: float = 1.0, tol: fl
                     s *= math.sqrt(aim / a)
                     gm.set_kernel(n, k * s)
             n.sigma_w2 = _sw2(n, k * s)
+            if n.rows is not None:
+                n.rows = (n.rows[0] * s, n.rows[1] * s * s, n.rows[2] * s)
             rep.scales[key_of(n)] = s
 
         propagate(g, _x_moments(x, inputs), on_weight=on_weight)

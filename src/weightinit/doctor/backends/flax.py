@@ -33,7 +33,7 @@ import numpy as np
 from weightinit.common.errors import InitializerTypeError, InitializerValueError
 from weightinit.doctor.backends._common import backend_functions
 from weightinit.doctor.chain import Chain
-from weightinit.doctor.graph import SATURATION, GNode, Graph, GraphModel, batch_of, link_calls
+from weightinit.doctor.graph import SATURATION, GNode, Graph, GraphModel, batch_of, kernel_stats, link_calls
 
 __all__ = ["adapter", "doctor_flax", "fix_flax"]
 
@@ -215,9 +215,8 @@ def _flax_rule(cls: str, params: dict, ins: list, out: np.ndarray, call) -> dict
                              qbo[1], int(v.shape[-2]) if v.ndim >= 3 else 1)}  # fmt: skip
     k = _arr(params, "kernel")
     if k is not None and k.ndim >= 2:
-        mb, qb = _ms(_arr(params, "bias"))
-        return {"op": "weight", "sigma_w2": float(np.mean(k * k)) * input_size(k.shape), "qb": qb, "mb": mb,
-                "weight_norm": float(np.linalg.norm(k))}  # fmt: skip
+        rows = cls in ("Linear", "Dense", "Conv")
+        return {"op": "weight", **kernel_stats(k, _arr(params, "bias"), rows)}
     if cls in _NORMS:
         mb, qb = _ms(_arr(params, "bias"))
         sc = _arr(params, "scale")

@@ -36,7 +36,7 @@ import numpy as np
 
 from weightinit.doctor.backends._common import backend_functions
 from weightinit.doctor.chain import Chain
-from weightinit.doctor.graph import SATURATION, GNode, Graph, GraphModel, batch_of, link_calls
+from weightinit.doctor.graph import SATURATION, GNode, Graph, GraphModel, batch_of, kernel_stats, link_calls
 
 __all__ = ["adapter", "doctor_keras", "fix_keras"]
 
@@ -276,13 +276,12 @@ def _rule(op, ins: list, out: np.ndarray) -> dict:
                          qbo, int(v.shape[1]) if v.ndim >= 3 else 1)}  # fmt: skip
     k = getattr(op, "kernel", None)
     if k is not None and hasattr(k, "shape") and len(k.shape) >= 2:
-        kk = _np(k)
-        mb, qb = _mean_sq(getattr(op, "bias", None))
+        b = getattr(op, "bias", None)
         act = _act_name(op)
         fused = act not in (None, "linear")
-        return {"op": "weight", "sigma_w2": float(np.mean(kk * kk)) * input_size(kk.shape), "qb": qb, "mb": mb,
-                "phi": _numpy_act(op) if fused else None, "act": act if fused else None, "sat": _SAT.get(act),
-                "weight_norm": float(np.linalg.norm(kk))}  # fmt: skip
+        rows = cls == "Dense" or (cls.startswith("Conv") and "Transpose" not in cls)
+        return {"op": "weight", **kernel_stats(_np(k), _np(b) if b is not None else None, rows),
+                "phi": _numpy_act(op) if fused else None, "act": act if fused else None, "sat": _SAT.get(act)}  # fmt: skip
     if cls in ("Add", "Subtract") and len(ins) >= 2:
         return {"op": "add", "signs": [1, -1] if cls == "Subtract" else None}
     if cls == "Multiply" and len(ins) == 2:
