@@ -142,8 +142,8 @@ def deserialize(config, custom_objects: dict | None = None):
         return _lookup(config, None, custom_objects)()
     class_name, registered, _, inner = validate.serialized(config)
     if class_name == "function":
-        validate.text("config", inner)
-        return _lookup(inner, registered if registered != "function" else None, custom_objects)
+        function_name = validate.text("config", inner)
+        return _lookup(function_name, registered if registered != "function" else None, custom_objects)
     cls = _lookup(class_name, registered, custom_objects)
     if inspect.isclass(cls):
         inner = validate.config(inner or {}, "config", allowed=_constructor_keys(cls), who=class_name)
