@@ -27,3 +27,48 @@ def test_ratios_to_each_peer_and_memory_write_percentage():
     assert len(lines) == 6 and "wi.torch.normal_" in lines[3]  # one progress line per case
     text = tab.render()
     assert "| 25% | 4.00x | 8.00x | 2.00x | 4.00x vs torch.nn.init.normal_ |" in text
+
+
+def _targets_table(simd):
+    tab = _Table()
+    n = 1000
+    tab.add("memory write", n, "tensor.fill_(1.0)", 1.0)
+    tab.add("normal", n, "torch.nn.init.normal_", 20.0)
+    tab.add("normal", n, "wi fill_ (executor)", 4.0, "torch.nn.init.normal_")  # 25% of the fill rate
+    tab.add("normal", n, "wi.sample (NumPy out=)", 5.0)  # slower in-place row: not the one reported
+    tab.add("normal", n, "wi.RandomNormal()(shape) (new array)", 4.8)  # 0.83x of in place
+    tab.add("uniform", n, "wi fill_ (executor)", 2.0)  # 50%
+    tab.add("uniform", n, "wi.RandomUniform()(shape) (new array)", 2.1)  # 0.95x
+    tab.add("trunc_normal", n, "wi fill_ (executor)", 6.0)  # 17%
+    tab.ratios()
+    return {
+        t["figure"].split(" ")[0].rstrip(":") + ("/new" if "new" in t["figure"] else ""): t for t in tab.targets(simd)
+    }
+
+
+def test_targets_of_issue_15():
+    t = _targets_table("avx2")
+    assert t["normal"]["value"] == pytest.approx(25.0) and t["normal"]["met"] and t["normal"]["target"] == 20.0
+    assert "wi fill_ (executor)" in t["normal"]["figure"]
+    assert t["trunc_normal"]["value"] == pytest.approx(100 / 6) and not t["trunc_normal"]["met"]
+    assert t["uniform"]["target"] == 40.0 and t["uniform"]["met"]
+    assert t["normal/new"]["value"] == pytest.approx(4.0 / 4.8) and not t["normal/new"]["met"]
+    assert t["uniform/new"]["value"] == pytest.approx(2.0 / 2.1) and t["uniform/new"]["met"]
+    assert _targets_table("avx512")["normal"]["target"] == 35.0 and not _targets_table("avx512")["normal"]["met"]
+    text = _Table.render_targets(list(t.values()))
+    assert "| 1e+03 | normal in place (wi fill_ (executor)), % of memory write | 25% | >= 20% | yes |" in text
+    assert "| 0.83x | >= 0.90x | no |" in text
+
+
+def test_gpu_targets_are_the_executor_against_torch():
+    tab = _Table()
+    n = 10**8
+    tab.add("normal", n, "torch.nn.init.normal_", 1.0)
+    tab.add("normal", n, "wi fill_ (executor)", 1.25, "torch.nn.init.normal_")
+    tab.add("trunc_normal", n, "torch.nn.init.trunc_normal_", 10.0)
+    tab.add("trunc_normal", n, "wi fill_ (executor)", 1.0, "torch.nn.init.trunc_normal_")
+    tab.ratios()
+    got = {t["figure"]: t for t in tab.targets(None, "cuda")}
+    assert got["normal: executor vs torch.nn.init.normal_"]["value"] == pytest.approx(0.8)
+    assert not got["normal: executor vs torch.nn.init.normal_"]["met"]
+    assert got["trunc_normal: executor vs torch.nn.init.trunc_normal_"]["met"]

@@ -120,6 +120,60 @@ class _Table:
             ok = fills and r["group"] not in ("orthogonal", "memory write")
             r["pct_memory_write"] = 100.0 * min(fills) / r["seconds"] if ok else None
 
+    def targets(self, simd: str | None, device: str = "cpu") -> list[dict]:
+        """The figures of issue 15 with their targets, per size (call after :meth:`ratios`).
+
+        On CPU: the best in-place weightinit row of normal, truncated normal and uniform as a
+        percentage of the memory-write rate (normal and truncated normal >= 35% on the AVX-512 path,
+        >= 20% otherwise; uniform >= 40%), and each allocating call's speed over the in-place one
+        (>= 0.9).  On a GPU: the torch executor against torch's own in-place initializer
+        (normal >= 0.9x, uniform >= 0.95x, truncated normal >= 2x).
+        """
+        out = []
+        in_place = ("wi fill_ (executor)", "wi.sample (NumPy out=)")
+        for n in sorted({r["n"] for r in self.rows if r["group"] != "orthogonal"}):
+            for group in ("normal", "trunc_normal", "uniform"):
+                rows = [r for r in self.rows if r["group"] == group and r["n"] == n]
+                best = max((r for r in rows if r["name"] in in_place), key=lambda r: r["mvals_per_s"], default=None)
+                if best is None:
+                    continue
+                if device != "cpu":
+                    goal = {"normal": 0.9, "uniform": 0.95, "trunc_normal": 2.0}[group]
+                    peer = f"torch.nn.init.{group}_"
+                    ex = next((r for r in rows if r["name"] == "wi fill_ (executor)" and r["baseline"] == peer), None)
+                    if ex is not None and ex.get("speedup"):
+                        out.append(
+                            {"n": n, "figure": f"{group}: executor vs {peer}", "value": ex["speedup"],
+                             "unit": "x", "target": goal, "met": ex["speedup"] >= goal}
+                        )  # fmt: skip
+                    continue
+                if best.get("pct_memory_write") is not None:
+                    goal = 40.0 if group == "uniform" else (35.0 if simd == "avx512" else 20.0)
+                    pct = best["pct_memory_write"]
+                    out.append(
+                        {"n": n, "figure": f"{group} in place ({best['name']}), % of memory write", "value": pct,
+                         "unit": "%", "target": goal, "met": pct >= goal}
+                    )  # fmt: skip
+                for r in rows:
+                    if r["name"].endswith("(new array)"):
+                        ratio = r["mvals_per_s"] / best["mvals_per_s"]
+                        out.append(
+                            {"n": n, "figure": f"{group}: {r['name']} / in place", "value": ratio, "unit": "x",
+                             "target": 0.9, "met": ratio >= 0.9}
+                        )  # fmt: skip
+        return out
+
+    @staticmethod
+    def render_targets(targets: list[dict]) -> str:
+        lines = ["| n | figure | measured | target | met |", "|---:|---|---:|---:|---|"]
+        for t in targets:
+            fmt = "{:.0f}%" if t["unit"] == "%" else "{:.2f}x"
+            lines.append(
+                f"| {t['n']:.0e} | {t['figure']} | {fmt.format(t['value'])} | >= {fmt.format(t['target'])} "
+                f"| {'yes' if t['met'] else 'no'} |"
+            )
+        return "\n".join(lines)
+
     def render(self) -> str:
         lines = [
             "| group | n | implementation | M values/s | ms/call | % of memory write | vs torch | vs numpy | vs jax "
@@ -406,6 +460,8 @@ def run(args: argparse.Namespace) -> int:
     steps = Steps(None, "bench")  # one line (or a bar on a terminal) per measured row, on stderr
     tab = _Table(steps.advance)
     info = {"threads": threads, "device": args.device, "executor": wi.current_executor().name}
+    if hasattr(os, "getloadavg"):  # other work on the machine changes every figure: say how much there was
+        info["load_avg_1min_start"] = round(os.getloadavg()[0], 2)
     try:
         from weightinit.executors import compiled as _compiled
 
@@ -431,6 +487,8 @@ def run(args: argparse.Namespace) -> int:
         if "keras" not in skip:
             _bench_keras(tab, sizes, args.budget)
     steps.close()
+    if hasattr(os, "getloadavg"):
+        info["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
     tab.ratios()
     order = {
         g: i
@@ -449,9 +507,13 @@ def run(args: argparse.Namespace) -> int:
         )
     }
     tab.rows.sort(key=lambda r: (r["n"] if r["group"] != "orthogonal" else math.inf, order.get(r["group"], 99)))
+    targets = tab.targets(info.get("simd"), args.device)
     print(f"weightinit bench: {json.dumps(info)}")
     print(tab.render())
+    if targets:
+        print("\nTargets (issue 15):\n")
+        print(tab.render_targets(targets))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"info": info, "rows": tab.rows}, f, indent=1)
+            json.dump({"info": info, "rows": tab.rows, "targets": targets}, f, indent=1)
     return 0

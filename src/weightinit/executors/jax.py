@@ -194,7 +194,11 @@ def _words_elementwise(k0, k1, shape, region, nwords: int):
 
 
 def _words_blocked(k0, k1, shape, region, nwords: int):
-    """Values in whole blocks along the last axis: one Philox call per block (needs alignment)."""
+    """Values in whole blocks along the last axis: one Philox call per block (needs alignment).
+
+    Returns the words as ``per_block`` lists (one per position in the block) of arrays of the
+    blocked shape, and a function that interleaves per-position arrays into the output shape.
+    """
     per_block = 4 // nwords
     rp = RegionPlan(shape, region)
     out_shape = rp.out_shape
@@ -212,11 +216,8 @@ def _words_blocked(k0, k1, shape, region, nwords: int):
         hi, lo = _add64((hi, lo), _axis_offsets(pos, start, step, bstrides[d]))
     z = jnp.zeros_like(lo)
     words = philox4x32(lo, hi, z, z, k0, k1)
-    out = []
-    for w in range(nwords):
-        parts = jnp.stack([words[b * nwords + w] for b in range(per_block)], axis=-1)
-        out.append(parts.reshape(out_shape))
-    return out
+    lanes = [[words[b * nwords + w] for w in range(nwords)] for b in range(per_block)]
+    return lanes, lambda parts: jnp.stack(parts, axis=-1).reshape(out_shape)
 
 
 def _aligned(shape, region, per_block: int) -> bool:
@@ -226,12 +227,6 @@ def _aligned(shape, region, per_block: int) -> bool:
     start, _stop, step = rp.ranges[-1]
     n = rp.out_shape[-1]
     return step == 1 and start % per_block == 0 and n % per_block == 0 and n > 0
-
-
-def _words(k0, k1, shape, region, nwords: int):
-    if _aligned(shape, region, 4 // nwords):
-        return _words_blocked(k0, k1, shape, region, nwords)
-    return _words_elementwise(k0, k1, shape, region, nwords)
 
 
 # ---------------------------------------------------------------------------
@@ -458,7 +453,13 @@ def sample_plan(plan: Plan, key, shape, region=None):
     # RESOURCE_EXHAUSTED.  Refuse first: the device's free memory, or host memory on CPU.
     allocation(rp.size * 3, plan.dtype, "shape", shape, device=default_device())  # output + two words' temporaries
     k0, k1 = key_words(key)
-    return _values(plan, _words(k0, k1, shape, region, plan.words))
+    if _aligned(shape, region, 4 // plan.words):
+        # The values of each position in the block, then interleaved: XLA then fuses the whole
+        # computation into the output (interleaving the words first would keep them in a
+        # 4-byte-per-value temporary when the per-value computation is large, as a normal's is).
+        lanes, interleave = _words_blocked(k0, k1, shape, region, plan.words)
+        return interleave([_values(plan, w) for w in lanes])
+    return _values(plan, _words_elementwise(k0, k1, shape, region, plan.words))
 
 
 def sample(dist, key, shape, dtype, region=None):

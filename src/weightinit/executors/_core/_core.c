@@ -91,7 +91,7 @@ static PyObject *py_fill(PyObject *self, PyObject *args) {
     J.itemsize = isz[otype];
     J.start = (uint64_t)start;
     J.idx = have_idx ? (const uint64_t *)idx.buf : NULL;
-    J.stream = J.impl->stream_copy && n * J.itemsize >= STREAM_MIN;
+    J.stream = use_streaming(J.impl, J.out, n * J.itemsize);
     if (n) {
         Py_BEGIN_ALLOW_THREADS
         advise_huge_pages(J.out, n * J.itemsize);

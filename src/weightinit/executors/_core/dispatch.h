@@ -87,6 +87,28 @@ typedef struct {
  * outputs stay in the cache, where plain stores are faster and leave the values ready for use. */
 static size_t STREAM_MIN = (size_t)8 << 20;
 
+/* Whether the page holding p is in memory.  A fresh allocation's pages are not: each is zeroed by
+ * the kernel when first touched, which leaves it in the cache, so plain stores that follow hit the
+ * cache and a streaming store would only evict it (measured slower).  Unknown: resident. */
+static int page_resident(const void *p) {
+#if defined(__linux__)
+    long ps = sysconf(_SC_PAGESIZE);
+    if (ps <= 0) return 1;
+    unsigned char v = 1;
+    void *page = (void *)((uintptr_t)p & ~((uintptr_t)ps - 1));
+    if (mincore(page, (size_t)ps, &v) != 0) return 1;
+    return v & 1;
+#else
+    (void)p;
+    return 1;
+#endif
+}
+
+/* Streaming stores for this output: large, already in memory, and a SIMD path that has them. */
+static int use_streaming(const simd_impl *impl, const void *buf, size_t bytes) {
+    return impl->stream_copy && bytes >= STREAM_MIN && bytes > 0 && page_resident((const char *)buf + bytes / 2);
+}
+
 /* Values pos0 .. pos1 - 1 of the job through L1-sized tiles (words, values, store). */
 static void run_tiles(const job *J, size_t pos0, size_t pos1) {
     const core_params *P = J->P;
