@@ -372,13 +372,39 @@ def batch_for(arch: str):
     return rng.standard_normal((B, *shape)).astype(np.float32), rng.standard_normal((B, *oshape)).astype(np.float32)
 
 
+def keras_two_in_two_out():
+    """A functional model with two inputs (an image, a vector) and two outputs: Conv2D, BatchNormalization,
+    global average and max pooling, Flatten, a concatenation of the two branches."""
+    import keras
+    from keras import layers
+
+    img, vec = keras.Input((6, 6, 3), name="img"), keras.Input((5,), name="vec")
+    h = layers.Activation("relu", name="conv_relu")(
+        layers.BatchNormalization(name="bn")(layers.Conv2D(8, 3, padding="same", name="conv")(img))
+    )
+    c = layers.Concatenate(name="cat")(
+        [layers.GlobalAveragePooling2D(name="gap")(h), layers.Dense(8, name="vec_fc")(vec)]
+    )
+    o2 = layers.Dense(2, name="out2")(layers.Flatten(name="flat")(layers.MaxPooling2D(name="maxp")(h)))
+    return keras.Model([img, vec], [layers.Dense(3, name="out1")(c), o2])
+
+
 def keras_only() -> dict:
-    """The Keras ResNet (functional and subclassed) alone, for a second Keras backend."""
+    """The Keras ResNet (functional and subclassed) alone, for a second Keras backend; and the two-input,
+    two-output model, measured and fixed by LSUV."""
     import weightinit as wi
 
     x, t = batch_for("resnet")
     w = resnet_weights("healthy")
-    return {fw: summary(wi.doctor(BUILDERS["resnet"][1][fw](w), x, targets=t)) for fw in ("keras", "keras_subclassed")}
+    out = {fw: summary(wi.doctor(BUILDERS["resnet"][1][fw](w), x, targets=t)) for fw in ("keras", "keras_subclassed")}
+    rng = np.random.default_rng(3)
+    xs = (rng.standard_normal((B, 6, 6, 3)).astype(np.float32), rng.standard_normal((B, 5)).astype(np.float32))
+    m = keras_two_in_two_out()
+    rep = wi.doctor(m, xs)
+    f = wi.fix(m, "lsuv", xs)
+    out["two_in_two_out"] = {**summary(rep), **graph_of(m, xs), "loss": _f(rep.loss), "scales": f.scales,
+                             "after": summary(f.after)}  # fmt: skip
+    return out
 
 
 def main() -> dict:

@@ -88,14 +88,22 @@ def test_same_numbers_as_torch_layer_by_layer(reports, arch, variant):
 GRAPH_FWS = {"resnet": ["keras", "keras_subclassed", "nnx", "linen"], "transformer": ["keras", "nnx", "linen"]}
 
 
-def test_keras_on_torch_backend_gives_the_same_report(reports):
-    # the graph's backward pass on Keras' torch backend (autograd with zero perturbations at every node) against the
-    # jax backend's, on the same model, weights and batch
+@pytest.fixture(scope="module")
+def keras_torch():
+    for mod in NEEDED:
+        if importlib.util.find_spec(mod) is None:
+            pytest.skip(f"{mod} is not installed")
     env = dict(os.environ, KERAS_BACKEND="torch")
     proc = subprocess.run([sys.executable, str(HERE / "_graph_models.py"), "keras"], capture_output=True, text=True,
                           env=env, timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
-    got = json.loads(proc.stdout)
+    return json.loads(proc.stdout)
+
+
+def test_keras_on_torch_backend_gives_the_same_report(reports, keras_torch):
+    # the graph's backward pass on Keras' torch backend (autograd with zero perturbations at every node) against the
+    # jax backend's, on the same model, weights and batch
+    got = keras_torch
     for fw in ("keras", "keras_subclassed"):
         want = reports["resnet"]["healthy"][fw]
         assert "(torch)" in got[fw]["framework"] and "(jax)" in want["framework"]
@@ -106,6 +114,25 @@ def test_keras_on_torch_backend_gives_the_same_report(reports):
                     assert a[key] is None, (fw, a["name"], key)
                 else:
                     assert math.isclose(a[key], b[key], rel_tol=1e-4), (fw, a["name"], key, a[key], b[key])
+
+
+def test_keras_two_inputs_two_outputs_conv_norm_pooling(keras_torch):
+    from weightinit.doctor.analytic import avgpool_moments
+
+    r = keras_torch["two_in_two_out"]
+    assert r["edges"] == {"img": [], "vec": [], "conv": ["img"], "bn": ["conv"], "conv_relu": ["bn"],
+                          "maxp": ["conv_relu"], "gap": ["conv_relu"], "vec_fc": ["vec"], "flat": ["maxp"],
+                          "cat": ["gap", "vec_fc"], "out2": ["flat"], "out1": ["cat"]}  # fmt: skip
+    assert {k: r["ops"][k] for k in ("bn", "gap", "maxp", "cat", "flat")} == {
+        "bn": "norm", "gap": "avgpool", "maxp": "maxpool", "cat": "concat", "flat": "identity"}  # fmt: skip
+    assert np.allclose(r["pred"]["gap"], avgpool_moments(*r["pred"]["conv_relu"], 6 * 6), rtol=1e-12)
+    assert math.isfinite(r["loss"]) and not r["flags"]  # the probe losses of both outputs, summed
+    assert all(s["grad_std"] is not None for s in r["layers"])
+    assert all(s["rel_grad"] is not None for s in r["layers"] if s["name"] in ("conv", "vec_fc", "out1", "out2"))
+    # LSUV in graph order: each kernel's output variance within tol (0.1) of 1
+    assert set(r["scales"]) == {"conv.kernel", "vec_fc.kernel", "out1.kernel", "out2.kernel"}
+    after = {s["name"]: s["std"] ** 2 for s in r["after"]["layers"]}
+    assert all(abs(after[k] - 1) < 0.1 for k in ("conv", "vec_fc", "out1", "out2")), after
 
 
 MERGES = {  # node -> its inputs, per framework family (the names a hook capture gives inferred nodes)
