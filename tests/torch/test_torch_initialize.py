@@ -792,3 +792,16 @@ def test_presets_and_rules_keyword_are_deprecated_aliases():
     assert torch.equal(a.weight, b.weight)
     with pytest.raises(TypeError, match="recipe="):
         wt.initialize(a, "he", rules="he", seed=1)
+
+
+def test_predicate_patterns_and_the_prelu_rule():
+    """A callable pattern matches what it returns true for; recipe "he" keeps each PReLU's own ``init``."""
+    m = nn.Sequential(nn.Linear(4, 3), nn.PReLU(3, init=0.1), nn.Linear(3, 2), nn.PReLU(init=0.3))
+    with torch.no_grad():
+        for p in m.parameters():
+            p.fill_(9.0)  # so only the rules can put the expected values there
+    report = wt.initialize(m, [(lambda i: i.path == "2.bias", 0.5), "he"], seed=0)
+    assert torch.equal(m[2].bias.detach(), torch.full((2,), 0.5))
+    assert torch.equal(m[1].weight.detach(), torch.full((3,), 0.1))
+    assert torch.equal(m[3].weight.detach(), torch.full((1,), 0.3))
+    assert report["1.weight"].rule == "PReLU init" and report["2.bias"].rule != report["0.bias"].rule

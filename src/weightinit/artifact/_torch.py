@@ -5,6 +5,8 @@ Imported only when a model or a torch tensor is involved (the core never imports
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 import torch
@@ -161,7 +163,7 @@ def _as_range(ix: np.ndarray) -> slice | None:
     return None
 
 
-def expected_local(entry, idx) -> np.ndarray:
+def expected_local(entry, idx: Sequence[np.ndarray]) -> np.ndarray:
     """The values a shard holding global indices ``idx`` (per dimension) gets from the plan.
 
     Elementwise parameters generate exactly the shard (``region=``); the others
@@ -170,11 +172,11 @@ def expected_local(entry, idx) -> np.ndarray:
     shape, tdt = tuple(entry.shape), entry.dtype
     dt = numpy_dtype_of(tdt)
     src = entry.elementwise() if (len(shape) > 0 and not tdt.is_complex) else None
-    region = [_as_range(np.asarray(ix)) for ix in idx] if idx is not None else None
+    region = [_as_range(np.asarray(ix)) for ix in idx]
     local_shape = tuple(len(ix) for ix in idx)
     if entry.op == "const":
         return to_numpy(torch.full(local_shape, entry.payload, dtype=tdt))
-    if src is not None and region is not None and all(r is not None for r in region):
+    if src is not None and all(r is not None for r in region):
         out = sample(src[0], src[1], shape, dt, tuple(region))
         pad = entry.padding_row
         if pad is not None:

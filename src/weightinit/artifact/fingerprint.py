@@ -205,7 +205,7 @@ def initializer_source(initializer, shape, dtype, stream) -> ValueSource:
 
 def _leaf(values: np.ndarray) -> bytes:
     v = values if values.dtype.byteorder in "=|<" else values.astype(values.dtype.newbyteorder("<"))
-    return hashlib.sha256(np.ascontiguousarray(v).view(np.uint8)).digest()
+    return hashlib.sha256(np.ascontiguousarray(v).view(np.uint8).data).digest()
 
 
 def owned_chunks(shape: tuple[int, ...], indices: Sequence[np.ndarray] | None) -> np.ndarray:

@@ -331,7 +331,7 @@ def _write_safetensors(entries, layouts, meta, partial, rank, world, dist, progr
             for a in range(0, src.numel, BLOCK):
                 b = min(a + BLOCK, src.numel)
                 block = src.values(a, b)
-                os.pwrite(fds[lay.name], block.view(np.uint8), offset + a * item)
+                os.pwrite(fds[lay.name], block.view(np.uint8).data, offset + a * item)
                 if want_digest:
                     mine_leaves.extend(_leaf(block[s : s + CHUNK]) for s in range(0, b - a, CHUNK))
                 written += (b - a) * item
@@ -369,9 +369,9 @@ def _write_safetensors(entries, layouts, meta, partial, rank, world, dist, progr
 
 
 def _write_dcp(entries, partial, rank, world, dist, progress) -> _Written:
-    import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint import FileSystemWriter
     from torch.distributed.checkpoint.default_planner import DefaultSavePlanner
+    from torch.distributed.checkpoint.filesystem import FileSystemWriter
+    from torch.distributed.checkpoint.state_dict_saver import save as dcp_save
 
     import torch
     from weightinit.artifact._torch import plan_source
@@ -404,7 +404,7 @@ def _write_dcp(entries, partial, rank, world, dist, progress) -> _Written:
     writer = FileSystemWriter(partial, single_file_per_rank=False, thread_count=1, sync_files=True)
     with warnings.catch_warnings():  # "assuming the intent is to save in a single process": it is
         warnings.filterwarnings("ignore", message=".*single process.*", category=UserWarning)
-        dcp.save(state, storage_writer=writer, planner=_Generate(), no_dist=dist is None)
+        dcp_save(state, storage_writer=writer, planner=_Generate(), no_dist=dist is None)
     bar.add(0, 0, final=True)
     total = written[0]
     if dist is not None:

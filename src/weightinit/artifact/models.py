@@ -124,6 +124,8 @@ def _factory(spec: str):
             raise _error(spec, f"no file {target}.")
         mod_name = "_weightinit_model_" + os.path.splitext(os.path.basename(target))[0]
         s = importlib.util.spec_from_file_location(mod_name, target)
+        if s is None or s.loader is None:
+            raise _error(spec, f"cannot import {target} as a module.")
         module = importlib.util.module_from_spec(s)
         sys.modules[mod_name] = module
         try:
@@ -154,8 +156,10 @@ def _decoder_layer(d: int, ff: int, heads: int, kv_heads: int, eps: float):
     mlp.gate_proj = nn.Linear(d, ff, bias=False)
     mlp.up_proj = nn.Linear(d, ff, bias=False)
     mlp.down_proj = nn.Linear(ff, d, bias=False)
-    attn.o_proj.weightinit_residual = True  # the two projections into the residual stream (recipe "gpt2")
-    mlp.down_proj.weightinit_residual = True
+    # the two projections into the residual stream (recipe "gpt2"); torch types Module.__setattr__'s value as
+    # Tensor | Module, but any other value is set as a plain attribute (how weightinit_residual is documented)
+    attn.o_proj.weightinit_residual = True  # pyright: ignore[reportArgumentType]
+    mlp.down_proj.weightinit_residual = True  # pyright: ignore[reportArgumentType]
     layer = nn.Module()
     layer.self_attn, layer.mlp = attn, mlp
     layer.input_layernorm = nn.RMSNorm(d, eps=eps)

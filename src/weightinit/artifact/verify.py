@@ -73,8 +73,9 @@ class ParamCheck:
             return f"{self.path}: close (max abs diff {self.max_abs_diff:.3g} <= QR tolerance {self.tolerance:.3g})"
         if self.status == "differs":
             tol = f" > QR tolerance {self.tolerance:.3g}" if self.tolerance is not None else ""
+            total = "?" if self.shape is None else int(np.prod(self.shape, dtype=np.int64))
             return (
-                f"{self.path}: differs in {self.n_different} of {int(np.prod(self.shape, dtype=np.int64))} values, "
+                f"{self.path}: differs in {self.n_different} of {total} values, "
                 f"max abs diff {self.max_abs_diff:.6g}{tol}, first at index {self.first_index}"
             )
         if self.status == "missing":
@@ -153,7 +154,7 @@ class _DCPReader:
     """A torch Distributed Checkpoint, read one whole tensor at a time."""
 
     def __init__(self, path: str) -> None:
-        from torch.distributed.checkpoint import FileSystemReader
+        from torch.distributed.checkpoint.filesystem import FileSystemReader
         from torch.distributed.checkpoint.metadata import TensorStorageMetadata
 
         self.path = path
@@ -172,7 +173,7 @@ class _DCPReader:
         if self._cache[0] != name:
             import warnings
 
-            import torch.distributed.checkpoint as dcp
+            from torch.distributed.checkpoint.state_dict_loader import load as dcp_load
 
             import torch
             from weightinit.artifact._torch import to_numpy
@@ -182,7 +183,7 @@ class _DCPReader:
             try:
                 with warnings.catch_warnings():
                     warnings.filterwarnings("ignore", message=".*single process.*", category=UserWarning)
-                    dcp.load({name: t}, checkpoint_id=self.path, no_dist=True)
+                    dcp_load({name: t}, checkpoint_id=self.path, no_dist=True)
             except Exception as e:
                 raise CheckpointError(
                     f"{self.path}: cannot read tensor {name} ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
@@ -381,6 +382,7 @@ def _verify_sharded(entries, result: VerifyResult, torch) -> None:
     mine = {}
     for e in entries:
         idx = shard_indices(e.tensor)
+        assert idx is not None, f"{e.path} is a DTensor"  # sharded entries hold DTensors only
         local = to_numpy(e.tensor.to_local())
         exp = expected_local(e, idx)
         shape = tuple(e.shape)

@@ -142,7 +142,8 @@ def _classify(m: nn.Module, pname: str, shape: tuple) -> tuple[str, str, dict, s
     if isinstance(m, nn.Linear):
         return ("vector", "bias", {}, "weight") if is_bias else ("linear", "weight", {}, None)
     if nd <= 1:
-        if is_bias and isinstance(getattr(m, "weight", None), torch.Tensor) and m.weight.dim() >= 2:
+        weight = getattr(m, "weight", None)
+        if is_bias and isinstance(weight, torch.Tensor) and weight.dim() >= 2:
             return "vector", "bias", {}, "weight"
         return "vector", ("bias" if is_bias else "vector"), {}, None
     return "generic", "weight", {}, None

@@ -125,8 +125,15 @@ def _family_rules(name: str, weight_init: str, *, recurrent: str | None = None, 
     return rules
 
 
+def _prelu_init(info: ParamInfo) -> float:
+    """The ``init`` a PReLU was built with (the rule below matches PReLU weights only)."""
+    module = info.module
+    assert isinstance(module, nn.PReLU), type(module)
+    return float(module.init)
+
+
 def _prelu_rule() -> _Rule:
-    return _make_rule((nn.PReLU, "weight"), PerParameter(lambda i: float(i.module.init)), "PReLU init")
+    return _make_rule((nn.PReLU, "weight"), PerParameter(_prelu_init, "PReLU init"), "PReLU init")
 
 
 def _recipe_torch() -> list[_Rule]:

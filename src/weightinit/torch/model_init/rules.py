@@ -53,7 +53,12 @@ class _Rule:
     needs_roles: bool = False
 
 
-def _make_rule(pattern, init, label: str | None = None) -> _Rule:
+def _truth_of(predicate: Callable[..., object]) -> Callable[[ParamInfo], bool]:
+    """A predicate pattern (any callable: a function, or a class other than a Module) as a rule's match."""
+    return lambda i: bool(predicate(i))
+
+
+def _make_rule(pattern: object, init: Any, label: str | None = None) -> _Rule:
     text = label or _pattern_label(pattern)
     if isinstance(pattern, str) and pattern.startswith("role:"):
         role = pattern[5:]
@@ -74,7 +79,7 @@ def _make_rule(pattern, init, label: str | None = None) -> _Rule:
         f = _glob_or_regex(pattern[-1])
         return _Rule(lambda i: isinstance(i.module, types) and f(i.name), init, text)
     if callable(pattern):
-        return _Rule(lambda i: bool(pattern(i)), init, text)
+        return _Rule(_truth_of(pattern), init, text)
     raise InitializerTypeError(
         f"A rule's pattern must be a glob or regex on the parameter path ('*.bias', 're:.*proj.*', a compiled "
         f"re.Pattern), 'role:<role>', a module type or tuple of types, (type, 'param_glob'), or a predicate on "
