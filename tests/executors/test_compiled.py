@@ -121,7 +121,7 @@ def test_fused_uniform_float32_edges(simd_path, dist):
 
 @pytest.fixture
 def streaming():
-    """Every output in memory uses the streaming-store writer (normally only outputs of 8 MiB and more)."""
+    """Every output in memory uses the streaming-store writer (off by default, see dispatch.h)."""
     old = _compiled._core_ext._set_stream_min(0)
     yield
     _compiled._core_ext._set_stream_min(old)

@@ -11,8 +11,8 @@
  * AVX2 paths (target attributes) are chosen at run time when the CPU has them; the
  * baseline path is portable C with vector extensions.  All give the same bits.
  * The AVX-512 and AVX2 paths write uniform float32 outputs straight from the Philox
- * registers (fused.h); everything else goes through L1-sized tiles.  Outputs of 8 MiB
- * and more are written with streaming (non-temporal) stores (dispatch.h).
+ * registers (fused.h); everything else goes through L1-sized tiles.  Streaming
+ * (non-temporal) stores are available but off by default (dispatch.h, STREAM_MIN).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -148,7 +148,7 @@ static PyMethodDef methods[] = {
     {"simd", py_simd, METH_VARARGS, "simd([name]) -> the active SIMD path ('generic', 'avx2' or 'avx512'); sets it if given."},
     {"simd_paths", py_simd_paths, METH_NOARGS, "SIMD paths this CPU can run."},
     {"_set_stream_min", py_set_stream_min, METH_VARARGS,
-     "_set_stream_min(bytes) -> old: outputs of at least `bytes` use streaming stores (for tests)."},
+     "_set_stream_min(bytes) -> old: outputs of at least `bytes` in memory use streaming stores (off by default; for tests and measurements)."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "weightinit._core_ext",

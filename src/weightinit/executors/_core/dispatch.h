@@ -83,9 +83,12 @@ typedef struct {
 } job;
 
 /* Outputs of at least this many bytes are written with streaming stores (when the SIMD path has
- * them): above the size of the caches a plain store costs a read of the line first.  Smaller
- * outputs stay in the cache, where plain stores are faster and leave the values ready for use. */
-static size_t STREAM_MIN = (size_t)8 << 20;
+ * them).  Off by default: on the 2-core AVX2 (Zen 3) machine this was measured on, 3.4e7 float32
+ * values with 2 threads ran slower streamed than with plain stores (uniform 730-940 vs 730-1110
+ * M/s, normal 360-375 vs 390-490 M/s): the writes are not the bottleneck there, and the staging
+ * copy is extra work.  The path stays tested (tests/executors/test_compiled.py sets the threshold
+ * through _set_stream_min) for measuring it on other machines. */
+static size_t STREAM_MIN = SIZE_MAX;
 
 /* Whether the page holding p is in memory.  A fresh allocation's pages are not: each is zeroed by
  * the kernel when first touched, which leaves it in the cache, so plain stores that follow hit the
