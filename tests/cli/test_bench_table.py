@@ -72,3 +72,32 @@ def test_gpu_targets_are_the_executor_against_torch():
     assert got["normal: executor vs torch.nn.init.normal_"]["value"] == pytest.approx(0.8)
     assert not got["normal: executor vs torch.nn.init.normal_"]["met"]
     assert got["trunc_normal: executor vs torch.nn.init.trunc_normal_"]["met"]
+
+
+def test_readme_speed_table_is_the_recorded_run():
+    """The README's CPU speed figures are those of the recorded bench run it names."""
+    import json
+    import pathlib
+
+    root = pathlib.Path(__file__).parents[2]
+    run = json.loads((root / "benchmarks/results/cpu_avx2_2core_issue15_final.json").read_text())
+    rows = {(r["group"], r["name"]): r["mvals_per_s"] for r in run["rows"]}
+    readme = (root / "README.md").read_text()
+    speed = readme[readme.index("## Speed") :]
+    assert "cpu_avx2_2core_issue15_final.md" in speed and "load average 1.0-1.2" in speed
+    assert run["info"]["load_avg_1min_start"] <= 1.2 and run["info"]["load_avg_1min_end"] <= 1.2
+    for key, shown in [
+        (("normal", "torch.nn.init.normal_"), "219"),
+        (("normal", "wi fill_ (executor)"), "600"),
+        (("normal", "wi.torch.normal_"), "722"),
+        (("uniform", "wi fill_ (executor)"), "1341"),
+        (("trunc_normal", "torch.nn.init.trunc_normal_"), "10.6"),
+        (("trunc_normal", "wi fill_ (executor)"), "584"),
+        (("memory write", "tensor.fill_(1.0)"), "2984"),
+    ]:
+        assert f"{rows[key]:.{1 if '.' in shown else 0}f}" == shown
+        assert shown in speed
+    fill = rows[("memory write", "tensor.fill_(1.0)")]
+    pct = {g: round(100 * rows[(g, n)] / fill) for g, n in [("normal", "wi.sample (NumPy out=)"),
+           ("trunc_normal", "wi fill_ (executor)"), ("uniform", "wi.sample (NumPy out=)")]}  # fmt: skip
+    assert f"normal {pct['normal']}%, truncated normal {pct['trunc_normal']}%, uniform {pct['uniform']}%" in speed
