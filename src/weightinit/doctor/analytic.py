@@ -556,11 +556,11 @@ class Propagator:
                 else 0.0
             )
             t = in_shape[0] if not mod.batch_first else in_shape[1]
-            qa = (sv * q + bv) / max(t, 1)
             so = float((mod.out_proj.weight.detach().double() ** 2).mean()) * e
             bo = float((mod.out_proj.bias.detach().double() ** 2).mean()) if mod.out_proj.bias is not None else 0.0
             self.notes.append(f"{name}: attention treated as uniform averaging over {t} independent tokens")
-            return 0.0, so * qa + bo, extra
+            mu_a, q_a = attention_moments(q, sv, bv, so, bo, t)
+            return mu_a, q_a, extra
         if isinstance(mod, tu.WEIGHT_TYPES):
             w = mod.weight
             if isinstance(mod, nn.modules.conv._ConvTransposeNd):
@@ -584,31 +584,35 @@ class Propagator:
                 mod, nn.modules.conv._ConvTransposeNd
             ):
                 rows = wd.reshape(wd.shape[0], -1).sum(1)
+            row_stats = None
             if rows is not None:
-                v_in = max(q - mu * mu, 0.0)
-                r2, r1 = float((rows**2).mean()), float(rows.mean())
+                r1 = float(rows.mean())
                 rb = float((rows * b.detach().double()).mean()) if b is not None and b.shape == rows.shape else r1 * mb
-                part = v_in * sw * fan + mu * mu * r2
-            else:
-                r1, rb, part = 0.0, 0.0, sw * fan * qin
-            s = 1.0
+                row_stats = (r1, float((rows**2).mean()), rb)
+            _, _, part = linear_moments(mu, qin, sw * fan, qb, mb, row_stats)
+            fixed = False
             if self.fix and id(w) not in self.done and name not in self.skip_fix:
                 target = self.targets.get(name, 1.0) * self.base
                 s = rescale_factor(part, 1.0, qb, target)
                 with torch.no_grad():
                     w.mul_(s)
                 self.scales[f"{name}.weight" if name else "weight"] = s
-                sw, part, r1, rb = sw * s * s, part * s * s, r1 * s, rb * s
+                sw, fixed = sw * s * s, True
+                if row_stats is not None:
+                    row_stats = (row_stats[0] * s, row_stats[1] * s * s, row_stats[2] * s)
+            mu_out, q_out, part = linear_moments(mu, qin, sw * fan, qb, mb, row_stats)
+            if fixed:
                 self.weight_q[name] = part
             self.done.add(id(w))
             extra["sigma_w2"] = sw * fan
-            return mu * r1 + mb, max(part + 2 * mu * rb + qb, 0.0), extra
+            return mu_out, q_out, extra
         if isinstance(mod, tu.NORM_TYPES):
             g = getattr(mod, "weight", None)
             bb = getattr(mod, "bias", None)
             qg = float((g.detach().double() ** 2).mean()) if g is not None else 1.0
             qb = float((bb.detach().double() ** 2).mean()) if bb is not None else 0.0
-            return float(bb.detach().double().mean()) if bb is not None else 0.0, qg + qb, extra
+            mu_n, q_n = norm_moments(qg, qb, float(bb.detach().double().mean()) if bb is not None else 0.0)
+            return mu_n, q_n, extra
         if isinstance(mod, nn.Embedding):
             w = mod.weight.detach().double()
             return float(w.mean()), float((w**2).mean()), extra
@@ -620,8 +624,9 @@ class Propagator:
         if isinstance(mod, (nn.modules.pooling._AvgPoolNd, nn.modules.pooling._AdaptiveAvgPoolNd)):
             k = max(_numel(in_shape) / max(_numel(out_shape), 1), 1.0)
             if groups:
-                extra["groups"] = [(f, m, m * m + max(qq - m * m, 0.0) / k) for f, m, qq in groups]
-            return mu, mu * mu + max(q - mu * mu, 0.0) / k, extra
+                extra["groups"] = [(f, *avgpool_moments(m, qq, k)) for f, m, qq in groups]
+            mu_p, q_p = avgpool_moments(mu, q, k)
+            return mu_p, q_p, extra
         if isinstance(mod, (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd)):
             return mu, q, {"note": "max pooling: identity (approximation)"}
         if isinstance(mod, (nn.Flatten, nn.Unflatten, nn.Identity)):
