@@ -392,6 +392,7 @@ class use_for_keras_names(contextlib.ContextDecorator):
     :mod:`weightinit.keras` imported).
 
     >>> import keras
+    >>> from weightinit.keras import use_for_keras_names
     >>> with use_for_keras_names():
     ...     layer = keras.layers.Dense(2, kernel_initializer="he_normal")
     >>> type(layer.kernel_initializer).__module__
