@@ -37,12 +37,8 @@ from weightinit.random.streams import Stream
 __all__ = ["Chain", "chain_loss", "doctor_chain", "fix_chain", "layer_stats", "sigma_w2"]
 
 
-class Chain(abc.ABC):
-    """How the chain doctor sees one framework's model (subclassed by each backend).
-
-    Layers are the framework's own objects; arrays cross this interface as numpy
-    (``float64`` out, any float in).
-    """
+class ModelView(abc.ABC):
+    """What every doctor view of one framework's model has (:class:`Chain` here, ``graph.GraphModel``)."""
 
     #: names the framework in the report's notes ("Keras: layers analysed as a chain")
     label = "?"
@@ -55,6 +51,14 @@ class Chain(abc.ABC):
     @abc.abstractmethod
     def framework(self) -> str:
         """The report's ``framework`` field (may import the framework)."""
+
+
+class Chain(ModelView):
+    """How the chain doctor sees one framework's model (subclassed by each backend).
+
+    Layers are the framework's own objects; arrays cross this interface as numpy
+    (``float64`` out, any float in).
+    """
 
     @abc.abstractmethod
     def layers(self) -> list:

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from weightinit.doctor import analytic as an
-from weightinit.doctor.chain import chain_loss, layer_stats, sigma_w2
+from weightinit.doctor.chain import ModelView, chain_loss, layer_stats, sigma_w2
 from weightinit.doctor.diagnose import diagnose
 from weightinit.doctor.lsuv import lsuv_rescale
 from weightinit.doctor.report import FixReport, Flag, Report
@@ -102,19 +102,8 @@ class Graph:
         return use
 
 
-class GraphModel(abc.ABC):
+class GraphModel(ModelView):
     """How the graph doctor sees one framework's model (subclassed by each backend)."""
-
-    label = "?"
-    #: LSUV's orthogonal stream is ``child("<name>.kernel")`` if true, ``child("<name>")`` if false
-    seed_by_key = False
-
-    def __init__(self, model):
-        self.model = model
-
-    @abc.abstractmethod
-    def framework(self) -> str:
-        """The report's ``framework`` field."""
 
     @abc.abstractmethod
     def batch(self, inputs, batch: int, input_shape, seed: int):

@@ -239,6 +239,32 @@ def _arrays(args) -> list:
     return [a for a in jax.tree_util.tree_leaves(args) if hasattr(a, "shape") and hasattr(a, "dtype") and a.ndim > 0]
 
 
+class _LeafCalls:
+    """The leaf calls of one forward, counted in call order: the ``i``-th call's inputs get ``ei[i]`` added and
+    its output ``eo[i]`` (zero arrays whose gradients are the activations' gradients); ``depth`` is non-zero while
+    a leaf runs, so layers a leaf calls inside itself are not counted."""
+
+    def __init__(self, eo, ei):
+        self.eo, self.ei = eo, ei
+        self.count = 0
+        self.depth = 0
+
+    def __call__(self, call, args):
+        """``(call(*args), args)`` for the next leaf call, with the probes applied (the inputs as perturbed)."""
+        i = self.count
+        self.count += 1
+        if self.ei is not None:
+            args = _perturb(args, self.ei[i])
+        self.depth += 1
+        try:
+            y = call(*args)
+        finally:
+            self.depth -= 1
+        if self.eo is not None:
+            y = _add_first(y, self.eo[i])
+        return y, args
+
+
 def _perturb(args, row):
     """``args`` with ``row[j]`` added to its ``j``-th array leaf."""
     import jax
@@ -371,25 +397,15 @@ class _NNXGraph(_FlaxGraph):
         graphdef, pstate, rest = nnx.split(self.model, nnx.Param, ...)
         m = nnx.merge(graphdef, pstate if params is None else params, rest)
         leaves = _nnx_leaves(m)
-        count, depth = [0], [0]
+        calls = _LeafCalls(eo, ei)
         classes = {type(mod) for _, mod in leaves.values()}
         saved = {cls: cls.__dict__.get("__call__") for cls in classes}
 
         def wrap(orig):
             def __call__(self, *args, **kwargs):
-                if id(self) not in leaves or depth[0]:
+                if id(self) not in leaves or calls.depth:
                     return orig(self, *args, **kwargs)
-                i = count[0]
-                count[0] += 1
-                if ei is not None:
-                    args = _perturb(args, ei[i])
-                depth[0] += 1
-                try:
-                    y = orig(self, *args, **kwargs)
-                finally:
-                    depth[0] -= 1
-                if eo is not None:
-                    y = _add_first(y, eo[i])
+                y, args = calls(lambda *a: orig(self, *a, **kwargs), args)
                 if record is not None:
                     mod = self
                     record.append((leaves[id(self)][0], type(self).__name__, _nnx_params(self), _arrays(args),
@@ -511,23 +527,13 @@ class _LinenGraph(_FlaxGraph):
         if self._leaves is None:
             self._leaves = self._find_leaves(xs)
         leaves = self._leaves
-        count, depth = [0], [0]
+        calls = _LeafCalls(eo, ei)
 
         def icpt(next_fun, args, kwargs, context):
             path = tuple(context.module.path)
-            if context.method_name != "__call__" or depth[0] or path not in leaves:
+            if context.method_name != "__call__" or calls.depth or path not in leaves:
                 return next_fun(*args, **kwargs)
-            i = count[0]
-            count[0] += 1
-            if ei is not None:
-                args = _perturb(args, ei[i])
-            depth[0] += 1
-            try:
-                y = next_fun(*args, **kwargs)
-            finally:
-                depth[0] -= 1
-            if eo is not None:
-                y = _add_first(y, eo[i])
+            y, args = calls(lambda *a: next_fun(*a, **kwargs), args)
             if record is not None:
                 mod = context.module
                 ps = {

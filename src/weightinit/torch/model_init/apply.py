@@ -161,8 +161,27 @@ def _apply(op: str, payload, tensor: torch.Tensor, info: ParamInfo, stream: Stre
             _call_fn(payload, tensor, stream)
 
 
+class _PlannedTensor:
+    """The path, shape and dtype every planned parameter shows (from its ``info`` and ``tensor``)."""
+
+    info: ParamInfo
+    tensor: torch.Tensor
+
+    @property
+    def path(self) -> str:
+        return self.info.path
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.tensor.shape)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.tensor.dtype
+
+
 @dataclass
-class ParamPlan:
+class ParamPlan(_PlannedTensor):
     """How :func:`initialize` sets one (canonical) parameter, decided by :func:`plan`, written by :meth:`apply`.
 
     Attributes:
@@ -184,18 +203,6 @@ class ParamPlan:
     payload: Any
     record: ParamRecord
     stream: Stream
-
-    @property
-    def path(self) -> str:
-        return self.info.path
-
-    @property
-    def shape(self) -> tuple:
-        return tuple(self.tensor.shape)
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.tensor.dtype
 
     @property
     def padding_row(self) -> int | None:
@@ -226,7 +233,7 @@ class ParamPlan:
 
 
 @dataclass
-class OwnInitParam:
+class OwnInitParam(_PlannedTensor):
     """A parameter no rule matched, whose values come from its module's own init (``unmatched="own_init"``).
 
     It offers :class:`ParamPlan`'s interface (``op`` is ``"own_init"``, ``payload`` the
@@ -249,18 +256,6 @@ class OwnInitParam:
     @property
     def stream(self) -> Stream:
         return self.own.stream
-
-    @property
-    def path(self) -> str:
-        return self.info.path
-
-    @property
-    def shape(self) -> tuple:
-        return tuple(self.tensor.shape)
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.tensor.dtype
 
     @property
     def padding_row(self) -> None:
