@@ -97,6 +97,9 @@ def test_compare_bad_inputs(capsys, tmp_path):
 def test_bench_bad_sizes(capsys, tmp_path):
     one_line_error(capsys, ["bench", "--sizes", "1e4,x"], contains=("--sizes",))
     one_line_error(capsys, ["bench", "--ortho", "0"], contains=("--ortho",))
+    # 0 threads used to mean "the default" silently; it is refused like any other count below 1
+    one_line_error(capsys, ["bench", "--threads", "0"], contains=("--threads", "got 0"))
+    one_line_error(capsys, ["bench", "--threads", "-2"], contains=("--threads", "got -2"))
     one_line_error(capsys, ["bench", "--json", str(tmp_path / "no" / "b.json")], contains=("--json",))
 
 

@@ -37,13 +37,15 @@ _DEFAULT_ORTHO = "512,2048"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``bench`` options to ``parser``."""
-    from weightinit.cli.common import positive_float
+    from weightinit.cli.common import positive_float, positive_int
 
     parser.add_argument("--sizes", default=_DEFAULT_SIZES, help=f"float32 value counts (default {_DEFAULT_SIZES})")
     parser.add_argument(
         "--ortho", default=_DEFAULT_ORTHO, help=f"orthogonal matrix sizes n for n x n ({_DEFAULT_ORTHO})"
     )
-    parser.add_argument("--threads", type=int, default=None, help="threads for weightinit and torch (default: cores)")
+    parser.add_argument(
+        "--threads", type=positive_int, default=None, help="threads for weightinit and torch (>= 1; default: cores)"
+    )
     parser.add_argument("--device", default="cpu", help="torch device (cpu or cuda); non-CPU runs torch only")
     parser.add_argument("--json", default=None, help="write the results as JSON to this path")
     parser.add_argument("--skip", default="", help="comma-separated libraries to skip: numpy,jax,keras,torch")
@@ -449,7 +451,7 @@ def run(args: argparse.Namespace) -> int:
         from weightinit.cli.common import torch_device
 
         args.device = torch_device(args.device, "--device")
-    threads = args.threads or wi.get_num_threads()
+    threads = wi.get_num_threads() if args.threads is None else args.threads
     wi.set_num_threads(threads)
     try:  # BLAS / OpenMP pools (NumPy's QR, torch) get the same thread count
         from threadpoolctl import threadpool_limits
