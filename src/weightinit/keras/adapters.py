@@ -79,6 +79,7 @@ __all__ = [
 PACKAGE = "weightinit"
 
 _KERAS_GET = _kinit.get  # Keras' own, kept before any patching
+_KERAS_SERIALIZE = _kinit.serialize
 _ADAPTERS: dict[str, type] = {}  # filled by ``register`` (weightinit.keras._classes)
 
 
@@ -321,7 +322,8 @@ def serialize(initializer) -> dict | None:
             f"initializer={initializer!r} of type {type(initializer).__name__}"
             + (". Pass an instance: initializer()" if inspect.isclass(initializer) else ".")
         )
-    return keras.saving.serialize_keras_object(initializer)
+    config = keras.saving.serialize_keras_object(initializer)
+    return _without_module(config) if isinstance(initializer, WeightinitInitializer) else config
 
 
 def deserialize(config, custom_objects: dict | None = None):
@@ -368,11 +370,37 @@ def _keras_get_patched(identifier):
 _keras_get_patched.__wrapped__ = _KERAS_GET  # type: ignore[attr-defined]
 
 
+def _without_module(config):
+    """An adapter's Keras config with ``"module": None``, as Keras writes for classes defined in ``__main__``.
+
+    Keras resolves a class config by its ``registered_name`` among the objects registered in the running
+    process (``"weightinit>HeNormal"`` once :mod:`weightinit.keras` is imported); failing that, a layer's
+    initializer config falls back to Keras' built-in of the same ``class_name``, a silent swap for
+    ``HeNormal`` and the other shared names.  With no module, Keras refuses instead: a file loaded without
+    ``import weightinit.keras`` raises its TypeError asking for the class to be registered.
+    """
+    if isinstance(config, dict) and "module" in config:
+        return {**config, "module": None}
+    return config
+
+
+def _keras_serialize_patched(initializer):
+    """``keras.initializers.serialize`` as installed by :mod:`weightinit.keras`: Keras' own, except that a
+    weightinit adapter's config names no module (see :func:`_without_module`)."""
+    config = _KERAS_SERIALIZE(initializer)
+    return _without_module(config) if isinstance(initializer, WeightinitInitializer) else config
+
+
+_keras_serialize_patched.__wrapped__ = _KERAS_SERIALIZE  # type: ignore[attr-defined]
+
+
 def _install() -> None:
-    """Route Keras layers' ``initializers.get`` through weightinit (idempotent)."""
+    """Route Keras layers' ``initializers.get`` and ``initializers.serialize`` through weightinit (idempotent)."""
     for mod in (_kinit, sys.modules.get("keras.initializers")):
         if mod is not None and getattr(mod, "get", None) is _KERAS_GET:
             mod.get = _keras_get_patched
+        if mod is not None and getattr(mod, "serialize", None) is _KERAS_SERIALIZE:
+            mod.serialize = _keras_serialize_patched
 
 
 _install()
