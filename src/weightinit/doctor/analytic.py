@@ -589,19 +589,17 @@ class Propagator:
                 r1 = float(rows.mean())
                 rb = float((rows * b.detach().double()).mean()) if b is not None and b.shape == rows.shape else r1 * mb
                 row_stats = (r1, float((rows**2).mean()), rb)
-            _, _, part = linear_moments(mu, qin, sw * fan, qb, mb, row_stats)
-            fixed = False
+            mu_out, q_out, part = linear_moments(mu, qin, sw * fan, qb, mb, row_stats)
             if self.fix and id(w) not in self.done and name not in self.skip_fix:
                 target = self.targets.get(name, 1.0) * self.base
                 s = rescale_factor(part, 1.0, qb, target)
                 with torch.no_grad():
                     w.mul_(s)
                 self.scales[f"{name}.weight" if name else "weight"] = s
-                sw, fixed = sw * s * s, True
+                sw = sw * s * s
                 if row_stats is not None:
                     row_stats = (row_stats[0] * s, row_stats[1] * s * s, row_stats[2] * s)
-            mu_out, q_out, part = linear_moments(mu, qin, sw * fan, qb, mb, row_stats)
-            if fixed:
+                mu_out, q_out, part = linear_moments(mu, qin, sw * fan, qb, mb, row_stats)
                 self.weight_q[name] = part
             self.done.add(id(w))
             extra["sigma_w2"] = sw * fan

@@ -322,8 +322,7 @@ def serialize(initializer) -> dict | None:
             f"initializer={initializer!r} of type {type(initializer).__name__}"
             + (". Pass an instance: initializer()" if inspect.isclass(initializer) else ".")
         )
-    config = keras.saving.serialize_keras_object(initializer)
-    return _without_module(config) if isinstance(initializer, WeightinitInitializer) else config
+    return _keras_serialize_patched(initializer)
 
 
 def deserialize(config, custom_objects: dict | None = None):
