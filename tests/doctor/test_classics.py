@@ -20,6 +20,20 @@ Figures (torch 2.13 CPU, the seeds below; each assertion leaves a wide margin ar
   the iterated correlation map within 0.013 (sigma_w^2 = 1.0), 0.025 (1.3), 0.040 (2.5, chaotic); the fitted
   decay of 1 - c_l gives xi = 3.78 and 7.91 against the predicted 3.63 and 7.83; in the chaotic phase two
   inputs starting at 0.95 correlation head to c* = 0.447.
+* Schoenholz et al. (2017), trainability: tanh MLPs of width 32 (sigma_b^2 = 0.05, 16 inputs, 4 classes of a
+  random linear teacher, 512 examples), 300 steps of SGD (lr 0.05, batch 64); final / initial training loss:
+
+  ==========  =======  ====  ====  ====  ====  ====
+  sigma_w^2   xi_c     L=4   8     12    16    24
+  ==========  =======  ====  ====  ====  ====  ====
+  0.5         1.19     0.12  0.58  0.97  0.95  0.99
+  0.75        2.05     0.09  0.08  0.10  0.60  0.97
+  1.0         3.63     0.08  0.03  0.03  0.02  0.20
+  1.76        ~5000    0.06  0.03  0.01  0.01  0.02
+  ==========  =======  ====  ====  ====  ====  ====
+
+  Every net at most 4 xi_c deep trains (ratio <= 0.20), every net at least 10 xi_c deep stays at chance (>= 0.95);
+  the loss is half-trained (0.58, 0.60) at 6.7 and 7.8 xi_c: the boundary sits near the paper's 6 xi_c.
 * Xiao et al. (2018): 200 layers of tanh(conv1d) (16 channels, length 16, kernel 3, circular padding, no
   biases) at sigma_w^2 = 1: the input-output Jacobian's var(s^2)/mean(s^2)^2 is 1.66 with weightinit's
   DeltaOrthogonal kernels against 90.3 with Gaussian ones, log10 condition number 4.1 against 19.0.
@@ -238,6 +252,88 @@ def test_schoenholz_2017_monte_carlo_chaotic_phase_forgets_correlations():
     # from 0.95 towards c*: the last 10 of 40 layers average 0.555 (map) and 0.541 (measured); the last 0.523, 0.506
     assert abs(sum(measured[-10:]) - sum(predicted[-10:])) / 10 < 0.05
     assert predicted[-1] - d["c_star"] < 0.1 and measured[-1] < 0.6
+
+
+# --- Schoenholz et al. 2017, second claim: the trainable depth tracks xi_c ------------------------------------
+
+TRAIN_SW2 = (0.5, 0.75, 1.0, 1.76)  # ordered phase (xi_c = 1.19, 2.05, 3.63) and the boundary (xi_c ~ 5000)
+TRAIN_DEPTHS = (4, 8, 12, 16, 24)
+TRAINABLE, UNTRAINABLE = 4, 10  # L <= 4 xi_c must train, L >= 10 xi_c must not (the paper's boundary: ~6 xi_c)
+
+
+def train_tanh_nets(sw2s, depth, *, sb2=0.05, width=32, d_in=16, classes=4, n=512, steps=300, lr=0.05, batch=64,
+                    seed=0):  # fmt: skip
+    """Train one ``depth``-layer tanh MLP per ``sigma_w^2`` in ``sw2s`` (``W ~ N(0, sigma_w^2 / fan_in)``,
+    ``b ~ N(0, sb2)``, the readout too) by plain SGD on the same minibatches of a synthetic task: ``n`` N(0, I)
+    inputs labelled by the argmax of a fixed random linear teacher (``classes`` classes).  The nets are trained
+    side by side as one batched matmul chain (the summed loss gives each net its own gradient).  Returns the
+    full-training-set cross-entropy of each net before and after."""
+    g = torch.Generator().manual_seed(seed)
+    teacher = torch.randn(d_in, classes, generator=g)
+    x = torch.randn(n, d_in, generator=g)
+    y = (x @ teacher).argmax(1)
+    k = len(sw2s)
+    scale = torch.tensor(sw2s).sqrt().view(k, 1, 1)
+    params = []
+    for fan_in, fan_out in zip([d_in] + [width] * depth, [width] * depth + [classes]):
+        params.append((torch.randn(k, fan_in, fan_out, generator=g) * scale / math.sqrt(fan_in)).requires_grad_())
+        params.append((torch.randn(k, 1, fan_out, generator=g) * math.sqrt(sb2)).requires_grad_())
+
+    def losses(xb, yb):
+        h = xb.expand(k, *xb.shape)
+        for i in range(0, len(params), 2):
+            h = torch.baddbmm(params[i + 1], h, params[i])
+            h = torch.tanh(h) if i + 2 < len(params) else h
+        ce = nn.functional.cross_entropy(h.reshape(-1, classes), yb.repeat(k), reduction="none")
+        return ce.view(k, -1).mean(1)
+
+    with torch.no_grad():
+        before = losses(x, y)
+    for _ in range(steps):
+        idx = torch.randint(0, n, (batch,), generator=g)
+        grads = torch.autograd.grad(losses(x[idx], y[idx]).sum(), params)
+        with torch.no_grad():
+            for p, gr in zip(params, grads):
+                p -= lr * gr
+    with torch.no_grad():
+        after = losses(x, y)
+    return before.tolist(), after.tolist()
+
+
+@pytest.fixture(scope="module")
+def trainability():
+    """``{(sigma_w^2, depth): final / initial training loss}`` over the sweep, and ``{sigma_w^2: xi_c}``."""
+    from weightinit.doctor.analytic import correlation_depth_scale
+
+    torch.set_num_threads(1)
+    xi = {s: correlation_depth_scale(np_tanh, s, 0.05)["xi_c"] for s in TRAIN_SW2}
+    ratio = {}
+    for depth in TRAIN_DEPTHS:
+        before, after = train_tanh_nets(TRAIN_SW2, depth)
+        ratio.update({(s, depth): a / b for s, b, a in zip(TRAIN_SW2, before, after)})
+    return ratio, xi
+
+
+def test_schoenholz_2017_trainable_depth_tracks_the_depth_scale(trainability):
+    ratio, xi = trainability
+    trained = {key: r < 0.5 for key, r in ratio.items()}  # loss at least halved (trainable: 0.01-0.4; not: > 0.9)
+    # every net at most 4 xi_c deep trains, every net at least 10 xi_c deep does not, and both sides are populated
+    short = [key for key in ratio if key[1] <= TRAINABLE * xi[key[0]]]
+    deep = [key for key in ratio if key[1] >= UNTRAINABLE * xi[key[0]]]
+    assert len(short) >= 10 and len(deep) >= 4, (short, deep)
+    assert all(trained[key] for key in short), {key: ratio[key] for key in short}
+    assert all(ratio[key] > 0.8 for key in deep), {key: ratio[key] for key in deep}
+    # at the same depth (24 = 20 xi_c of sigma_w^2 = 0.5) the net at the boundary trains, the ordered one does not
+    assert trained[(1.76, 24)] and not trained[(0.5, 24)]
+    # the deepest trained depth of each sigma_w^2 grows with xi_c: 4, 12, 24 and 24 (the sweep's end) for xi_c =
+    # 1.19, 2.05, 3.63 and ~5000; inside the sweep, the first depth that fails is 5-10 xi_c (measured 8 = 6.7 xi_c
+    # and 16 = 7.8 xi_c, ratios 0.58 and 0.60: half-trained at the boundary)
+    l_max = [max((d for d in TRAIN_DEPTHS if trained[(s, d)]), default=0) for s in TRAIN_SW2]
+    assert l_max == sorted(l_max) and l_max[0] < l_max[-1] == TRAIN_DEPTHS[-1], l_max
+    for s, lm in zip(TRAIN_SW2, l_max):
+        if lm < TRAIN_DEPTHS[-1]:
+            first_failed = TRAIN_DEPTHS[TRAIN_DEPTHS.index(lm) + 1]
+            assert 5 <= first_failed / xi[s] <= UNTRAINABLE, (s, first_failed, xi[s])
 
 
 # --- Xiao et al. 2018: delta-orthogonal keeps a 200-layer plain tanh CNN's Jacobian well conditioned --------
