@@ -72,7 +72,7 @@ typedef struct {
 
 /* Float32 normal / truncated-normal constants held in locals (distributions.h) */
 typedef struct {
-    float d, pa, pmin, pmax, sd, mu;
+    float d, pa, pmin, pmax, sd, mu, lo, hi;
 } nconst32;
 
 #endif /* WI_COMMON_H */

@@ -8,7 +8,7 @@ typedef struct {
     const char *name;
     void (*philox8)(const uint32_t *, const uint32_t *, uint32_t, uint32_t, uint32_t *);
     void (*philox_seq)(uint64_t, size_t, uint32_t, uint32_t, uint32_t *);
-    void (*values32)(const core_params *, const uint32_t *, size_t, float *, uint32_t *, uint32_t *);
+    void (*values32)(const core_params *, const uint32_t *, size_t, float *, uint32_t *, uint32_t *, int);
     void (*values64)(const core_params *, const uint32_t *, size_t, double *, double *, uint32_t *);
     void (*finish32)(const core_params *, const float *, size_t, void *);
     void (*finish64)(const core_params *, const double *, size_t, void *);
@@ -158,12 +158,15 @@ static void run_tiles(const job *J, size_t pos0, size_t pos1) {
         char *dst = J->out + pos * J->itemsize;
         const size_t bytes = n * J->itemsize;
         if (w == 1) {
-            const int final = P->otype == OUT_F32 && !P->has_clip; /* the values are the output */
+            /* float32 output: the values, clipped by values32 where the plan has a clip, are the output
+             * (measured at 3e7 values, 2 threads: the truncated normal's CPU time per call 65 ms against
+             * 71 ms with the clip as a second pass over the tile, normal unchanged at 62 ms) */
+            const int final = P->otype == OUT_F32, clip = final && P->has_clip;
             if (final && !J->stream && n == nv) { /* straight into the output */
-                I->values32(P, wp, nv, (float *)dst, x32, tidx);
+                I->values32(P, wp, nv, (float *)dst, x32, tidx, clip);
                 continue;
             }
-            I->values32(P, wp, nv, v32, x32, tidx);
+            I->values32(P, wp, nv, v32, x32, tidx, clip);
             if (final && J->stream) I->stream_copy(dst, v32, bytes);
             else if (J->stream) {
                 I->finish32(P, v32, n, stage);

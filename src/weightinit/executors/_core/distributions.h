@@ -13,6 +13,7 @@ static KATTR inline nconst32 KFN(nconst)(const core_params *P, int normal) {
     c.d = P->c32[0], c.pa = P->c32[1], c.pmin = P->c32[2], c.pmax = P->c32[3];
     c.sd = normal ? P->c32[0] : P->c32[4];
     c.mu = normal ? P->c32[1] : P->c32[5];
+    c.lo = P->lo32, c.hi = P->hi32;
     return c;
 }
 
@@ -27,8 +28,8 @@ static KATTR inline v8f KFN(prob32)(const nconst32 *C, v8u x, int normal) {
     v8f p = u * C->d;
     p = p + C->pa;
     /* numpy maximum / minimum (p is never NaN here) */
-    p = KFN(sel8)(p > C->pmin, p, splat8(C->pmin));
-    p = KFN(sel8)(p < C->pmax, p, splat8(C->pmax));
+    p = KFN(max8)(p, splat8(C->pmin));
+    p = KFN(min8)(p, splat8(C->pmax));
     return p;
 }
 
@@ -40,6 +41,7 @@ static KATTR inline v8f KFN(scale32)(const nconst32 *C, v8f z, v8u x, int normal
     return y + C->mu;
 }
 
+
 /* Pass one of normal32_body on nvec (1 or 2) registers of words at w: the central branch of
  * ndtri on every lane, the finished values y stored at out, and the words and positions of the
  * lanes that take the tail branch appended at xbuf / tidx.  Returns the new count of those.
@@ -47,7 +49,7 @@ static KATTR inline v8f KFN(scale32)(const nconst32 *C, v8f z, v8u x, int normal
 static KATTR inline __attribute__((always_inline)) size_t KFN(central32)(const nconst32 *C, const uint32_t *w,
                                                                         float *out, uint32_t *xbuf, uint32_t *tidx,
                                                                         size_t nt, uint32_t i0, int normal,
-                                                                        int nvec) {
+                                                                        int clip, int nvec) {
     const float half = 0.5f, one = 1.0f;
     v8u x[2];
     v8f q[2], r[2], num[2], den[2];
@@ -67,6 +69,7 @@ static KATTR inline __attribute__((always_inline)) size_t KFN(central32)(const n
     UNROLL for (int h = 0; h < nvec; h++) num[h] = num[h] + P7_A0, den[h] = den[h] + one;
     UNROLL for (int h = 0; h < nvec; h++) {
         v8f y = KFN(scale32)(C, (q[h] * num[h]) / den[h], x[h], normal);
+        if (clip) y = KFN(clip8)(y, C->lo, C->hi);
         memcpy(out + 8 * h, &y, sizeof y);
     }
     UNROLL for (int h = 0; h < nvec; h++) {
@@ -86,11 +89,11 @@ static KATTR inline __attribute__((always_inline)) size_t KFN(central32)(const n
  * overwrites their values.  Each value gets exactly the reference's operations. */
 static KATTR inline __attribute__((always_inline)) void KFN(normal32_body)(const core_params *P, const uint32_t *w,
                                                                           size_t n, float *out, uint32_t *xbuf,
-                                                                          uint32_t *tidx, int normal) {
+                                                                          uint32_t *tidx, int normal, int clip) {
     const nconst32 C = KFN(nconst)(P, normal);
     size_t nt = 0, i = 0;
-    for (; i + 16 <= n; i += 16) nt = KFN(central32)(&C, w + i, out + i, xbuf, tidx, nt, (uint32_t)i, normal, 2);
-    if (i < n) nt = KFN(central32)(&C, w + i, out + i, xbuf, tidx, nt, (uint32_t)i, normal, 1);
+    for (; i + 16 <= n; i += 16) nt = KFN(central32)(&C, w + i, out + i, xbuf, tidx, nt, (uint32_t)i, normal, clip, 2);
+    if (i < n) nt = KFN(central32)(&C, w + i, out + i, xbuf, tidx, nt, (uint32_t)i, normal, clip, 1);
     const size_t step = 8 * TAIL_NH;
     for (size_t l = nt; l < (nt + step - 1) / step * step; l++) xbuf[l] = 0; /* padding lanes: any word is valid */
     for (size_t j = 0; j < nt; j += step) {
@@ -99,17 +102,31 @@ static KATTR inline __attribute__((always_inline)) void KFN(normal32_body)(const
         float ys[8 * TAIL_NH];
         EACH(v8u t; memcpy(&t, xbuf + j + 8 * h, sizeof t); x[h] = t; p[h] = KFN(prob32)(&C, t, normal));
         KFN(ndtri_tailn8)(p, z);
-        EACH(v8f y = KFN(scale32)(&C, z[h], x[h], normal); memcpy(ys + 8 * h, &y, sizeof y));
+        EACH(v8f y = KFN(scale32)(&C, z[h], x[h], normal); if (clip) y = KFN(clip8)(y, C.lo, C.hi);
+             memcpy(ys + 8 * h, &y, sizeof y));
         size_t m = nt - j < step ? nt - j : step;
         for (size_t l = 0; l < m; l++) out[tidx[j + l]] = ys[l];
     }
 }
 
 /* Compute-precision values y of n (a multiple of 8) float32-path values from words w
- * (xbuf, tidx: scratch of n + 8 * TAIL_NH words). */
+ * (xbuf, tidx: scratch of n + 8 * TAIL_NH words).  clip (float32 outputs with a clip only): the
+ * values clipped to [lo32, hi32] as finish32 would, i.e. the finished float32 output. */
 static KATTR void KFN(values32)(const core_params *P, const uint32_t *w, size_t n, float *out, uint32_t *xbuf,
-                                uint32_t *tidx) {
+                                uint32_t *tidx, int clip) {
     if (P->kind == KIND_UNIFORM) {
+        if (clip) {
+            const float s24 = 0x1p-24f, scale = P->c32[0], offset = P->c32[1], lo = P->lo32, hi = P->hi32;
+            for (size_t i = 0; i < n; i += 8) {
+                v8u x;
+                memcpy(&x, w + i, sizeof x);
+                v8f u = __builtin_convertvector((v8i)(x >> 8), v8f) * s24;
+                v8f y = u * scale;
+                y = KFN(clip8)(y + offset, lo, hi);
+                memcpy(out + i, &y, sizeof y);
+            }
+            return;
+        }
         const float s24 = 0x1p-24f, scale = P->c32[0], offset = P->c32[1];
         for (size_t i = 0; i < n; i += 8) {
             v8u x;
@@ -120,9 +137,12 @@ static KATTR void KFN(values32)(const core_params *P, const uint32_t *w, size_t 
             memcpy(out + i, &y, sizeof y);
         }
     } else if (P->kind == KIND_NORMAL) {
-        KFN(normal32_body)(P, w, n, out, xbuf, tidx, 1);
+        if (clip) KFN(normal32_body)(P, w, n, out, xbuf, tidx, 1, 1);
+        else KFN(normal32_body)(P, w, n, out, xbuf, tidx, 1, 0);
+    } else if (clip) {
+        KFN(normal32_body)(P, w, n, out, xbuf, tidx, 0, 1);
     } else {
-        KFN(normal32_body)(P, w, n, out, xbuf, tidx, 0);
+        KFN(normal32_body)(P, w, n, out, xbuf, tidx, 0, 0);
     }
 }
 
@@ -153,8 +173,8 @@ static KATTR void KFN(values64)(const core_params *P, const uint32_t *w, size_t 
             v4d u = k2 * s53;
             p = u * P->c64[0];
             p = p + P->c64[1];
-            p = KFN(sel4)(p > P->c64[2], p, splat4(P->c64[2]));
-            p = KFN(sel4)(p < P->c64[3], p, splat4(P->c64[3]));
+            p = KFN(max4)(p, splat4(P->c64[2]));
+            p = KFN(min4)(p, splat4(P->c64[3]));
         }
         v4d q = p - half;
         v4d r = P16_CONST1 - q * q;

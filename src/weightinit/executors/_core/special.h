@@ -8,8 +8,27 @@
 
 /* ---------------------------------------------------------------- float32 */
 
+/* m ? a : b per lane, for lane masks m from comparisons (all bits set or clear): VBLEND8 is one
+ * vblendvps on x86 (which looks at the sign bit only), the and / andnot / or select elsewhere. */
 static KATTR inline v8f KFN(sel8)(v8i m, v8f a, v8f b) {
-    return (v8f)(((v8i)a & m) | ((v8i)b & ~m));
+    return VBLEND8(m, a, b);
+}
+
+/* max(a, b) and min(a, b) as "a > b ? a : b" and "a < b ? a : b" exactly (with NaN or equal
+ * operands: b), which is what vmaxps / vminps compute. */
+static KATTR inline v8f KFN(max8)(v8f a, v8f b) {
+    return VMAX8(a, b);
+}
+static KATTR inline v8f KFN(min8)(v8f a, v8f b) {
+    return VMIN8(a, b);
+}
+
+/* The clip of an output value to [lo, hi] keeping NaN: (y > lo or y is NaN) ? y : lo, then the same
+ * against hi.  The mask "y > lo or y is NaN" is the unordered not-less-or-equal comparison
+ * !(y <= lo) (lo is never NaN), one vcmpps on x86. */
+static KATTR inline v8f KFN(clip8)(v8f y, float lo, float hi) {
+    y = KFN(sel8)(VNLE8(y, splat8(lo)), y, splat8(lo));
+    return KFN(sel8)(VNGE8(y, splat8(hi)), y, splat8(hi));
 }
 
 /* The tail branch runs on TAIL_NH registers at once: each step below is written for all of them
@@ -82,7 +101,17 @@ static KATTR inline __attribute__((always_inline)) void KFN(ndtri_tailn8)(const 
 /* ---------------------------------------------------------------- float64 */
 
 static KATTR inline v4d KFN(sel4)(v4l m, v4d a, v4d b) {
-    return (v4d)(((v4l)a & m) | ((v4l)b & ~m));
+    return VBLEND4(m, a, b);
+}
+static KATTR inline v4d KFN(max4)(v4d a, v4d b) {
+    return VMAX4(a, b);
+}
+static KATTR inline v4d KFN(min4)(v4d a, v4d b) {
+    return VMIN4(a, b);
+}
+static KATTR inline v4d KFN(clip4)(v4d y, double lo, double hi) {
+    y = KFN(sel4)(VNLE4(y, splat4(lo)), y, splat4(lo));
+    return KFN(sel4)(VNGE4(y, splat4(hi)), y, splat4(hi));
 }
 
 /* Exact conversion of integers below 2**52 held in uint64 lanes. */

@@ -51,6 +51,17 @@ static inline int mask4_base(v4l m) {
 }
 #define VSQRT8(x) vsqrt8_base(x)
 #define VSQRT4(x) vsqrt4_base(x)
+/* Lane selects and comparisons (special.h: sel8, max8, min8, clip8 and their 4-lane forms). */
+#define VBLEND8(m, a, b) ((v8f)(((v8i)(a) & (m)) | ((v8i)(b) & ~(m))))
+#define VBLEND4(m, a, b) ((v4d)(((v4l)(a) & (m)) | ((v4l)(b) & ~(m))))
+#define VMAX8(a, b) VBLEND8((a) > (b), a, b)
+#define VMIN8(a, b) VBLEND8((a) < (b), a, b)
+#define VMAX4(a, b) VBLEND4((a) > (b), a, b)
+#define VMIN4(a, b) VBLEND4((a) < (b), a, b)
+#define VNLE8(y, l) (((y) > (l)) | ((y) != (y)))
+#define VNGE8(y, h) (((y) < (h)) | ((y) != (y)))
+#define VNLE4(y, l) (((y) > (l)) | ((y) != (y)))
+#define VNGE4(y, h) (((y) < (h)) | ((y) != (y)))
 #define MASK8(m) mask8_base(m)
 #define MASK4(m) mask4_base(m)
 #define COMPRESS8(v, bits, dst, idx, base)                                                          \
@@ -76,11 +87,34 @@ static inline int mask4_base(v4l m) {
 #undef MASK4
 #undef COMPRESS8
 #undef COMPRESS4
+#undef VBLEND8
+#undef VBLEND4
+#undef VMAX8
+#undef VMIN8
+#undef VMAX4
+#undef VMIN4
+#undef VNLE8
+#undef VNGE8
+#undef VNLE4
+#undef VNGE4
 
 #ifdef WI_X86
 /* Helpers shared by the AVX2 and AVX-512 instantiations of kernel.h (both use 256-bit vectors). */
 #define VSQRT8(x) ((v8f)_mm256_sqrt_ps((__m256)(x)))
 #define VSQRT4(x) ((v4d)_mm256_sqrt_pd((__m256d)(x)))
+/* vblendvps / vblendvpd take the sign bit of each mask lane: the same select for comparison masks.
+ * vmaxps (a, b) is "a > b ? a : b" and vminps "a < b ? a : b", NaN and signed zeros included. */
+#define VBLEND8(m, a, b) ((v8f)_mm256_blendv_ps((__m256)(b), (__m256)(a), (__m256)(m)))
+#define VBLEND4(m, a, b) ((v4d)_mm256_blendv_pd((__m256d)(b), (__m256d)(a), (__m256d)(m)))
+#define VMAX8(a, b) ((v8f)_mm256_max_ps((__m256)(a), (__m256)(b)))
+#define VMIN8(a, b) ((v8f)_mm256_min_ps((__m256)(a), (__m256)(b)))
+#define VMAX4(a, b) ((v4d)_mm256_max_pd((__m256d)(a), (__m256d)(b)))
+#define VMIN4(a, b) ((v4d)_mm256_min_pd((__m256d)(a), (__m256d)(b)))
+/* "y > l or unordered" and "y < h or unordered" in one comparison each */
+#define VNLE8(y, l) ((v8i)_mm256_cmp_ps((__m256)(y), (__m256)(l), _CMP_NLE_UQ))
+#define VNGE8(y, h) ((v8i)_mm256_cmp_ps((__m256)(y), (__m256)(h), _CMP_NGE_UQ))
+#define VNLE4(y, l) ((v4l)_mm256_cmp_pd((__m256d)(y), (__m256d)(l), _CMP_NLE_UQ))
+#define VNGE4(y, h) ((v4l)_mm256_cmp_pd((__m256d)(y), (__m256d)(h), _CMP_NGE_UQ))
 #define MASK8(m) _mm256_movemask_ps((__m256)(m))
 #define MASK4(m) _mm256_movemask_pd((__m256d)(m))
 #define COMPRESS8(v, bits, dst, idx, base)                                                          \
@@ -116,6 +150,16 @@ static inline int mask4_base(v4l m) {
 #undef MASK4
 #undef COMPRESS8
 #undef COMPRESS4
+#undef VBLEND8
+#undef VBLEND4
+#undef VMAX8
+#undef VMIN8
+#undef VMAX4
+#undef VMIN4
+#undef VNLE8
+#undef VNGE8
+#undef VNLE4
+#undef VNGE4
 
 #endif
 

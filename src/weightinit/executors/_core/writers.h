@@ -16,9 +16,7 @@ static KATTR void KFN(finish_fp8)(const core_params *P, const float *v, size_t n
         v8f y;
         memcpy(&y, v + i, sizeof y);
         if (P->has_clip) {
-            v8i nan = y != y;
-            y = KFN(sel8)((y > lo) | nan, y, splat8(lo));
-            y = KFN(sel8)((y < hi) | nan, y, splat8(hi));
+            y = KFN(clip8)(y, lo, hi);
         }
         v8u b = (v8u)y;
         v8u s = (b >> 31) << 7, a = b & 0x7FFFFFFFu;
@@ -65,9 +63,7 @@ static KATTR void KFN(finish32)(const core_params *P, const float *v, size_t n, 
         for (; i + 8 <= n; i += 8) {
             v8f y;
             memcpy(&y, v + i, sizeof y);
-            v8i nan = y != y;
-            y = KFN(sel8)((y > lo) | nan, y, splat8(lo));
-            y = KFN(sel8)((y < hi) | nan, y, splat8(hi));
+            y = KFN(clip8)(y, lo, hi);
             memcpy(o + i, &y, sizeof y);
         }
         for (; i < n; i++) {
@@ -123,9 +119,7 @@ static KATTR void KFN(finish64)(const core_params *P, const double *v, size_t n,
     for (; i + 4 <= n; i += 4) {
         v4d y;
         memcpy(&y, v + i, sizeof y);
-        v4l nan = y != y;
-        y = KFN(sel4)((y > lo) | nan, y, splat4(lo));
-        y = KFN(sel4)((y < hi) | nan, y, splat4(hi));
+        y = KFN(clip4)(y, lo, hi);
         memcpy(o + i, &y, sizeof y);
     }
     for (; i < n; i++) {
