@@ -98,6 +98,7 @@ def test_readme_speed_table_is_the_recorded_run():
         assert f"{rows[key]:.{1 if '.' in shown else 0}f}" == shown
         assert shown in speed
     fill = rows[("memory write", "tensor.fill_(1.0)")]
-    pct = {g: round(100 * rows[(g, n)] / fill) for g, n in [("normal", "wi.sample (NumPy out=)"),
-           ("trunc_normal", "wi fill_ (executor)"), ("uniform", "wi.sample (NumPy out=)")]}  # fmt: skip
+    in_place = ("wi fill_ (executor)", "wi.sample (NumPy out=)")  # the best of these, as in the targets table
+    pct = {g: round(100 * max(rows[(g, n)] for n in in_place if (g, n) in rows) / fill)
+           for g in ("normal", "trunc_normal", "uniform")}  # fmt: skip
     assert f"normal {pct['normal']}%, truncated normal {pct['trunc_normal']}%, uniform {pct['uniform']}%" in speed

@@ -328,6 +328,17 @@ def _bench_numpy(tab: _Table, sizes, budget: float) -> None:
             ),
             "numpy Generator.random",
         )
+        tab.add(  # NumPy has no truncated normal: no peer row, the in-place figure only
+            "trunc_normal",
+            n,
+            "wi.sample (NumPy out=)",
+            measure(
+                lambda out=out, n=n: wi.sample(
+                    wi.TruncatedNormalDistribution(0.0, 1.0, -2.0, 2.0), wi.Stream(0), (n,), "float32", out=out
+                ),
+                budget,
+            ),
+        )
         tab.add("memory write", n, "ndarray.fill(1.0) (1 thread)", measure(lambda out=out: out.fill(1.0), budget))
         del out
 
