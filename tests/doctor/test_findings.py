@@ -182,6 +182,39 @@ def test_collapse_fires_when_biases_dominate_a_vanished_signal_and_not_after_the
     assert "collapse" not in kinds_of(wi.doctor(relu_mlp(depth=30), x[:, :N_IN], analytic=False))
 
 
+def biased_tanh_mlp(sb2, depth=20, width=64, sw2=1.0):
+    """tanh layers with ``W ~ N(0, sw2 / fan_in)`` and ``b ~ N(0, sb2)``."""
+    g = torch.Generator().manual_seed(0)
+    layers: list = []
+    for i in range(depth):
+        lin = nn.Linear(N_IN if i == 0 else width, width)
+        with torch.no_grad():
+            lin.weight.copy_(torch.randn(lin.weight.shape, generator=g) * math.sqrt(sw2 / lin.in_features))
+            lin.bias.copy_(torch.randn(width, generator=g) * math.sqrt(sb2))
+        layers += [lin, nn.Tanh()]
+    return nn.Sequential(*layers)
+
+
+def test_analytic_mode_predicts_collapse_where_measurement_shows_it(xv):
+    from weightinit.doctor.analytic import analyze_torch
+    from weightinit.doctor.example import digits
+
+    xb = digits(0)[0][:256]
+    collapsing = [(make_mlp(30, 64), xb), (biased_tanh_mlp(sb2=1.0), xv)]  # the built-in example; big biases
+    for m, x in collapsing:
+        (measured,) = wi.doctor(m, x, analytic=False).flagged("collapse")
+        for inputs in (x, None):  # from the batch's moments, and from shapes alone (N(0, 1) inputs)
+            (pred,) = analyze_torch(m, inputs)[0].flagged("collapse")
+            assert pred.layer == measured.layer, (pred.layer, measured.layer)  # measured '16' and '20'
+            assert "predicted variation" in pred.message and "biases dominate" in pred.message
+    fixed = make_mlp(30, 64)
+    wi.fix(fixed, "analytic", measure=False)  # the fix, as suggested
+    healthy = [(fixed, xb), (biased_tanh_mlp(sb2=0.05), xv), (biased_tanh_mlp(sb2=0.0), xv),
+               (biased_tanh_mlp(sb2=0.05, sw2=1.76), xv), (relu_mlp(depth=30, bias=0.1), xv)]  # fmt: skip
+    for m, x in healthy:  # must not fire, predicted or measured
+        assert "collapse" not in kinds_of(analyze_torch(m, x)[0]) | kinds_of(wi.doctor(m, x, analytic=False))
+
+
 def test_not_depth_stable_fires_for_a_degree_3_activation_and_not_under_normalization(xv):
     (f,) = wi.doctor(cube_mlp(norm=False), xv).flagged("not_depth_stable")
     assert "degree 3" in f.message and "normalization" in f.fix.lower()

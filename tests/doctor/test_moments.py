@@ -308,3 +308,126 @@ def test_optional_none_arguments_are_traced_as_the_call_makes_them(xr):
     rep, _ = analyze_torch(OptionalMask(), xr[:256])
     assert not rep.flagged("untraceable")
     assert next(s.q_pred for s in rep.layers if s.kind == "add") == pytest.approx(predicted_add(GeluSkip(), xr[:256]))
+
+
+# --- the signal: the cross moment of two inputs, and the collapse it predicts ------------------------------
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.5, 0.9, 0.99, 0.9999, 1 - 1e-6, 1 - 1e-8])
+def test_signal_map_against_relus_arc_cosine_kernel(rho):
+    from weightinit.doctor.analytic import signal_map
+
+    # E[relu(u1) relu(u2)] = v (sin t + (pi - t) cos t) / (2 pi), cos t = rho (Cho & Saul 2009), so
+    # d_out = v / 2 - that; 1 - 1e-8 is in the linear-response branch (d_out = d E[relu'^2] = d / 2)
+    t = math.acos(rho)
+    v, d = 2.0, 2.0 * (1 - rho)
+    exact = v / 2 - v * (math.sin(t) + (math.pi - t) * rho) / (2 * math.pi)
+    assert signal_map(activation("relu"), v, 0.0, d) == pytest.approx(exact, rel=2e-3)
+
+
+@pytest.mark.parametrize(("act", "mu", "v", "d"), [("tanh", 0.7, 1.5, 0.4), ("gelu", -0.3, 2.0, 0.05),
+                                                   ("relu", 0.5, 1.0, 0.2)])  # fmt: skip
+def test_signal_map_against_monte_carlo_pairs(act, mu, v, d):
+    from weightinit.doctor.analytic import signal_map
+
+    phi = activation(act)
+    rng = np.random.default_rng(5)
+    n = 400_000
+    z0, z1, z2 = rng.standard_normal((3, n))
+    a, b = math.sqrt(v - d), math.sqrt(d)
+    half_sq = 0.5 * (phi(mu + a * z0 + b * z1) - phi(mu + a * z0 + b * z2)) ** 2  # unbiased for d_out
+    se = half_sq.std() / math.sqrt(n)
+    assert abs(signal_map(phi, v + mu * mu, mu, d) - half_sq.mean()) < 4 * se, (half_sq.mean(), se)
+    assert se < 0.01 * half_sq.mean()  # the check resolves a 4% error
+
+
+def random_mlp(act, depth, width, sw2, sb2, seed):
+    g = torch.Generator().manual_seed(seed)
+    layers: list = []
+    for _ in range(depth):
+        lin = nn.Linear(width, width).double()
+        with torch.no_grad():
+            lin.weight.copy_(torch.randn(width, width, generator=g, dtype=torch.float64) * math.sqrt(sw2 / width))
+            lin.bias.copy_(torch.randn(width, generator=g, dtype=torch.float64) * math.sqrt(sb2))
+        layers += [lin, act()]
+    return nn.Sequential(*layers)
+
+
+def measured_signal_sq(model, x):
+    """Per Linear output: the input-dependent variance, per unit over the batch (unbiased), averaged over units."""
+    out, h = [], x
+    with torch.no_grad():
+        for layer in model:
+            h = layer(h)
+            if isinstance(layer, nn.Linear):
+                out.append(float(h.var(0).mean()))
+    return np.array(out)
+
+
+@pytest.mark.parametrize(
+    ("act", "sw2", "sb2"),
+    [(nn.Tanh, 1.5, 0.3), (nn.Tanh, 0.6, 1.0), (nn.ReLU, 1.0, 0.2)],  # chaotic-ish; collapsing; kinked
+)
+def test_predicted_signal_against_monte_carlo_over_random_nets(act, sw2, sb2):
+    """R independent nets of width 256 on 512 N(0, I) inputs: per Linear output, the ratio of the measured to the
+    predicted input-dependent variance averages 1 within 4 standard errors of the mean over the nets (the
+    per-net ratios spread by about sqrt(2 / width) per layer: finite width), so a 2x error fails."""
+    torch.set_num_threads(1)
+    r, depth = 6, 8
+    ratios = []
+    for seed in range(r):
+        m = random_mlp(act, depth, 256, sw2, sb2, seed)
+        x = torch.randn(512, 256, generator=torch.Generator().manual_seed(100 + seed), dtype=torch.float64)
+        rep, _ = analyze_torch(m, x)
+        pred = np.array([s.signal_pred**2 for s in rep.layers if s.kind == "Linear"])
+        ratios.append(measured_signal_sq(m, x) / pred)
+    ratios = np.array(ratios)
+    mean, se = ratios.mean(0), ratios.std(0, ddof=1) / math.sqrt(r)
+    assert (np.abs(mean - 1) < 4 * se + 0.01).all(), (mean, se)
+    assert (se < 0.1).all(), se  # a 2x error is > 10 standard errors away
+    if sw2 == 0.6:  # the collapsing net: the signal falls 1e4-fold against its std, as predicted
+        assert pred[-1] < 1e-3 * pred[0]
+
+
+def test_graph_doctor_predicts_the_same_signal_as_the_torch_path():
+    """Flax NNX (the framework-neutral graph of weightinit.doctor.graph) and torch.fx on the same deep tanh net with
+    large biases: the same predicted signal at every weight layer, and the predicted collapse where the graph
+    doctor measures it."""
+    pytest.importorskip("flax")
+    import jax.numpy as jnp
+    from flax import nnx
+
+    torch.set_num_threads(1)
+    depth, width = 14, 64
+    g = torch.Generator().manual_seed(0)
+    tm = random_mlp(nn.Tanh, depth, width, 1.0, 1.0, 0).float()
+
+    class Net(nnx.Module):
+        def __init__(self):
+            self.fcs = nnx.List([nnx.Linear(width, width, rngs=nnx.Rngs(i)) for i in range(depth)])
+
+        def __call__(self, h):
+            for fc in self.fcs:
+                h = jnp.tanh(fc(h))
+            return h
+
+    m = Net()
+    lins = [layer for layer in tm if isinstance(layer, nn.Linear)]
+    for fc, lin in zip(m.fcs, lins):
+        fc.kernel.set_value(jnp.asarray(lin.weight.detach().numpy().T))
+        fc.bias.set_value(jnp.asarray(lin.bias.detach().numpy()))
+    x = torch.randn(256, width, generator=g)
+    rep = wi.doctor(m, x.numpy())
+    assert "layer calls" in " ".join(rep.notes), rep.notes  # the graph path, not a chain
+    graph = [s for s in rep.layers if s.kind == "Linear"]
+    fx = [s for s in analyze_torch(tm, x)[0].layers if s.kind == "Linear"]
+    assert len(graph) == len(fx) == depth
+    for a, b in zip(graph, fx):
+        assert a.signal_pred == pytest.approx(b.signal_pred, rel=1e-4)
+        assert a.std_pred == pytest.approx(b.std_pred, rel=1e-4)
+    (measured,) = rep.flagged("collapse")
+    # the first layer below 1e-2, predicted and measured: 10 and 11 (ratios 0.0081 predicted, 0.0123 measured at
+    # 10: width 64 leaves each layer's factor E[tanh'(u)^2] over 64 units about 10% off the mean-field average)
+    names = [s.name for s in graph]
+    predicted = next(s.name for s in graph if s.signal_pred < 1e-2 * s.std_pred)
+    assert abs(names.index(predicted) - names.index(measured.layer)) <= 1, (predicted, measured.layer)

@@ -16,6 +16,9 @@ Rules (thresholds are deliberately loose; the doctor reports, it does not judge 
 * **dead**: at least half of a layer's units are zero on every example.
 * **saturated**: at least 30% of a tanh/sigmoid/hardtanh-like layer's outputs sit
   where the derivative is below ~0.02.
+* **collapse**: a weight layer's input-dependent std (``signal``, ``sqrt(mean_units Var_batch(y))``) below
+  1e-2 of its std: every input maps to nearly the same output.  Measured, or in analytic mode predicted from
+  the cross moment of two inputs (:func:`weightinit.doctor.analytic.signal_map`).
 * **nonfinite**: NaN or inf in a layer's output (or in the loss).
 """
 
@@ -91,6 +94,19 @@ def _gradient_flags(layers) -> list:
                  what + ". The early layers get huge updates and training diverges (chi > 1).",
                  fix + ("" if normed else " Or clip gradients / add normalization."),
                  "error" if ratio > 1e4 else "warning")]  # fmt: skip
+
+
+COLLAPSE = 1e-2
+"""``collapse``: a weight layer's input-dependent std (``signal``) below this fraction of its std."""
+
+
+def _signal_and_std(s, predicted: bool) -> tuple[float, float, str]:
+    """The measured ``(signal, std)`` of a layer, else (``predicted``) the analytic ones; NaN if neither."""
+    if math.isfinite(s.signal) and math.isfinite(s.std):
+        return s.signal, s.std, "measured"
+    if predicted and math.isfinite(s.signal_pred) and math.isfinite(s.std_pred):
+        return s.signal_pred, s.std_pred, "predicted"
+    return float("nan"), float("nan"), ""
 
 
 def diagnose(report, predicted: bool = False) -> list:
@@ -187,13 +203,15 @@ def diagnose(report, predicted: bool = False) -> list:
                 "or add normalization before the activation.",
             )
         )  # fmt: skip
-    col = [s for s in layers if _is_weight(s) and math.isfinite(s.signal) and s.std > 0 and s.signal < 1e-2 * s.std]
+    col = [(s, *_signal_and_std(s, predicted)) for s in layers if _is_weight(s)]
+    col = [(s, sig, std, what) for s, sig, std, what in col if std > 0 and sig < COLLAPSE * std]
     if col:
+        s, sig, std, what = col[0]
         flags.append(
             Flag(
-                "collapse", col[0].name,
-                f"From {col[0].name} on, the output hardly depends on the input: its variation across the batch "
-                f"is {col[0].signal / col[0].std:.2g} of its magnitude (the biases dominate a vanished signal).",
+                "collapse", s.name,
+                f"From {s.name} on, the output hardly depends on the input: its {what} variation across the batch "
+                f"is {sig / std:.2g} of its magnitude (the biases dominate a vanished signal).",
                 _FIX_INIT,
             )
         )  # fmt: skip

@@ -362,8 +362,10 @@ def _size(n: GNode) -> int:
 
 
 def propagate(g: Graph, x_moments: list, *, on_weight=None, cross=None) -> list:
-    """``[(mu, q, chi, sigma_w2 on the path, groups)]`` per node; ``on_weight(i, node, mu_in, q_in)`` is called
-    before a weight node's rule (the fix rescales there).  ``x_moments``: ``(mu, q)`` per input node, in order.
+    """``[(mu, q, chi, sigma_w2 on the path, groups, d)]`` per node; ``on_weight(i, node, mu_in, q_in)`` is called
+    before a weight node's rule (the fix rescales there).  ``x_moments``: ``(mu, q)`` or ``(mu, q, d)`` per input
+    node, in order.  ``d`` is the input-dependent variance (the predicted signal squared; the rules of
+    :func:`weightinit.doctor.analytic.signal_map` and its neighbours; an input without one: ``q - mu**2``).
     ``cross``: ``{add node: (source node, mean diagonal of E[J_a J_b^T])}``, the Jacobian term of
     :func:`weightinit.doctor.analytic.residual_cross` where the backend measured it (else the independence rule).
     ``groups``: after a concatenation of parts with different moments, ``[(fraction, mu, q)]``
@@ -375,24 +377,29 @@ def propagate(g: Graph, x_moments: list, *, on_weight=None, cross=None) -> list:
     for i, n in enumerate(g.nodes):
         ins = [res[j] for j in n.inputs]
         mu, q = (ins[0][0], ins[0][1]) if ins else (0.0, 1.0)
+        d = ins[0][5] if ins else 1.0
         inc = ins[0][3] if ins else None
         groups = ins[0][4] if ins else None
         c = float("nan")
         op = n.op
         if op == "input":
-            mu, q = next(xin, (0.0, 1.0))
+            xm = next(xin, (0.0, 1.0))
+            mu, q = xm[0], xm[1]
+            d = xm[2] if len(xm) > 2 else max(q - mu * mu, 0.0)
         elif op == "weight":
             if on_weight is not None:
                 on_weight(i, n, mu, q)
             mu, q, _ = an.linear_moments(mu, q, n.sigma_w2, n.qb, n.mb, n.rows)
-            inc, groups = n.sigma_w2, None
+            inc, groups, d = n.sigma_w2, None, n.sigma_w2 * d  # the bias and the input mean shift every input alike
         elif op == "add":
             signs = n.signs or [1] * len(ins)
             src, jd = cross.get(i, (None, 0.0))
             v_src = max(res[src][1] - res[src][0] ** 2, 0.0) if src is not None else 0.0
+            d_src = res[src][5] if src is not None else 0.0
             acc = (ins[0][0], ins[0][1])
             for r, sg in zip(ins[1:], signs[1:]):
                 acc = an.add_moments(acc, (r[0], r[1]), an.residual_cross(acc, (r[0], r[1])) + v_src * jd, sg)
+                d = an.add_signal(d, r[5], d_src * jd, sg)
             (mu, q), inc, groups = acc, None, None
         elif op == "concat":
             parts = [
@@ -400,38 +407,55 @@ def propagate(g: Graph, x_moments: list, *, on_weight=None, cross=None) -> list:
             ]
             mu, q, groups = an.concat_moments(parts)
             inc, groups = None, groups if len(groups) >= 2 else None
+            sizes = [_size(g.nodes[j]) for j in n.inputs]
+            d = sum(sz * r[5] for sz, r in zip(sizes, ins)) / max(sum(sizes), 1)
         elif op == "mul" and len(ins) == 2:
             mu, q, groups = ins[0][0] * ins[1][0], ins[0][1] * ins[1][1], None
+            d = an.mul_signal(ins[0][1], ins[0][5], ins[1][1], ins[1][5])
         elif op == "norm":
+            over = "batch" if "Batch" in n.kind else "rms" if "RMS" in n.kind else "features"
+            d = an.norm_signal(d, mu, q, n.qg, over)
             (mu, q), inc, groups = an.norm_moments(n.qg, n.qb, n.mb), None, None
         elif op == "avgpool":
             k = n.pool or max(np.size(g.nodes[n.inputs[0]].out) / max(np.size(n.out), 1), 1.0)
             mu, q = an.avgpool_moments(mu, q, k)
             groups = [(f, *an.avgpool_moments(m, qq, k)) for f, m, qq in groups] if groups else None
+            d = d / max(k, 1.0)
         elif op == "attention":
             sv, bv, so, bo, t = n.attn
-            mu, q = an.attention_moments(ins[min(n.vin, len(ins) - 1)][1], sv, bv, so, bo, t)
+            vin = ins[min(n.vin, len(ins) - 1)]
+            mu, q = an.attention_moments(vin[1], sv, bv, so, bo, t)
+            d = an.attention_moments(vin[5], sv, 0.0, so, 0.0, t)[1]  # the biases are shared by every input
             inc, groups = so, None
         elif op == "embedding":
             (mu, q), inc, groups = n.emb, None, None
+            d = max(q - mu * mu, 0.0)  # (the rows' spread over the vocabulary, at most)
         if n.phi is not None and op in ("act", "weight"):
             if groups:  # a concatenation's parts: the mixture of the groups' maps
                 if inc is not None:
                     c = sum(f * an.chi(n.phi, inc, qq, m) for f, m, qq in groups)
+                d = an.groups_signal_map(n.phi, groups, mu, q, d)
                 mu, q, groups = an.groups_moment_map(n.phi, groups)
             else:
                 if inc is not None:
                     c = an.chi(n.phi, inc, q, mu)
+                d = an.signal_map(n.phi, q, mu, d)
                 mu, q = an.moment_map(n.phi, q, mu)
-        res.append((mu, q, c, inc, groups))
+        res.append((mu, q, c, inc, groups, d))
     return res
 
 
 def _x_moments(x, inputs) -> list:
     xs = x if isinstance(x, tuple) else (x,)
     if inputs is None:
-        return [(0.0, 1.0)] * len(xs)
-    return [(float(np.mean(v, dtype=np.float64)), float(np.mean(np.square(v, dtype=np.float64)))) for v in xs]
+        return [(0.0, 1.0, 1.0)] * len(xs)
+    out = []
+    for v in xs:
+        v = np.asarray(v, np.float64)
+        mu, q = float(np.mean(v)), float(np.mean(np.square(v)))
+        d = float(v.reshape(len(v), -1).var(0, ddof=1).mean()) if v.ndim and len(v) > 1 else max(q - mu * mu, 0.0)
+        out.append((mu, q, d))  # d: per element over the batch (unbiased), averaged
+    return out
 
 
 def _counts(g: Graph) -> str:
@@ -503,6 +527,7 @@ def doctor_graph(gm: GraphModel, inputs=None, *, targets=None, seed: int = 0, ba
         q, c = pred[i][1], pred[i][2]
         q_in = pred[n.inputs[0]][1] if n.inputs else float("nan")
         s.q_pred, s.chi = q, c
+        s.std_pred, s.signal_pred = math.sqrt(max(q - pred[i][0] ** 2, 0.0)), math.sqrt(max(pred[i][5], 0.0))
         s.gain = math.sqrt(q / q_in) if q_in > 0 and q >= 0 else float("nan")
         s.note = n.note
         if n.phi is not None and n.act not in unstable:

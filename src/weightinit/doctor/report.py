@@ -35,8 +35,9 @@ class LayerStats:
     near zero (tanh/sigmoid/hardtanh/relu6 at their flat parts).
     ``grad_norms`` maps each parameter name to ``||dL/dp||_2``; ``grad_std``
     is the std of ``dL/dy``, the gradient reaching the output.
-    Analytic fields: ``q_pred`` (predicted ``E[y**2]``), ``gain``
-    (``sqrt(q_out / q_in)``) and ``chi`` (Schoenholz et al. 2017's
+    Analytic fields: ``q_pred`` (predicted ``E[y**2]``), ``std_pred`` and ``signal_pred`` (the predicted
+    ``std`` and ``signal``, from the cross moment of two inputs: :func:`weightinit.doctor.analytic.signal_map`),
+    ``gain`` (``sqrt(q_out / q_in)``) and ``chi`` (Schoenholz et al. 2017's
     ``sigma_w**2 E[phi'(h)**2]`` for activation layers).
     """
 
@@ -54,6 +55,8 @@ class LayerStats:
     grad_norms: dict = field(default_factory=dict)
     weight_norm: float = float("nan")  # ||W||_2 of the layer's weight (kernel), for the relative gradient
     q_pred: float = float("nan")
+    std_pred: float = float("nan")
+    signal_pred: float = float("nan")
     gain: float = float("nan")
     chi: float = float("nan")
     nonfinite: bool = False
@@ -159,6 +162,7 @@ class Report:
         if predicted:
             cols += [
                 ("pred rms", lambda s: _fmt(math.sqrt(s.q_pred) if s.q_pred >= 0 else float("nan"))),
+                ("pred signal", lambda s: _fmt(s.signal_pred)),
                 ("gain", lambda s: _fmt(s.gain)),
                 ("chi", lambda s: _fmt(s.chi)),
             ]

@@ -44,7 +44,7 @@ def _merge(rep, pred) -> None:
     for s in rep.layers:
         p = by_name.get(s.name)
         if p is not None:
-            s.q_pred, s.gain, s.chi = p.q_pred, p.gain, p.chi
+            s.q_pred, s.gain, s.chi, s.std_pred, s.signal_pred = p.q_pred, p.gain, p.chi, p.std_pred, p.signal_pred
     rep.mode = "measure+analytic"
     measured_kinds = {f.kind for f in rep.flags}
     for f in pred.flags:
