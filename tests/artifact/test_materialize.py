@@ -139,9 +139,10 @@ def test_bad_model_and_recipe(tmp_path):
     with pytest.raises(CheckpointError, match="leaves"):
         wi.materialize("tiny-llama", [("*.q_proj.weight", "skip"), "torch"], 0, tmp_path / "c")
     with torch.device("meta"):
-        bn = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
-    with pytest.raises(CheckpointError, match="running_mean"):
-        wi.materialize(bn, "torch", 0, tmp_path / "d")
+        orphan = torch.nn.Linear(3, 4)
+        orphan.register_buffer("scale", torch.ones(4))  # a persistent buffer no code computes
+    with pytest.raises(CheckpointError, match=r"persistent buffer\(s\) no code of the model computes: \['scale'\]"):
+        wi.materialize(orphan, "torch", 0, tmp_path / "d")
     with torch.device("meta"):
         cplx = torch.nn.Linear(3, 4, dtype=torch.complex64)
     with pytest.raises(CheckpointError, match="weight of dtype complex64"):

@@ -6,6 +6,7 @@ Imported only when a model or a torch tensor is involved (the core never imports
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -24,11 +25,13 @@ __all__ = [
     "numpy_dtype_of",
     "plan_model",
     "shard_indices",
+    "BufferEntry",
+    "artifact_entries",
 ]
 
 
 def numpy_dtype_of(dtype: torch.dtype) -> np.dtype:
-    """The NumPy dtype holding a torch floating-point dtype's bytes (bfloat16: ml_dtypes')."""
+    """The NumPy dtype holding a torch dtype's bytes (bfloat16: ml_dtypes'; integers and bool as NumPy's)."""
     return standardize_dtype(str(dtype).replace("torch.", ""))
 
 
@@ -100,6 +103,124 @@ def shard_indices(t) -> list[np.ndarray] | None:
     return [np.empty(0, dtype=np.int64)] * t.dim() if idx is None else idx
 
 
+@dataclass
+class BufferEntry:
+    """A persistent buffer as the artifact functions see it: the value the model's own code gives it.
+
+    It offers a planned parameter's interface (``op`` is ``"buffer"``), so fingerprint, verify and
+    materialize treat it as one.  Its values are those :func:`weightinit.torch.initialize` restores
+    (``reset_buffers=True``): the module's buffer code (``reset_running_stats``, ``init_non_persistent_buffers``,
+    a Hugging Face ``_init_weights``, ``reset_parameters``; :mod:`weightinit.torch.model_init.own`) run
+    apart from the model on fresh CPU tensors, every other tensor a meta stand-in, with torch's RNG seeded
+    from ``Stream(seed).child("buffers:" + module_path)``.  One module's buffers are held at a time.
+
+    Attributes:
+      path: the canonical path (a buffer registered in several modules: the first).
+      aliases: every path it has in the state dict.
+      tensor: the buffer as the model holds it (on meta for a meta-device build).
+      init: the :class:`~weightinit.torch.model_init.own.BufferInit` of its module.
+      model: the model.
+      label: the code that computes it (``"BatchNorm2d.reset_running_stats"``).
+    """
+
+    path: str
+    aliases: tuple
+    tensor: torch.Tensor
+    init: object
+    model: object
+    label: str
+    op: str = "buffer"
+    _group: dict = field(default_factory=dict, repr=False)  # values computed, not yet taken (shared by the module)
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.tensor.shape)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.tensor.dtype
+
+    @property
+    def payload(self) -> str:
+        return self.label
+
+    @property
+    def padding_row(self) -> None:
+        return None
+
+    def elementwise(self) -> None:
+        """None: buffer values come from the model's code, generated whole (one module's worth)."""
+        return None
+
+    def apply(self, tensor: torch.Tensor) -> None:
+        """Write the buffer's values into ``tensor`` (one run of its module's buffer code gives the module's)."""
+        from weightinit.torch.model_init.own import buffer_values
+
+        if tensor.is_meta:
+            return
+        if self.path not in self._group:
+            self._group.clear()
+            self._group.update(buffer_values(self.init, self.model)[0])  # pyright: ignore[reportArgumentType]
+        with torch.no_grad():
+            tensor.copy_(self._group.pop(self.path))
+
+
+def _buffer_entries(plan, model) -> list[BufferEntry]:
+    """A :class:`BufferEntry` per persistent buffer (shared ones once); refuses the ones no code computes."""
+    from weightinit.torch.model_init.own import buffer_values
+
+    paths: dict[int, list[str]] = {}
+    tensors: dict[int, torch.Tensor] = {}
+    for mpath, m in model.named_modules(remove_duplicate=False):
+        for name, b in m._buffers.items():
+            if b is None or name in m._non_persistent_buffers_set:
+                continue
+            full = f"{mpath}.{name}" if mpath else name
+            paths.setdefault(id(b), [])
+            if full not in paths[id(b)]:
+                paths[id(b)].append(full)
+            tensors[id(b)] = b
+    if not paths:
+        return []
+    canonical = {ps[0]: k for k, ps in paths.items()}
+    out: list[BufferEntry] = []
+    unknown: list[str] = []
+    for bi in plan.buffers:
+        wanted = [p for p in bi.paths() if p in canonical]
+        if not wanted:
+            continue
+        done = buffer_values(bi, model)[1] if bi.candidates else {}  # run once to see what it computes
+        group: dict = {}
+        for p in wanted:
+            if p not in done:
+                unknown.append(p)
+                continue
+            k = canonical[p]
+            out.append(BufferEntry(p, tuple(paths[k]), tensors[k], bi, model, done[p], _group=group))
+    if unknown:
+        raise InitializerValueError(
+            f"the model has {len(unknown)} persistent buffer(s) no code of the model computes: {unknown[:8]} (no "
+            "reset_running_stats, init_non_persistent_buffers, Hugging Face _init_weights or reset_parameters "
+            "writes them), so an artifact would hold no defined value for them. Give their module a "
+            "reset_parameters() that sets them, register them with persistent=False if the model computes them "
+            "itself, or initialize the model in memory. Nothing was written."
+        )
+    return out
+
+
+def artifact_entries(plan, model) -> list:
+    """What an artifact holds: the plan's entries not skipped, then a :class:`BufferEntry` per persistent buffer.
+
+    Ordered as the model's state dict orders them (module by module, parameters before buffers).
+    """
+    entries = [e for e in plan.entries() if e.op != "skip"] + _buffer_entries(plan, model)
+    order: dict[str, int] = {}
+    for mpath, m in model.named_modules(remove_duplicate=False):
+        for name in (*m._parameters, *m._buffers):
+            order.setdefault(f"{mpath}.{name}" if mpath else name, len(order))
+    return sorted(entries, key=lambda e: order.get(e.path, len(order)))
+
+
 def plan_model(model, recipe, seed, **kwargs):
     """The :func:`weightinit.torch.plan` of ``model``.
 
@@ -139,8 +260,9 @@ def model_fingerprint(model, recipe, seed, **kwargs):
     from weightinit.artifact.fingerprint import combine, model_digest, shard_digest, tensor_digest
     from weightinit.artifact.models import build_meta
 
-    plan = plan_model(build_meta(model), recipe, seed, **kwargs)
-    entries = [e for e in plan.entries() if e.op != "skip"]
+    module = build_meta(model)
+    plan = plan_model(module, recipe, seed, **kwargs)
+    entries = artifact_entries(plan, module)
     sharded = [e for e in entries if is_dtensor(e.tensor)]
     digests = {e.path: tensor_digest(plan_source(e)) for e in entries if not is_dtensor(e.tensor)}
     if sharded:

@@ -65,7 +65,21 @@ BLOCK_CHUNKS = 64
 
 _TENSOR_TAG = b"weightinit.tensor.v1\0"
 _MODEL_TAG = b"weightinit.model.v1\0"
-_HASHED = ("float16", "bfloat16", "float32", "float64", "complex64", "complex128")
+_HASHED = (
+    "float16",
+    "bfloat16",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
+    # integers and bool: buffers (BatchNorm's num_batches_tracked is int64)
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "bool",
+)
 
 
 def _dtype(dtype) -> np.dtype:
@@ -188,6 +202,11 @@ def initializer_source(initializer, shape, dtype, stream) -> ValueSource:
         )
     shape = normalize_shape(shape)
     dt = _dtype(dtype)
+    if dt.kind not in "fVc" and dt.name != "bfloat16":
+        raise InitializerValueError(
+            f"`dtype` must be a floating-point or complex dtype for an initializer's digest (integer and bool "
+            f"digests are for a model's buffers); received dtype={dt.name!r}."
+        )
     if isinstance(initializer, BuiltinInitializer) and initializer.elementwise and len(shape) > 0:
         return rows_source(
             shape, dt, lambda r0, r1: generate(initializer, shape, dt, region=(slice(r0, r1),), stream=stream)

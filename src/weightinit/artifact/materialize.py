@@ -2,7 +2,10 @@
 
 :func:`materialize` plans the model (built on the meta device) with
 :func:`weightinit.torch.plan`, then generates each parameter's values a block
-of :data:`BLOCK` elements at a time and writes them where they belong:
+of :data:`BLOCK` elements at a time and writes them where they belong.  The
+persistent buffers (BatchNorm statistics, ...) are written too, with the values
+the model's own code gives them (:class:`weightinit.artifact._torch.BufferEntry`),
+so the checkpoint loads with ``load_state_dict(strict=True)``:
 
 * ``"safetensors"``: Hugging Face's layout (``model.safetensors``, or
   ``model-0000i-of-0000K.safetensors`` files and
@@ -35,6 +38,7 @@ import numpy as np
 
 from weightinit.artifact.errors import CheckpointError
 from weightinit.artifact.fingerprint import CHUNK, _finish, _leaf, model_digest
+from weightinit.common.errors import InitializerValueError
 
 __all__ = ["materialize", "MaterializeResult", "BLOCK"]
 
@@ -132,8 +136,9 @@ def _parse_size(size) -> int:
     )
 
 
-def _entries(model, recipe, seed, plan_kwargs):
-    from weightinit.artifact._torch import plan_model
+def _entries(model, recipe, seed, plan_kwargs) -> list:
+    """Every tensor of the checkpoint: the planned parameters and the persistent buffers (refusals first)."""
+    from weightinit.artifact._torch import artifact_entries, plan_model
 
     plan = plan_model(model, recipe, seed, **plan_kwargs)
     skipped = [e.path for e in plan.entries() if e.op == "skip"]
@@ -142,16 +147,12 @@ def _entries(model, recipe, seed, plan_kwargs):
             f"the recipe leaves {len(skipped)} parameter(s) as they are ({', '.join(skipped[:5])}); a materialized "
             "checkpoint needs a value for every parameter. Give them a rule."
         )
-    names = {a for e in plan.entries() for a in e.info.aliases}
-    buffers = [n for n, _ in model.named_buffers() if n in model.state_dict()]
-    if buffers:
-        raise CheckpointError(
-            f"the model has persistent buffers ({', '.join(buffers[:5])}) whose values a meta-device build does not "
-            "hold; materialize writes parameters only. Make them non-persistent (register_buffer(..., "
-            "persistent=False)) or initialize the model in memory."
-        )
-    del names
-    return plan
+    try:
+        return artifact_entries(plan, model)
+    except CheckpointError:
+        raise
+    except InitializerValueError as e:  # a persistent buffer no code computes
+        raise CheckpointError(str(e)) from None
 
 
 def _owner(sizes: list[int], world: int) -> list[int]:
@@ -240,8 +241,7 @@ def materialize(
     dist = _dist()
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist is not None else (0, 1)
     module = build_meta(model)
-    plan = _entries(module, recipe, seed, plan_kwargs)
-    entries = plan.entries()
+    entries = _entries(module, recipe, seed, plan_kwargs)
     out_abs = os.path.abspath(os.fspath(out))
     t0 = time.perf_counter()
     meta = {
@@ -261,7 +261,8 @@ def materialize(
         if cfg is not None and format == "safetensors":
             _write_json(os.path.join(partial, "config.json"), cfg)
         info = dict(meta)
-        info["tied"] = {e.path: list(e.info.aliases[1:]) for e in entries if len(e.info.aliases) > 1}
+        info["tied"] = {e.path: list(e.aliases[1:]) for e in entries if len(e.aliases) > 1}
+        info["buffers"] = {e.path: e.label for e in entries if e.op == "buffer"}
         if result.digest is not None:
             info["digest"] = result.digest
             info["params"] = result.param_digests

@@ -304,7 +304,7 @@ def verify(
     """
     import torch
     from torch import nn
-    from weightinit.artifact._torch import plan_model, plan_source, to_numpy
+    from weightinit.artifact._torch import artifact_entries, plan_model, plan_source, to_numpy
     from weightinit.artifact.models import build_meta
     from weightinit.torch.dtensor import is_dtensor
 
@@ -329,8 +329,8 @@ def verify(
             )
     plan = plan_model(structure, recipe, seed, **plan_kwargs)
     result = VerifyResult(recipe=recipe if isinstance(recipe, str) else repr(recipe), seed=seed)
-    entries = [e for e in plan.entries() if e.op != "skip"]
-    known = {a for e in plan.entries() for a in e.info.aliases}
+    entries = artifact_entries(plan, structure)  # the planned parameters and the persistent buffers
+    known = {a for e in plan.entries() for a in e.aliases} | {a for e in entries for a in e.aliases}
     sharded = []
     for e in entries:
         exact = not _qr_based(e)
@@ -343,12 +343,13 @@ def verify(
                 continue
             t = e.tensor
             if t.is_meta:
-                raise CheckpointError(f"parameter {e.path} is on the meta device: it holds no values to verify.")
+                what = "buffer" if e.op == "buffer" else "parameter"
+                raise CheckpointError(f"{what} {e.path} is on the meta device: it holds no values to verify.")
             arr = to_numpy(t)
             actual = rows_source(shape, arr.dtype, lambda r0, r1, arr=arr: arr[r0:r1] if arr.ndim else arr.reshape(1))
             result.checks[e.path] = _compare(e.path, plan_source(e), actual, numel, shape, exact)
             continue
-        names = [a for a in e.info.aliases if a in reader.tensors]
+        names = [a for a in e.aliases if a in reader.tensors]
         if not names:
             result.checks[e.path] = ParamCheck(e.path, "missing", exact, shape, dt)
             continue

@@ -27,7 +27,19 @@ from weightinit.artifact.errors import CheckpointError
 
 __all__ = ["DTYPE_CODES", "FileLayout", "plan_files", "write_header", "Reader", "INDEX_NAME", "SINGLE_NAME"]
 
-DTYPE_CODES = {"float16": "F16", "bfloat16": "BF16", "float32": "F32", "float64": "F64"}
+DTYPE_CODES = {
+    "float16": "F16",
+    "bfloat16": "BF16",
+    "float32": "F32",
+    "float64": "F64",
+    # buffers (BatchNorm's num_batches_tracked is int64)
+    "int8": "I8",
+    "int16": "I16",
+    "int32": "I32",
+    "int64": "I64",
+    "uint8": "U8",
+    "bool": "BOOL",
+}
 _NAMES = {v: k for k, v in DTYPE_CODES.items()}
 INDEX_NAME = "model.safetensors.index.json"
 SINGLE_NAME = "model.safetensors"

@@ -172,6 +172,11 @@ class _PlannedTensor:
         return self.info.path
 
     @property
+    def aliases(self) -> tuple:
+        """Every path the tensor has (tied parameters: the canonical path first)."""
+        return tuple(self.info.aliases) or (self.info.path,)
+
+    @property
     def shape(self) -> tuple:
         return tuple(self.tensor.shape)
 
@@ -615,7 +620,7 @@ def plan(
         report,
         [ParamPlan(i, p, op, pl, rec, root.child(i.path)) for i, p, op, pl, rec in planned],
         owns,
-        plan_buffers(module, parents),
+        plan_buffers(module, parents, root),
         [OwnInitParam(info_of[q], params[q], o, report.records[q], _group=g) for o, g in own_groups for q in o.paths],
     )
 

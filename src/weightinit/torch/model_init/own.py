@@ -24,6 +24,9 @@ frequencies and position ids there), and the module's ``reset_parameters``.
 These run with every parameter replaced by a meta stand-in, so they write
 buffers only; the buffers they write are observed (a ``TorchDispatchMode``
 watching in-place operations), and any buffer nothing wrote is reported.
+The same code, run on fresh CPU tensors apart from the model
+(:func:`buffer_values`), gives :mod:`weightinit.artifact` the persistent
+buffers' values from a meta-device build.
 """
 
 from __future__ import annotations
@@ -39,7 +42,15 @@ import torch
 from torch import nn
 from weightinit.random.streams import Stream
 
-__all__ = ["OwnInit", "BufferInit", "own_init_values", "run_own_init", "plan_buffers", "restore_buffers"]
+__all__ = [
+    "OwnInit",
+    "BufferInit",
+    "own_init_values",
+    "run_own_init",
+    "plan_buffers",
+    "restore_buffers",
+    "buffer_values",
+]
 
 _HF_FLAG = "_is_hf_initialized"  # transformers' init functions skip tensors (and modules) flagged as loaded
 
@@ -116,6 +127,13 @@ def _is_plain(t: torch.Tensor) -> bool:
     return type(t) is torch.Tensor or type(t) is nn.Parameter
 
 
+def _standable(t: torch.Tensor) -> bool:
+    """A tensor :func:`stand_ins` can replace: a plain tensor or a DTensor (stood in by its global shape)."""
+    from weightinit.torch.dtensor import is_dtensor
+
+    return _is_plain(t) or is_dtensor(t)
+
+
 @contextlib.contextmanager
 def stand_ins(model: nn.Module, real: dict[int, torch.Tensor], buffers: bool = False) -> Iterator[None]:
     """Within the block, every parameter of ``model`` is a meta stand-in, except ``real[id(parameter)]``.
@@ -132,7 +150,7 @@ def stand_ins(model: nn.Module, real: dict[int, torch.Tensor], buffers: bool = F
         if new is None:
             new = made.get(id(t))
             if new is None:
-                meta = torch.empty_like(t, device="meta")
+                meta = torch.empty(tuple(t.shape), dtype=t.dtype, device="meta")  # global shape for a DTensor
                 new = nn.Parameter(meta, requires_grad=t.requires_grad) if as_param else meta
                 made[id(t)] = new
         if new is not t:
@@ -169,10 +187,18 @@ def run_own_init(own: OwnInit, model: nn.Module) -> None:
 
     Every other parameter (and every buffer) is a meta stand-in meanwhile, so
     the init computes shapes only for them and draws nothing from torch's
-    RNG for them.  Sharded (DTensor) parameters, and an init that fails on
-    stand-ins (one that reads another tensor's values), run on the model as
-    it is (writing what the init writes; the rules then overwrite theirs).
+    RNG for them.  Sharded (DTensor) parameters get the single-process values:
+    the init runs on fresh full-size tensors for the parameters of ``own.paths``
+    (:func:`own_init_values`, on their device), and each rank keeps its shards,
+    so the gathered tensors equal the unsharded run's bit for bit (the memory is
+    one module's parameters at full size, as for the unsharded run).  An init
+    that fails on stand-ins (one that reads another tensor's values), or a
+    model holding other tensor subclasses, runs on the model as it is (writing
+    what the init writes; the rules then overwrite theirs).
     """
+    from weightinit.common.errors import InitializerValueError
+    from weightinit.torch.place import tensor_to_numpy, write_array
+
     params = dict(model.named_parameters(remove_duplicate=False))
     mine = [params[p] for p in own.paths]
     if all(p.is_meta for p in mine):
@@ -185,10 +211,22 @@ def run_own_init(own: OwnInit, model: nn.Module) -> None:
             return
         except Exception:
             pass  # e.g. the init copies one tensor's values into another: run it on the model itself
+    elif all(_standable(p) for p in params.values()):
+        device = next(p.device for p in mine if not p.is_meta)
+        try:
+            values = own_init_values(own, model, device=device)
+        except InitializerValueError:
+            values = None  # it reads another tensor's values: run it on the model itself
+        if values is not None:
+            with torch.no_grad():
+                for path, p in zip(own.paths, mine):
+                    if not p.is_meta:
+                        write_array(p, tensor_to_numpy(values[path]))
+            return
     _seeded(own.fn, own.stream, devices)
 
 
-def own_init_values(own: OwnInit, model: nn.Module, device="cpu") -> dict[str, torch.Tensor]:
+def own_init_values(own: OwnInit, model: nn.Module, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     """The values :func:`run_own_init` gives the parameters of ``own.paths``, in fresh tensors on ``device``.
 
     ``model`` may live on the meta device and is not modified: the init runs
@@ -249,17 +287,20 @@ class BufferInit:
       module_path: the module holding the buffers.
       buffers: their names in the module.
       candidates: ``(label, fn)`` pairs, tried until every buffer is written.
+      stream: seeds torch's RNG while they run (``Stream(seed).child("buffers:" + module_path)``), so a
+        buffer drawn at random is reproducible too; None: torch's RNG as it is.
     """
 
     module_path: str
     buffers: list
     candidates: list = field(default_factory=list)
+    stream: Stream | None = None
 
     def paths(self) -> list[str]:
         return [f"{self.module_path}.{b}" if self.module_path else b for b in self.buffers]
 
 
-def plan_buffers(model: nn.Module, parents: dict) -> list[BufferInit]:
+def plan_buffers(model: nn.Module, parents: dict, root: Stream | None = None) -> list[BufferInit]:
     """One :class:`BufferInit` per module holding buffers (its candidates may be empty)."""
     out = []
     for path, m in model.named_modules():
@@ -278,8 +319,46 @@ def plan_buffers(model: nn.Module, parents: dict) -> list[BufferInit]:
         fn = getattr(m, "reset_parameters", None)
         if callable(fn):
             cands.append((f"{type(m).__name__}.reset_parameters", fn))
-        out.append(BufferInit(path, names, cands))
+        stream = root.child("buffers:" + path) if root is not None else None
+        out.append(BufferInit(path, names, cands, stream))
     return out
+
+
+def _run_buffer_code(m: nn.Module, bi: BufferInit, todo: dict[str, torch.Tensor]) -> dict[str, str]:
+    """Run ``bi``'s candidates on ``m`` until every tensor of ``todo`` (path -> buffer) is written.
+
+    The one owner of the order and the rules (:func:`restore_buffers` runs it on the model, and
+    :func:`buffer_values` on fresh tensors apart from it, so both give the same bits).  Candidates
+    other than ``reset_running_stats`` and ``init_non_persistent_buffers`` run with ``m``'s parameters
+    stood in by meta tensors, so they write buffers only.  Returns ``{path: label}`` of the buffers
+    written (removed from ``todo``).
+    """
+    done: dict[str, str] = {}
+    devices = _cuda_indices(todo.values())
+    for label, fn in bi.candidates:
+        if not todo:
+            break
+        ptrs = {path: b.untyped_storage().data_ptr() for path, b in todo.items()}
+        rec = _Writes()
+        buffers_only = label.endswith((".reset_running_stats", ".init_non_persistent_buffers"))
+        if not buffers_only and not all(_standable(p) for p in m.parameters()):
+            continue
+        try:
+            with (
+                contextlib.nullcontext() if buffers_only else stand_ins(m, {}),
+                torch.random.fork_rng(devices=devices, enabled=bi.stream is not None),
+                torch.no_grad(),
+                rec,
+            ):
+                if bi.stream is not None:
+                    torch.manual_seed(bi.stream.to_int() & ((1 << 63) - 1))
+                fn()
+        except Exception:
+            continue  # this candidate cannot compute them apart from the parameters: try the next
+        for path in [p for p, ptr in ptrs.items() if ptr in rec.storages]:
+            done[path] = label
+            del todo[path]
+    return done
 
 
 def restore_buffers(model: nn.Module, inits: list[BufferInit]) -> tuple[dict[str, str], list[str]]:
@@ -301,23 +380,34 @@ def restore_buffers(model: nn.Module, inits: list[BufferInit]) -> tuple[dict[str
                 done[path] = "empty"
                 continue
             todo[path] = b
-        for label, fn in bi.candidates:
-            if not todo:
-                break
-            ptrs = {path: b.untyped_storage().data_ptr() for path, b in todo.items()}
-            rec = _Writes()
-            # reset_running_stats and init_non_persistent_buffers write buffers only; the others run with the
-            # module's parameters stood in (not possible for sharded ones: then they are not tried).
-            buffers_only = label.endswith((".reset_running_stats", ".init_non_persistent_buffers"))
-            if not buffers_only and not all(_is_plain(p) for p in m.parameters()):
-                continue
-            try:
-                with contextlib.nullcontext() if buffers_only else stand_ins(m, {}), torch.no_grad(), rec:
-                    fn()
-            except Exception:
-                continue  # this candidate cannot compute them apart from the parameters: try the next
-            for path in [p for p, ptr in ptrs.items() if ptr in rec.storages]:
-                done[path] = label
-                del todo[path]
+        done.update(_run_buffer_code(m, bi, todo))
         unknown.extend(todo)
     return done, unknown
+
+
+def buffer_values(
+    bi: BufferInit, model: nn.Module, device: str | torch.device = "cpu"
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The values :func:`restore_buffers` gives the buffers of ``bi``'s module, in fresh tensors on ``device``.
+
+    ``model`` may live on the meta device and is not modified: the buffer code runs with fresh tensors
+    in place of this module's buffers and meta stand-ins for every other tensor of the model, so one
+    module's buffers are held.  Returns ``({buffer path: values}, {buffer path: what computed it})``;
+    a buffer nothing computes has no entry in either (the second holds ``"empty"`` for empty ones).
+    """
+    m = model.get_submodule(bi.module_path)
+    fresh: dict[int, torch.Tensor] = {}
+    values: dict[str, torch.Tensor] = {}
+    for name, path in zip(bi.buffers, bi.paths()):
+        b = m._buffers.get(name)
+        if b is None:
+            continue
+        t = fresh.get(id(b))
+        if t is None:
+            t = fresh[id(b)] = torch.empty(tuple(b.shape), dtype=b.dtype, device=device)
+        values[path] = t
+    todo = {p: t for p, t in values.items() if t.numel() > 0}
+    with stand_ins(model, fresh, buffers=True):
+        done = _run_buffer_code(m, bi, todo)
+    done.update({p: "empty" for p, t in values.items() if t.numel() == 0})
+    return {p: values[p] for p in done}, done
