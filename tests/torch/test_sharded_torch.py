@@ -206,6 +206,7 @@ def _worker(out_dir: str) -> None:
             _lstm_initialize(results, errors)
             _recipe_initialize(results, errors)
             _lsuv_fix(results, errors)
+            _own_init(results, errors)
         if world == 4:
             _tp_fsdp(results, errors)
         if rank == 0:
@@ -408,6 +409,53 @@ def _lsuv_fix(results: dict, errors: dict) -> None:
 # --------------------------------------------------------------------------------------------- driver
 
 
+class _TokenNet(torch.nn.Module):
+    """A parameter only the model's own ``init_weights`` sets (as timm's ``cls_token``), beside rule-matched Linears."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(8, 6)
+        self.tok = torch.nn.Parameter(torch.empty(4, 8))
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        torch.nn.init.trunc_normal_(self.tok, std=0.02)
+        for m in self.modules():
+            if isinstance(m, torch.nn.Linear):
+                torch.nn.init.normal_(m.weight, std=0.5)
+
+
+def _own_init(results: dict, errors: dict) -> None:
+    """The own-init fallback on FSDP2 (DTensor) parameters: the single-process values, only the unmatched written."""
+    try:
+        from torch.distributed.fsdp import fully_shard
+    except Exception as e:  # pragma: no cover
+        errors["own-skip"] = f"fully_shard unavailable: {e!r}"
+        return
+    from weightinit.torch import initialize, plan
+    from weightinit.torch.model_init.own import run_own_init
+
+    with torch.device("meta"):
+        model = _TokenNet()
+    fully_shard(model)
+    model.to_empty(device="cpu")
+    report = initialize(model, "torch", seed=6)
+    errors["own-label"] = report.own_init.get("tok", "")
+    for name, p in model.named_parameters():
+        results[f"own-{name}"] = _to_numpy(p.full_tensor())
+    errors["own-placement-tok"] = str(model.tok.placements)
+    # run alone, the own init writes tok only: every other parameter keeps a sentinel
+    with torch.no_grad():
+        for p in model.parameters():
+            p.to_local().fill_(7.0)
+    for own in plan(model, "torch", seed=6).own_inits:
+        run_own_init(own, model)
+    results["own-alone-tok"] = _to_numpy(model.tok.full_tensor())
+    results["own-alone-others"] = np.array(
+        [bool((p.full_tensor() == 7.0).all()) for n, p in model.named_parameters() if n != "tok"], dtype=np.uint8
+    )
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -571,6 +619,24 @@ def test_lsuv_fix_on_fsdp2_equals_single_process(world_results):
         assert res[f"lsuv-scale-{name}"].view(np.float64)[0] == s, name
     for name, p in model.named_parameters():
         np.testing.assert_array_equal(res[f"lsuv-{name}"], _as_bits(_to_numpy(p.detach())), err_msg=name)
+
+
+def test_own_init_on_fsdp2_writes_only_the_unmatched_parameters_with_single_process_values(world_results):
+    """A parameter no rule matches (init_weights) on FSDP2: the gathered value equals the unsharded run's."""
+    world, res, errs = world_results
+    if world != 2:
+        pytest.skip("run on the 2-rank world only")
+    if "own-skip" in errs:
+        pytest.skip(errs["own-skip"])
+    from weightinit.torch import initialize
+
+    assert errs["own-label"].endswith("_TokenNet.init_weights") and "Shard(dim=0)" in errs["own-placement-tok"]
+    model = _TokenNet()
+    initialize(model, "torch", seed=6)
+    for name, p in model.named_parameters():
+        np.testing.assert_array_equal(res[f"own-{name}"], _as_bits(_to_numpy(p.detach())), err_msg=name)
+    np.testing.assert_array_equal(res["own-alone-tok"], _as_bits(_to_numpy(model.tok.detach())))
+    assert res["own-alone-others"].size == 2 and res["own-alone-others"].all()
 
 
 def test_fsdp2_and_tensor_parallel(world_results):
