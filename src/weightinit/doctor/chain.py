@@ -9,7 +9,8 @@ activation); :func:`doctor_chain` and :func:`fix_chain` hold the logic once:
   (:func:`chain_loss`); then the analytic second moment
   propagated down the chain: a weight layer maps ``q -> sigma_w**2 q + E[b**2]``
   (``sigma_w**2 = E[W**2] * fan_in``, kernels in ``(..., fan_in, fan_out)``
-  layout), an activation ``q -> E[phi(sqrt(q) z)**2]`` (:func:`moment_map`),
+  layout), an activation ``q -> E[phi(sqrt(q) z)**2]`` (:func:`moment_map`), and the input-dependent variance
+  ``d -> sigma_w**2 d`` and :func:`~weightinit.doctor.analytic.signal_map` (the predicted signal),
   with ``chi`` and the depth-stability check at each activation;
 * **fix**, ``mode="lsuv"``: each kernel gets an orthogonal pre-init from
   ``Stream.from_seed(seed).child(...)``, then :func:`lsuv_rescale` until the
@@ -26,7 +27,7 @@ import math
 
 import numpy as np
 
-from weightinit.doctor.analytic import chi, depth_stability, moment_map, rescale_factor
+from weightinit.doctor.analytic import chi, depth_stability, moment_map, rescale_factor, signal_map
 from weightinit.doctor.diagnose import diagnose
 from weightinit.doctor.lsuv import lsuv_rescale
 from weightinit.doctor.report import FixReport, Flag, LayerStats, Report
@@ -229,6 +230,13 @@ def _input_q(x: np.ndarray, inputs) -> float:
     return float(np.mean(x.astype(np.float64) ** 2)) if inputs is not None else 1.0
 
 
+def _input_d(x: np.ndarray, inputs) -> float:
+    """The inputs' input-dependent variance: per element over the batch (unbiased), averaged (synthetic: 1)."""
+    if inputs is None or x.ndim == 0 or len(x) < 2:
+        return 1.0 if inputs is None else 0.0
+    return float(x.astype(np.float64).reshape(len(x), -1).var(0, ddof=1).mean())
+
+
 def doctor_chain(chain: Chain, inputs=None, *, targets=None, seed: int = 0, batch: int = 64, input_shape=None,
                  title: str = "weightinit doctor") -> Report:  # fmt: skip
     """Forward and backward statistics and analytic moments of ``chain``'s model on ``inputs`` (or a synthetic
@@ -256,7 +264,7 @@ def doctor_chain(chain: Chain, inputs=None, *, targets=None, seed: int = 0, batc
     if isinstance(back, tuple):
         rep.loss, rep.loss_is_probe = back[0], targets is None
     rng = np.random.default_rng(seed)
-    q = _input_q(x, inputs)
+    q, d = _input_q(x, inputs), _input_d(x, inputs)
     inc = None
     for i, (lay, y) in enumerate(outs):
         s = layer_stats(chain.name(lay, i), chain.kind(lay), i, y, chain.saturation(lay), rng)
@@ -268,16 +276,19 @@ def doctor_chain(chain: Chain, inputs=None, *, targets=None, seed: int = 0, batc
             s.weight_norm = float(np.linalg.norm(k))
             inc = _sigma_w2(k)
             q = inc * q + chain.bias_q(lay)
+            d = inc * d  # the bias shifts every input alike
         act = chain.activation(lay)
         if act is not None:
             phi, label = act
             q2 = moment_map(phi, q)[1]
+            d = signal_map(phi, q, 0.0, d)
             s.chi = chi(phi, inc, q) if inc is not None else float("nan")
             msg = depth_stability(phi, label)
             if msg and not rep.flagged("not_depth_stable"):
                 rep.flags.append(Flag("not_depth_stable", s.name, msg, "Use normalization or another activation."))
             q = q2
         s.q_pred = q
+        s.signal_pred = math.sqrt(max(d, 0.0))  # (the chain tracks no means: std_pred is left unset)
         s.gain = math.sqrt(q / q_in) if q_in > 0 else float("nan")
         rep.layers.append(s)
     if failed is not None:
