@@ -120,8 +120,10 @@ def test_verify_checks_the_buffers_of_a_checkpoint(resnet_ckpt, tmp_path):
     wt.initialize(net, "torch", seed=3)
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     net.train()(x)  # one forward in train mode updates every BatchNorm's statistics
+    trained = {k: v.clone() for k, v in net.state_dict().items()}
     r = wi.verify(net, "torch", 3, raise_on_mismatch=False)
     assert {c.path for c in r.failures} == {k for k in state if "running" in k or "num_batches" in k}
+    assert all(torch.equal(v, trained[k]) for k, v in net.state_dict().items())  # verify changed nothing
 
 
 def test_timm_model_with_batchnorm(model_zoo, tmp_path):

@@ -48,7 +48,8 @@ BLOCK = 64 * CHUNK
 
 @dataclass
 class MaterializeResult:
-    """What :func:`materialize` wrote: the directory, its files, bytes, parameters, seconds and the model digest."""
+    """What :func:`materialize` wrote: the directory, its files, bytes, parameter values (``n_params``, buffers not
+    counted; ``n_tensors`` counts both), seconds and the model digest."""
 
     out: str
     format: str
@@ -273,7 +274,7 @@ def materialize(
         out=out_abs,
         format=format,
         files=files,
-        n_params=sum(int(np.prod(e.shape, dtype=np.int64)) for e in entries),
+        n_params=sum(int(np.prod(e.shape, dtype=np.int64)) for e in entries if e.op != "buffer"),
         n_tensors=len(entries),
         bytes_written=result.bytes_written,
         seconds=time.perf_counter() - t0,

@@ -390,9 +390,11 @@ def buffer_values(
 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """The values :func:`restore_buffers` gives the buffers of ``bi``'s module, in fresh tensors on ``device``.
 
-    ``model`` may live on the meta device and is not modified: the buffer code runs with fresh tensors
-    in place of this module's buffers and meta stand-ins for every other tensor of the model, so one
-    module's buffers are held.  Returns ``({buffer path: values}, {buffer path: what computed it})``;
+    ``model`` may live on the meta device and is not modified: the buffer code (the module's own
+    methods, or a Hugging Face ``_init_weights`` of this module) runs with fresh tensors in place of
+    this module's buffers and meta stand-ins for every other tensor of the module and its children,
+    so one module's buffers are held (standing in the module only keeps this linear in the model's
+    size: ResNet-152's 155 BatchNorms would otherwise swap the whole model 155 times).  Returns ``({buffer path: values}, {buffer path: what computed it})``;
     a buffer nothing computes has no entry in either (the second holds ``"empty"`` for empty ones).
     """
     m = model.get_submodule(bi.module_path)
@@ -407,7 +409,7 @@ def buffer_values(
             t = fresh[id(b)] = torch.empty(tuple(b.shape), dtype=b.dtype, device=device)
         values[path] = t
     todo = {p: t for p, t in values.items() if t.numel() > 0}
-    with stand_ins(model, fresh, buffers=True):
+    with stand_ins(m, fresh, buffers=True):
         done = _run_buffer_code(m, bi, todo)
     done.update({p: "empty" for p, t in values.items() if t.numel() == 0})
     return {p: values[p] for p in done}, done
