@@ -444,8 +444,12 @@ def signal_map(phi, q: float, mu: float = 0.0, d: float | None = None) -> float:
     >>> relu = lambda x: np.maximum(x, 0.0)
     >>> round(signal_map(relu, 1.0), 4), round(moment_map(relu, 1.0)[1] - moment_map(relu, 1.0)[0] ** 2, 4)
     (0.3408, 0.3408)
+    >>> signal_map(np.tanh, float("inf"), 0.0, 1.0)
+    nan
     """
     v = max(q - mu * mu, 0.0)
+    if (d is not None and not math.isfinite(d)) or not math.isfinite(v):
+        return float("nan")  # (an upstream overflow: nothing to integrate; the collapse rule ignores NaN)
     d = v if d is None else min(max(d, 0.0), v)
     if d <= 0.0:
         return 0.0
