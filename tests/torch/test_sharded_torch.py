@@ -409,6 +409,21 @@ def _lsuv_fix(results: dict, errors: dict) -> None:
 # --------------------------------------------------------------------------------------------- driver
 
 
+class _Scaled(torch.nn.Module):
+    """A parameter and a persistent buffer only the module's own ``reset_parameters`` sets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.empty(4, 3))
+        self.register_buffer("scale", torch.empty(3))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        torch.nn.init.uniform_(self.w, -1.0, 1.0)
+        with torch.no_grad():
+            self.scale.normal_()
+
+
 class _TokenNet(torch.nn.Module):
     """A parameter only the model's own ``init_weights`` sets (as timm's ``cls_token``), beside rule-matched Linears."""
 
@@ -416,6 +431,7 @@ class _TokenNet(torch.nn.Module):
         super().__init__()
         self.lin = torch.nn.Linear(8, 6)
         self.tok = torch.nn.Parameter(torch.empty(4, 8))
+        self.sub = _Scaled()
         self.init_weights()
 
     def init_weights(self) -> None:
@@ -441,6 +457,8 @@ def _own_init(results: dict, errors: dict) -> None:
     model.to_empty(device="cpu")
     report = initialize(model, "torch", seed=6)
     errors["own-label"] = report.own_init.get("tok", "")
+    errors["own-sub-labels"] = f"{report.own_init.get('sub.w', '')} {report.buffer_init.get('sub.scale', '')}"
+    results["own-buffer-sub.scale"] = _to_numpy(model.sub.scale)
     for name, p in model.named_parameters():
         results[f"own-{name}"] = _to_numpy(p.full_tensor())
     errors["own-placement-tok"] = str(model.tok.placements)
@@ -452,7 +470,8 @@ def _own_init(results: dict, errors: dict) -> None:
         run_own_init(own, model)
     results["own-alone-tok"] = _to_numpy(model.tok.full_tensor())
     results["own-alone-others"] = np.array(
-        [bool((p.full_tensor() == 7.0).all()) for n, p in model.named_parameters() if n != "tok"], dtype=np.uint8
+        [bool((p.full_tensor() == 7.0).all()) for n, p in model.named_parameters() if n not in report.own_init],
+        dtype=np.uint8,
     )
 
 
@@ -632,11 +651,15 @@ def test_own_init_on_fsdp2_writes_only_the_unmatched_parameters_with_single_proc
 
     assert errs["own-label"].endswith("_TokenNet.init_weights") and "Shard(dim=0)" in errs["own-placement-tok"]
     model = _TokenNet()
-    initialize(model, "torch", seed=6)
+    report = initialize(model, "torch", seed=6)
+    assert sorted(report.own_init) == ["sub.w", "tok"]
     for name, p in model.named_parameters():
         np.testing.assert_array_equal(res[f"own-{name}"], _as_bits(_to_numpy(p.detach())), err_msg=name)
     np.testing.assert_array_equal(res["own-alone-tok"], _as_bits(_to_numpy(model.tok.detach())))
     assert res["own-alone-others"].size == 2 and res["own-alone-others"].all()
+    # a buffer computed by reset_parameters next to DTensor parameters (run with their stand-ins)
+    assert errs["own-sub-labels"] == "_Scaled.reset_parameters _Scaled.reset_parameters"
+    np.testing.assert_array_equal(res["own-buffer-sub.scale"], _as_bits(_to_numpy(model.sub.scale)))
 
 
 def test_fsdp2_and_tensor_parallel(world_results):
