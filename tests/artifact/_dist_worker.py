@@ -4,7 +4,9 @@ Each rank: materializes tiny-llama as safetensors and as DCP (the ranks share
 the work), fingerprints an FSDP2-sharded model (each rank hashes its shards),
 verifies an FSDP2 model initialized by ``weightinit.torch.initialize``, then
 flips one bit of one rank's shard and verifies again, and loads a DCP written
-by a single process into the FSDP2 model.  Rank 0 writes the results as JSON.
+by a single process into the FSDP2 model.  The same for a model with BatchNorm
+(:func:`bn_net`): its persistent buffers are written, hashed and verified too.
+Rank 0 writes the results as JSON.
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ from datetime import timedelta
 import torch.distributed as dist
 
 import torch
+
+
+def bn_net():
+    """A model with persistent buffers (BatchNorm statistics), as a MODEL_SPEC factory (``_dist_worker.py:bn_net``)."""
+    return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.BatchNorm1d(16), torch.nn.Linear(16, 4))
 
 
 def main(out_dir: str, dcp_single: str) -> None:
@@ -72,6 +79,17 @@ def main(out_dir: str, dcp_single: str) -> None:
     dcp.load(state, checkpoint_id=dcp_single)
     model.load_state_dict(state)
     res["dcp_single_into_fsdp_ok"] = bool(wi.verify(model, recipe, seed, raise_on_mismatch=False))
+
+    bn_spec = os.path.abspath(__file__) + ":bn_net"
+    res["bn_digest"] = wi.materialize(bn_spec, "torch", 3, os.path.join(out_dir, f"bn{world}")).digest
+    model = build_meta(bn_spec)
+    fully_shard(model)
+    res["bn_fsdp_fingerprint"] = wi.fingerprint(model, "torch", 3).hex
+    model = build_meta(bn_spec)
+    fully_shard(model)
+    model.to_empty(device="cpu")
+    wt.initialize(model, "torch", seed=3)
+    res["bn_verify_ok"] = bool(wi.verify(model, "torch", 3, raise_on_mismatch=False))
 
     if rank == 0:
         with open(os.path.join(out_dir, f"world{world}.json"), "w") as f:

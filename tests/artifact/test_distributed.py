@@ -20,6 +20,7 @@ import weightinit as wi  # noqa: E402
 
 WORKER = Path(__file__).with_name("_dist_worker.py")
 SPEC, RECIPE, SEED = "tiny-llama", "gpt2", 11
+BN_SPEC = f"{WORKER}:bn_net"  # a model with BatchNorm buffers
 
 
 def _free_port() -> int:
@@ -77,6 +78,7 @@ def single(tmp_path_factory):
     out = tmp_path_factory.mktemp("artifact_single")
     r = wi.materialize(SPEC, RECIPE, SEED, out / "st_single", max_shard_size="40KB")
     wi.materialize(SPEC, RECIPE, SEED, out / "dcp_single", format="dcp")
+    wi.materialize(BN_SPEC, "torch", 3, out / "bn_single")
     return out, r
 
 
@@ -105,3 +107,8 @@ def test_process_group(single, tmp_path, world):
     # the CLI run inside the group (ranks share the work) writes the same bytes
     if world > 1:
         assert r["cli_rc"] == 0 and _files(tmp_path / f"st_cli{world}") == expect
+    # persistent buffers (BatchNorm statistics): the same bytes from N ranks, hashed per rank, verified on FSDP2
+    bn = _files(ref_dir / "bn_single")
+    assert b"running_var" in bn["model.safetensors"] and _files(tmp_path / f"bn{world}") == bn
+    assert r["bn_digest"] == r["bn_fsdp_fingerprint"] == wi.fingerprint(BN_SPEC, "torch", 3).hex
+    assert r["bn_verify_ok"]
