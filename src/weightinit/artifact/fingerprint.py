@@ -343,7 +343,8 @@ def fingerprint(obj, *args, shard=None, **kwargs):
     * ``fingerprint(model, recipe, seed)`` -> :class:`ModelDigest` of what
       ``weightinit.torch.initialize(model, recipe, seed=seed)`` writes: one
       digest per parameter (tied ones once, under their canonical path) and
-      one for the model.  ``model`` is an ``nn.Module`` (best on the meta
+      per persistent buffer (BatchNorm statistics, as the model's code
+      computes them; docs/artifact.md, section 1), and one for the model.  ``model`` is an ``nn.Module`` (best on the meta
       device) or a MODEL_SPEC string (:mod:`weightinit.artifact.models`).
       Parameters that are DTensors are hashed shard by shard on every rank
       and combined with one ``all_gather_object`` (call it on every rank).

@@ -1,7 +1,8 @@
 """Check that a model or a checkpoint holds exactly what a recipe and seed give.
 
-:func:`verify` compares every planned parameter with the values
-:func:`weightinit.torch.initialize` would write, a block at a time:
+:func:`verify` compares every planned parameter, and every persistent buffer
+(BatchNorm statistics: the values the model's own code gives them), with the
+values :func:`weightinit.torch.initialize` would write, a block at a time:
 
 * bitwise for every elementwise initializer and constant (the stream gives
   each value exactly, on every executor and thread count);
@@ -281,7 +282,7 @@ def verify(
     """Check that ``target`` holds what ``initialize(model, recipe, seed=seed)`` writes; raise where it does not.
 
     Args:
-      target: an ``nn.Module`` (its parameters; DTensor parameters are
+      target: an ``nn.Module`` (its parameters and persistent buffers; DTensor parameters are
         checked shard by shard on every rank), a state dict (name -> tensor or
         array; give ``model=``), or a checkpoint path: a safetensors file, a
         directory in Hugging Face's layout, or a torch DCP directory.
