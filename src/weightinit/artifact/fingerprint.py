@@ -5,7 +5,8 @@ and from any partition of the tensor into shards:
 
 * the row-major flat values, each in its little-endian IEEE encoding
   (``float16``, ``bfloat16``, ``float32``, ``float64``; complex: real then
-  imaginary part), are cut into chunks of :data:`CHUNK` elements (the last
+  imaginary part; integer and bool buffers: little-endian two's complement,
+  one byte per bool), are cut into chunks of :data:`CHUNK` elements (the last
   one shorter);
 * chunk ``k``'s leaf is ``SHA-256(bytes of chunk k)``;
 * the digest is ``SHA-256(header || leaf_0 || ... || leaf_{K-1})``, the header
@@ -19,7 +20,7 @@ joins the leaves of all shards by chunk index: the result is the
 single-device digest whatever the sharding.
 
 A model digest is ``SHA-256(b"weightinit.model.v1\\0" || entries)`` over the
-parameters sorted by path, each entry the path's UTF-8 length (uint32 LE),
+parameters and persistent buffers sorted by path, each entry the path's UTF-8 length (uint32 LE),
 the path, and the tensor digest (32 bytes).
 """
 
