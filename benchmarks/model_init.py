@@ -14,13 +14,16 @@ materialized on the CPU with ``to_empty``, as large models are built. In one pro
 
 It prints each wall time, the ratio, and each run's peak resident memory above the materialized
 parameters (sampled from /proc/self/statm every millisecond). Run: ``python benchmarks/model_init.py``
-(``--scale 0.1`` for fewer layers).
+(``--scale 0.1`` for fewer layers, ``--repeat 3`` for the best of three, ``--json PATH`` to record the run; the
+figures in docs/recipes.md are ``benchmarks/results/model_init_cpu_2core.json``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -98,7 +101,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", type=float, default=1.0, help="fraction of the 22 layers")
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--json", metavar="PATH", help="also write the figures, the load average and the commit here")
     a = ap.parse_args()
+    load_start = os.getloadavg()[0]
     transformers.logging.set_verbosity_error()
     model = build(a.scale)
     n = sum(p.numel() for p in model.parameters())
@@ -122,6 +127,31 @@ def main() -> None:
     for name, t, m in rows:
         print(f"{name:42s} {t:8.2f} {own_t / t:7.2f} {m / 2**20:19.0f} MiB")
     print(f"speedup (own init / weightinit hf_llama): {own_t / wi_t:.2f}x; parameters {gb:.2f} GiB")
+    if a.json:
+        record = {
+            "parameters": n,
+            "repeat": a.repeat,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "cpus": os.cpu_count(),
+            "load_avg_1min_start": round(load_start, 2),
+            "load_avg_1min_end": round(os.getloadavg()[0], 2),
+            "utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+            "commit": _commit(),
+            "rows": [{"run": r, "seconds": round(t, 3), "ratio": round(own_t / t, 3), "peak_mib": round(m / 2**20)}
+                     for r, t, m in rows],
+        }  # fmt: skip
+        with open(a.json, "w") as f:
+            json.dump(record, f, indent=1)
+            f.write("\n")
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return out.stdout.strip()
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """The public API type-checks: pyright (basic mode, configured in pyproject.toml [tool.pyright]) is clean.
 
-The checked files (``include`` there) are the framework-free core, the package root, whole-model init
-(torch/model_init), artifacts (artifact/, against torch's own stubs) and tests/typecheck/public_api.py:
+The checked files (``include`` there) are the framework-free core, the package root, the framework
+adapters (torch/, jax/, haiku/, keras/, against each framework's own stubs), the torch and JAX executors,
+artifacts, the CLI and tests/typecheck/public_api.py:
 uses of the API pyright must accept, and mistakes (a mode outside the ``Literal``, a non-callable
 initializer) it must reject -- an unneeded ``# pyright: ignore`` is an error there, so the check
-fails if an annotation stops catching a mistake.  pyright takes about 90 s of CPU (torch's stubs).
+fails if an annotation stops catching a mistake.  pyright reads the frameworks' stubs, which takes
+minutes of CPU; it runs once, in a subprocess.
 """
 
 from __future__ import annotations
@@ -44,10 +46,11 @@ def test_pyright_is_clean_on_the_public_api():
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
-def test_the_type_check_covers_the_core_and_the_torch_model_packages():
+def test_the_type_check_covers_the_core_the_adapters_artifacts_and_the_cli():
     tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
     include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pyright"]["include"]
-    for package in ("common", "random", "initializers", "registry", "torch/model_init", "artifact"):
+    packages = ("common", "random", "initializers", "registry", "torch", "jax", "haiku", "keras", "artifact", "cli")
+    for package in packages:
         assert f"src/weightinit/{package}" in include, include
         assert (ROOT / "src/weightinit" / package / "__init__.py").is_file(), package
 

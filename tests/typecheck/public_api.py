@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 import weightinit as wi
+from weightinit import artifact
 from weightinit.common.types import InitializerProtocol
 
 
@@ -22,6 +23,12 @@ def accepted() -> None:
     wi.calculate_gain("leaky_relu", 0.2)
     wi.generate(init, (4, 4), region=(slice(0, 2),))
     assert w.shape == (4, 3) and wi.get(None) is None
+    d: artifact.TensorDigest = wi.fingerprint("he_normal", (8, 4), "float32", wi.Stream(0))
+    s: artifact.ShardDigest = wi.fingerprint(
+        "he_normal", (8, 4), "float32", wi.Stream(0), shard=[slice(0, 4), slice(None)]
+    )
+    m: artifact.ModelDigest = wi.fingerprint("gpt2-tiny", "gpt2", 0)
+    print(d.hex, s.leaves, m.params, wi.current_executor().name)
 
 
 def rejected() -> None:
@@ -30,4 +37,6 @@ def rejected() -> None:
     wi.calculate_gain("swish")  # pyright: ignore[reportArgumentType]
     not_an_init: InitializerProtocol = 3  # pyright: ignore[reportAssignmentType]
     wi.generate(3, (2, 2))  # pyright: ignore[reportArgumentType]
+    wi.fingerprint("he_normal", (8, 4), "float32", wi.Stream(0)).params  # pyright: ignore[reportAttributeAccessIssue]
+    wi.fingerprint("gpt2-tiny", "gpt2", 0).shape  # pyright: ignore[reportAttributeAccessIssue]
     del not_an_init

@@ -30,12 +30,17 @@ import hashlib
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
 from weightinit.common.dtypes import standardize_dtype
 from weightinit.common.errors import InitializerTypeError, InitializerValueError
 from weightinit.common.shapes import normalize_shape
+
+if TYPE_CHECKING:
+    from weightinit.common.types import DTypeLike, InitializerLike
+    from weightinit.random.streams import Stream
 
 __all__ = [
     "fingerprint",
@@ -331,7 +336,17 @@ def _is_shape(x) -> bool:
     return isinstance(x, (tuple, list)) and all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in x)
 
 
-def fingerprint(obj, *args, shard=None, **kwargs):
+@overload
+def fingerprint(
+    obj: InitializerLike, shape: int | Sequence[int], dtype: DTypeLike, stream: Stream, /, *, shard: None = None
+) -> TensorDigest: ...
+@overload
+def fingerprint(
+    obj: InitializerLike, shape: int | Sequence[int], dtype: DTypeLike, stream: Stream, /, *, shard: Sequence[Any]
+) -> ShardDigest: ...
+@overload
+def fingerprint(obj: Any, recipe: Any = None, seed: int | None = None, /, **kwargs: Any) -> ModelDigest: ...
+def fingerprint(obj: Any, *args: Any, shard: Any = None, **kwargs: Any) -> TensorDigest | ShardDigest | ModelDigest:
     """Digest of the values an initializer, or a whole-model recipe, would produce (nothing is kept in memory).
 
     Two forms:

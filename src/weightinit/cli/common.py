@@ -17,6 +17,7 @@ import math
 import os
 import sys
 import time
+from typing import NoReturn
 
 __all__ = [
     "Parser",
@@ -55,7 +56,7 @@ def say(message: str, file=None) -> None:
 class Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line: ``prog: error: message (see prog --help)``, status 2."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
     def _print_message(self, message, file=None):  # argparse's one writer (help, usage, errors)

@@ -183,7 +183,7 @@ def run(args) -> int:
             if args.fix == "lsuv" and inputs is None and report.framework.startswith("torch"):
                 from weightinit.doctor.backends import torchutil as tu
 
-                inputs = tu.synthetic_inputs(model, args.batch, shape, args.seed)
+                inputs = tu.synthetic_inputs(model, args.batch, shape, args.seed)  # type: ignore[arg-type]  # torch framework
                 notes.append("note: LSUV on synthetic N(0, 1) inputs (the factory returned no batch)")
             steps.start(f"fix ({args.fix})")
             final = fix(model, args.fix, inputs, targets=targets, seed=args.seed, input_shape=shape, batch=args.batch)

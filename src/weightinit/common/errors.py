@@ -13,7 +13,7 @@ to fix it, for example::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "WeightinitError",
@@ -55,9 +55,12 @@ def value_error(arg: str, value: Any, requirement: str, fix: str | None = None) 
     return InitializerValueError(msg)
 
 
+_E = TypeVar("_E", bound="WeightinitError")
+
+
 def peer_error(
-    cls: type[WeightinitError], peer: str, arg: str, value: Any, fix: str | None = None, *, shown: str | None = None
-) -> WeightinitError:
+    cls: type[_E], peer: str, arg: str, value: Any, fix: str | None = None, *, shown: str | None = None
+) -> _E:
     """A peer's own error text first (their tests match on it), then the value received, in the house form.
 
     ``peer_error(InitializerValueError, "Only tensors with 2 dimensions are supported", "tensor.shape", (3,))``

@@ -422,14 +422,19 @@ def _truncated(u, c, ndtri):
     return _add_const(y, c["mean"])
 
 
+def x64_enabled() -> bool:
+    """Whether JAX computes in 64 bits here (``jax_enable_x64``, including its context managers)."""
+    return jax.dtypes.canonicalize_dtype(np.float64) == np.float64
+
+
 def _check_x64(plan: Plan) -> None:
-    if plan.words == 1 and plan.compute == np.float64 and not jax.config.jax_enable_x64:
+    if plan.words == 1 and plan.compute == np.float64 and not x64_enabled():
         raise InitializerValueError(
             f"`dtype` {plan.dtype.name} with this narrow truncation interval is computed in float64 "
             f"(docs/random.md section 6), which needs 64-bit JAX; received dtype={plan.dtype.name} with "
             "jax_enable_x64 off. Enable it with jax.config.update('jax_enable_x64', True), or widen the interval."
         )
-    if plan.words == 2 and not jax.config.jax_enable_x64:
+    if plan.words == 2 and not x64_enabled():
         raise InitializerValueError(
             f"`dtype` {plan.dtype.name} needs 64-bit JAX; received dtype={plan.dtype.name} with jax_enable_x64 off. "
             "Enable it with jax.config.update('jax_enable_x64', True), or use float32."
@@ -438,7 +443,7 @@ def _check_x64(plan: Plan) -> None:
 
 def default_device():
     """The device JAX puts new arrays on (``jax_default_device`` when set, else the first device)."""
-    dev = jax.config.jax_default_device
+    dev = getattr(jax.config, "jax_default_device", None)
     return dev if hasattr(dev, "memory_stats") else jax.devices()[0]
 
 

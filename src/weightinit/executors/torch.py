@@ -226,6 +226,7 @@ def _words(key, words: int, start: int | None, n: int, idx: torch.Tensor | None,
     """The ``words`` uint32 words (int64 tensors) of n values: a range from ``start`` or indices ``idx``."""
     per_block = 4 // words
     if idx is None:
+        assert start is not None  # a range has a start; indices (idx) do not need one
         b0 = start // per_block
         b1 = (start + n - 1) // per_block
         j = torch.arange(b0, b1 + 1, dtype=torch.int64, device=device)
@@ -402,8 +403,11 @@ def fill_device_(tensor: torch.Tensor, plan: Plan, key, rp: RegionPlan, chunk: i
     # fp8 takes the torch-ops path below (the stream's integer rounding); the Triton kernel stores
     # float16 / bfloat16 / float32 only.
     fp32 = plan.compute == np.float32
-    if single_run and plan.words == 1 and fp32 and device.type == "cuda" and tdt not in _FP8 and _triton() is not None:
-        _triton().launch(flat, plan, key, rp.first_run_start)
+    kernel = (
+        _triton() if single_run and plan.words == 1 and fp32 and device.type == "cuda" and tdt not in _FP8 else None
+    )
+    if kernel is not None:
+        kernel.launch(flat, plan, key, rp.first_run_start)
         if target is not tensor:
             tensor.copy_(target)
         return tensor

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax.numpy as jnp
 import numpy as np
@@ -55,6 +55,13 @@ from weightinit.initializers.fans import haiku_fans as _haiku_fans
 from weightinit.jax.initializers import _draw, stream_key
 from weightinit.random.distributions import Normal, Uniform
 from weightinit.random.distributions import TruncatedNormal as _TruncatedNormalDist
+
+if TYPE_CHECKING:
+    _Initializer = object
+else:
+    # Haiku's ``Initializer`` is an alias of ``Callable[[Sequence[int], Any], jax.Array]``; Haiku's own
+    # classes subclass it, and so do these (a type checker sees a plain class with ``__call__``).
+    _Initializer = hk.initializers.Initializer
 
 __all__ = [
     "Constant",
@@ -94,7 +101,7 @@ def _standard_normal(shape, dtype) -> jax.Array:
     return _draw(lambda cplx: dists[cplx], hk.next_rng_key(), tuple(shape), dt, True, "RandomNormal")
 
 
-class Constant(hk.initializers.Initializer):
+class Constant(_Initializer):
     """Every value is ``constant`` (a scalar or an array broadcast to the shape), cast to the dtype.
 
     >>> Constant([1, 2])((2, 2), jnp.int32).tolist()
@@ -108,7 +115,7 @@ class Constant(hk.initializers.Initializer):
         return jnp.broadcast_to(jnp.asarray(self.constant), tuple(shape)).astype(dtype)
 
 
-class RandomNormal(hk.initializers.Initializer):
+class RandomNormal(_Initializer):
     """``mean + stddev * z``, ``z`` standard normal (standard complex normal for complex dtypes).
 
     >>> f = hk.transform(lambda: RandomNormal(2.0)((1000,), jnp.float32))
@@ -126,7 +133,7 @@ class RandomNormal(hk.initializers.Initializer):
         return m + s * _standard_normal(shape, dtype)
 
 
-class TruncatedNormal(hk.initializers.Initializer):
+class TruncatedNormal(_Initializer):
     """``mean + stddev * t``, ``t`` standard normal truncated to ``[lower, upper]`` (standard deviations).
 
     No variance correction: the result's standard deviation is below
@@ -166,7 +173,7 @@ class TruncatedNormal(hk.initializers.Initializer):
         return s * unscaled + m
 
 
-class RandomUniform(hk.initializers.Initializer):
+class RandomUniform(_Initializer):
     """U[minval, maxval) (real dtypes).
 
     >>> f = hk.transform(lambda: RandomUniform(-1.0, 1.0)((1000,), jnp.float32))
@@ -186,7 +193,7 @@ class RandomUniform(hk.initializers.Initializer):
         )
 
 
-class VarianceScaling(hk.initializers.Initializer):
+class VarianceScaling(_Initializer):
     """Variance ``scale / n`` with ``n`` the fan-in, fan-out or their average (Haiku's rule).
 
     ``distribution``: ``"truncated_normal"`` (truncated at 2 std and divided by
@@ -231,7 +238,7 @@ class VarianceScaling(hk.initializers.Initializer):
         return RandomUniform(minval=-limit, maxval=limit)(shape, dtype)
 
 
-class UniformScaling(hk.initializers.Initializer):
+class UniformScaling(_Initializer):
     """U[-m, m) with ``m = scale * sqrt(3 / input_size)``, ``input_size`` the product of all but the last dimension.
 
     >>> f = hk.transform(lambda: UniformScaling(1.0)((300, 10), jnp.float32))
@@ -248,7 +255,7 @@ class UniformScaling(hk.initializers.Initializer):
         return RandomUniform(-max_val, max_val)(shape, dtype)
 
 
-class Orthogonal(hk.initializers.Initializer):
+class Orthogonal(_Initializer):
     """``scale`` times a Haar-random matrix whose ``shape[axis]`` rows are orthonormal (columns if fewer).
 
     The other dimensions are flattened; the Q factor of a Gaussian matrix is
@@ -282,7 +289,7 @@ class Orthogonal(hk.initializers.Initializer):
         return jax.lax.convert_element_type(self.scale, dt) * q.astype(dt)
 
 
-class Identity(hk.initializers.Initializer):
+class Identity(_Initializer):
     """``gain`` times the identity matrix of the last two dimensions, broadcast over the leading ones.
 
     Any dtype, integers included.

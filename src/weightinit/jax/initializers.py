@@ -7,12 +7,14 @@ import numbers
 
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer as _Tracer
 
 import jax
 from jax import lax
 from weightinit.common import validate
 from weightinit.common.dtypes import compute_dtype, standardize_dtype
 from weightinit.common.errors import InitializerTypeError, InitializerValueError, type_error, value_error
+from weightinit.common.types import Distribution
 from weightinit.executors import jax as _jax_executor
 from weightinit.executors.jax import orthogonal_matrix, philox4x32, sample
 from weightinit.initializers.base import BuiltinInitializer, Initializer, RandomInitializer
@@ -94,7 +96,7 @@ def stream_key(key):
 
 def _dtype(dtype) -> np.dtype:
     if dtype is None:
-        dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+        dtype = jnp.float64 if _jax_executor.x64_enabled() else jnp.float32
     dt = standardize_dtype(dtype)
     if dt.kind not in "fc" and dt.name != "bfloat16" and not is_float8(dt):
         raise value_error("dtype", dt.name, "must be a floating-point or complex dtype for a random initializer", None)
@@ -175,7 +177,7 @@ def constant(value, dtype=None):
     def init(key, shape, dtype=dtype, out_sharding=None):
         dt = _dtype(None) if dtype is None else dtype
         shape = _shape(shape)
-        if not isinstance(value, jax.core.Tracer):
+        if not isinstance(value, _Tracer):
             # jnp.full would wrap (300 in int8) or overflow (500 in float8_e4m3fn is NaN) silently
             validate.cast_exact(value, standardize_dtype(dt), "value")
         return _place(jnp.full(shape, value, dt), out_sharding)
@@ -251,7 +253,11 @@ def _axes(axis, rank: int, name: str, shape) -> tuple[int, ...]:
     return tuple(out)
 
 
-_JAX_DISTRIBUTIONS = {"truncated_normal": "truncated_normal", "normal": "untruncated_normal", "uniform": "uniform"}
+_JAX_DISTRIBUTIONS: dict[str, Distribution] = {
+    "truncated_normal": "truncated_normal",
+    "normal": "untruncated_normal",
+    "uniform": "uniform",
+}
 
 
 def variance_scaling(scale, mode, distribution, in_axis=-2, out_axis=-1, batch_axis=(), dtype=None):
@@ -431,13 +437,14 @@ def wrap(initializer):
 
     def init(key, shape, dtype=None, out_sharding=None):
         shape = _shape(shape)
-        dt = standardize_dtype(jnp.float64 if dtype is None and jax.config.jax_enable_x64 else dtype)
-        if hasattr(inst, "distribution_for") and isinstance(inst, RandomInitializer):
+        dt = standardize_dtype(jnp.float64 if dtype is None and _jax_executor.x64_enabled() else dtype)
+        distribution_for = getattr(inst, "distribution_for", None)
+        if isinstance(inst, RandomInitializer) and distribution_for is not None:
             inst._check_dtype(dt)
             inst._check_shape(shape)
             if math.prod(shape) == 0:
                 return jnp.zeros(shape, dt)
-            return _place(sample(make_plan(inst.distribution_for(shape), dt), stream_key(key), shape, dt), out_sharding)
+            return _place(sample(make_plan(distribution_for(shape), dt), stream_key(key), shape, dt), out_sharding)
         if type(inst) is Orthogonal:  # subclasses may change the values: they go through the core
             inst._check_dtype(dt)
             inst._check_shape(shape)

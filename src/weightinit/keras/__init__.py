@@ -47,5 +47,5 @@ __all__ = [
     "serialize",
     "use_for_keras_names",
     "wrap",
-    *_classes.__all__,
 ]
+__all__ += _classes.__all__

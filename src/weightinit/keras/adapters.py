@@ -80,7 +80,7 @@ PACKAGE = "weightinit"
 
 _KERAS_GET = _kinit.get  # Keras' own, kept before any patching
 _KERAS_SERIALIZE = _kinit.serialize
-_ADAPTERS: dict[str, type] = {}  # filled by ``register`` (weightinit.keras._classes)
+_ADAPTERS: dict[str, type[WeightinitInitializer]] = {}  # filled by ``register`` (weightinit.keras._classes)
 
 
 class WeightinitInitializer(keras.initializers.Initializer):
@@ -303,7 +303,7 @@ def get(identifier):
     )
 
 
-def serialize(initializer) -> dict | None:
+def serialize(initializer) -> dict[str, Any] | str | None:
     """Keras' serialized form (``keras.initializers.serialize``); core instances serialize as their adapter.
 
     >>> serialize(get("he_normal"))["registered_name"]
@@ -339,7 +339,7 @@ def deserialize(config, custom_objects: dict | None = None):
     ours = reg.startswith(PACKAGE + ">") or module.startswith(PACKAGE)
     keras_builtin = not reg or reg == name or module.startswith("keras")
     if ours or (keras_builtin and name in _kinit.ALL_OBJECTS_DICT):
-        cfg = {"class_name": reg.split(">", 1)[1] if reg.startswith(PACKAGE + ">") else name}
+        cfg: dict[str, Any] = {"class_name": reg.split(">", 1)[1] if reg.startswith(PACKAGE + ">") else name}
         cfg["config"] = config.get("config") or {}
         return _fresh(_registry.deserialize(cfg, custom_objects))
     return keras.saving.deserialize_keras_object(config, custom_objects=custom_objects)
@@ -366,7 +366,7 @@ def _keras_get_patched(identifier):
     return _KERAS_GET(identifier)
 
 
-_keras_get_patched.__wrapped__ = _KERAS_GET  # type: ignore[attr-defined]
+_keras_get_patched.__wrapped__ = _KERAS_GET
 
 
 def _without_module(config):
@@ -383,23 +383,23 @@ def _without_module(config):
     return config
 
 
-def _keras_serialize_patched(initializer):
+def _keras_serialize_patched(initializer) -> Any:
     """``keras.initializers.serialize`` as installed by :mod:`weightinit.keras`: Keras' own, except that a
     weightinit adapter's config names no module (see :func:`_without_module`)."""
     config = _KERAS_SERIALIZE(initializer)
     return _without_module(config) if isinstance(initializer, WeightinitInitializer) else config
 
 
-_keras_serialize_patched.__wrapped__ = _KERAS_SERIALIZE  # type: ignore[attr-defined]
+_keras_serialize_patched.__wrapped__ = _KERAS_SERIALIZE
 
 
 def _install() -> None:
     """Route Keras layers' ``initializers.get`` and ``initializers.serialize`` through weightinit (idempotent)."""
     for mod in (_kinit, sys.modules.get("keras.initializers")):
         if mod is not None and getattr(mod, "get", None) is _KERAS_GET:
-            mod.get = _keras_get_patched
+            setattr(mod, "get", _keras_get_patched)  # noqa: B010  (a module attribute the stubs declare read-only)
         if mod is not None and getattr(mod, "serialize", None) is _KERAS_SERIALIZE:
-            mod.serialize = _keras_serialize_patched
+            setattr(mod, "serialize", _keras_serialize_patched)  # noqa: B010
 
 
 _install()

@@ -14,6 +14,8 @@ registered; faster executors register themselves with
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 import numpy as np
 
 from weightinit.common import validate as _validate
@@ -37,13 +39,24 @@ CHUNK = 1 << 20
 
 _SHORT_RUN = 256
 
+
+class Executor(Protocol):
+    """What a CPU executor provides: a ``name`` and the two fills of the stream spec (docs/random.md)."""
+
+    name: str
+
+    def fill_range(self, plan: Any, key: Any, start: int, out: np.ndarray) -> None: ...
+
+    def fill_indices(self, plan: Any, key: Any, flat: np.ndarray, out: np.ndarray) -> None: ...
+
+
 # Filled by :mod:`weightinit.executors` (the NumPy reference first, then the compiled core when it
 # loads); this layer only keeps the registry, it imports no executor.
-_EXECUTORS: dict[str, object] = {}
+_EXECUTORS: dict[str, Executor] = {}
 _ACTIVE: dict[str, str] = {"name": ""}
 
 
-def register_executor(executor, make_default: bool = False) -> None:
+def register_executor(executor: Executor, make_default: bool = False) -> None:
     """Register a CPU executor (an object with ``name``, ``fill_range`` and ``fill_indices``)."""
     _EXECUTORS[executor.name] = executor
     if make_default or not _ACTIVE["name"]:
@@ -62,7 +75,7 @@ def use_executor(name: str) -> None:
     _ACTIVE["name"] = name
 
 
-def current_executor():
+def current_executor() -> Executor:
     """The active CPU executor."""
     return _EXECUTORS[_ACTIVE["name"]]
 

@@ -118,19 +118,19 @@ def local_indices(dtensor: Any) -> tuple[tuple[int, ...], list[np.ndarray] | Non
     idx = [np.arange(n, dtype=np.int64) for n in global_shape]
     for mesh_dim, p in enumerate(placements):
         k, r = mesh_shape[mesh_dim], int(coord[mesh_dim])
-        if _StridedShard is not None and isinstance(p, _StridedShard):
+        if _StridedShard is not None and _StridedShardOffsetMode is not None and isinstance(p, _StridedShard):
             d = p.dim
             _, offsets = p.local_shard_size_and_offset(len(idx[d]), k, r, _StridedShardOffsetMode.ALL)
             idx[d] = idx[d][np.asarray(offsets if offsets else [], dtype=np.int64)]
-        elif isinstance(p, _Shard):
+        elif _Shard is not None and isinstance(p, _Shard):
             d = p.dim
             n = len(idx[d])
             size = -(-n // k) if n % k else n // k
             start = min(r * size, n)
             idx[d] = idx[d][start : min(start + size, n)]
-        elif isinstance(p, _Replicate):
+        elif _Replicate is not None and isinstance(p, _Replicate):
             continue
-        elif isinstance(p, _Partial):
+        elif _Partial is not None and isinstance(p, _Partial):
             raise InitializerValueError(
                 f"`tensor` has a Partial placement ({p}) on mesh dimension {mesh_dim}; its local tensors are "
                 "unreduced partial sums, so there are no values to initialize. Initialize a Replicate or Shard "
@@ -254,9 +254,9 @@ def _is_elementwise(init: Any) -> bool:
 
 
 def _fast_fill():
-    """The torch executor's ``fill_`` when engineer "speed"'s module is installed, else None."""
+    """The torch executor's ``fill_``, or None when it cannot be imported."""
     try:
-        from weightinit.executors.torch import fill_  # type: ignore[attr-defined]
+        from weightinit.executors.torch import fill_
     except Exception:
         return None
     return fill_
@@ -372,13 +372,13 @@ def _fill_elementwise(
         and local.dtype == _torch_dtype(dt)
         and not local.is_complex()  # complex values come from the generic path
     )
-    dist = dist_for(global_shape) if use_fast else None
+    dist = dist_for(global_shape) if use_fast and dist_for is not None else None
     use_fast = use_fast and dist is not None  # None: an all-zero role (e.g. Fixup's last layer)
     for combo in _product(per_dim):
         loc = tuple(c[0] for c in combo)
         glob = tuple(c[1] for c in combo)
         box = tuple(s.stop - s.start for s in loc)
-        if use_fast and all(g.step in (None, 1) for g in glob):
+        if use_fast and fill_ is not None and all(g.step in (None, 1) for g in glob):
             fill_(local[loc], dist, stream, shape=global_shape, region=glob)
             continue
         for rel in _blocks(box, block):

@@ -117,11 +117,10 @@ def _to_torch(arr: np.ndarray) -> torch.Tensor:
 def tensor_to_numpy(t: torch.Tensor) -> np.ndarray:
     """A torch tensor's values as a NumPy array of weightinit's dtype (bfloat16 and float8 through their bits)."""
     t = t.detach().cpu().contiguous()
-    np_dt = _NP.get(t.dtype)
     if t.dtype == torch.bfloat16:
         return t.view(torch.int16).numpy().view(bfloat16)
     if t.dtype in (torch.float8_e4m3fn, torch.float8_e5m2):
-        return t.view(torch.uint8).numpy().view(np_dt)
+        return t.view(torch.uint8).numpy().view(_NP[t.dtype])
     return t.numpy()
 
 
