@@ -2,8 +2,8 @@
 with the same weights, diagnosed by ``weightinit.doctor`` on the same batch and targets.
 
 Run as a script (Keras fixes its backend at its first import, so tests/doctor/test_graphs.py runs this in one
-subprocess with ``KERAS_BACKEND=jax``, and with the argument ``keras`` once more on the torch backend, the Keras
-ResNet only); prints one JSON object: ``{arch: {variant: {framework: summary}}}``,
+subprocess with ``KERAS_BACKEND=jax``, and with the argument ``keras`` once more on the torch and on the tensorflow
+backend, the Keras ResNet only); prints one JSON object: ``{arch: {variant: {framework: summary}}}``,
 each summary the report's flags and, per node, its kind, measured std, predicted second moment and relative
 weight gradient.
 
@@ -347,21 +347,32 @@ def summary(rep) -> dict:
 
 
 def graph_of(model, x) -> dict:
-    """The captured graph (Keras/Flax): per node its inputs by name and the predicted ``(mean, second moment)``;
-    for torch, the torch.fx analysis' predicted second moment per node."""
+    """The captured graph (Keras/Flax): per node its inputs by name, the predicted ``(mean, second moment)`` with
+    the measured cross moments at adds (``pred``; ``cross``: per add, its source node and Jacobian term) and with
+    the in-expectation ones (``pred_expected``); for torch, the torch.fx analysis' predicted second moment per
+    node, measured (``fx``) and in expectation (``fx_expected``)."""
     from weightinit.doctor.api import backend_for, framework_of
 
     if framework_of(model) == "torch":
         from weightinit.doctor.analytic import analyze_torch
 
-        return {"fx": {s.name: _f(s.q_pred) for s in analyze_torch(model, x)[0].layers}}
-    from weightinit.doctor.graph import _x_moments, propagate
+        return {"fx": {s.name: _f(s.q_pred) for s in analyze_torch(model, x)[0].layers},
+                "fx_expected": {s.name: _f(s.q_pred) for s in analyze_torch(model, x, cross="expected")[0].layers}}  # fmt: skip
+    from weightinit.doctor.graph import _x_moments, measured_cross, propagate
 
-    g = backend_for(model).adapter(model).capture(x)
-    pred = propagate(g, _x_moments(x, x))
+    gm = backend_for(model).adapter(model)
+    g = gm.capture(x)
+    notes: list = []
+    cross = measured_cross(gm, g, x, notes=notes)
+    pred = propagate(g, _x_moments(x, x), cross=cross)
+    expected = propagate(g, _x_moments(x, x))
+    adds = [i for i, n in enumerate(g.nodes) if n.op == "add"]
     return {"edges": {n.name: [g.nodes[j].name for j in n.inputs] for n in g.nodes},
             "ops": {n.name: n.op for n in g.nodes},
-            "pred": {n.name: [float(p[0]), float(p[1])] for n, p in zip(g.nodes, pred)}}  # fmt: skip
+            "pred": {n.name: [float(p[0]), float(p[1])] for n, p in zip(g.nodes, pred)},
+            "pred_expected": {n.name: [float(p[0]), float(p[1])] for n, p in zip(g.nodes, expected)},
+            "cross": {g.nodes[i].name: [g.nodes[c[0]].name, c[1]] for i in adds if (c := cross(i)) is not None},
+            "cross_notes": notes}  # fmt: skip
 
 
 def batch_for(arch: str):
@@ -396,7 +407,10 @@ def keras_only() -> dict:
 
     x, t = batch_for("resnet")
     w = resnet_weights("healthy")
-    out = {fw: summary(wi.doctor(BUILDERS["resnet"][1][fw](w), x, targets=t)) for fw in ("keras", "keras_subclassed")}
+    out = {}
+    for fw in ("keras", "keras_subclassed"):
+        m = BUILDERS["resnet"][1][fw](w)
+        out[fw] = {**summary(wi.doctor(m, x, targets=t)), **graph_of(m, x)}
     rng = np.random.default_rng(3)
     xs = (rng.standard_normal((B, 6, 6, 3)).astype(np.float32), rng.standard_normal((B, 5)).astype(np.float32))
     m = keras_two_in_two_out()

@@ -152,6 +152,15 @@ for targets in (None, t):
                 return jnp.sum(y * jnp.asarray(g, y.dtype))
             return -jnp.mean(jnp.sum(jax.nn.log_softmax(y) * onehot, axis=1))
         grads = [np.asarray(v, np.float64) for v in jax.grad(loss)([v.value for v in m.trainable_variables])]
+    elif backend == "tensorflow":
+        import tensorflow as tf
+        with tf.GradientTape() as tape:
+            y = m(tf.convert_to_tensor(x))
+            if targets is None:
+                lv = tf.reduce_sum(y * tf.cast(g, y.dtype))
+            else:
+                lv = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.convert_to_tensor(t), y))
+        grads = [np.asarray(v, np.float64) for v in tape.gradient(lv, [v.value for v in m.trainable_variables])]
     else:
         import torch
         y = m(torch.as_tensor(x))
@@ -170,12 +179,12 @@ print("ok", backend)
 """
 
 
-@pytest.mark.parametrize("backend", ["jax", "torch"])
+@pytest.mark.parametrize("backend", ["jax", "torch", "tensorflow"])
 def test_keras_gradients_flag_vanishing_and_match_backend_autodiff(backend):
     for mod in ("keras", backend):  # not imported here: Keras fixes its backend at its first import
         if importlib.util.find_spec(mod) is None:
             pytest.skip(f"{mod} is not installed")
-    env = dict(os.environ, KERAS_BACKEND=backend, JAX_PLATFORMS="cpu")
+    env = dict(os.environ, KERAS_BACKEND=backend, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run([sys.executable, "-c", _KERAS_GRADS], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0 and f"ok {backend}" in proc.stdout, proc.stderr[-3000:]
 

@@ -36,7 +36,9 @@ is right; with the measured weights it is ``tr(W_2 D W_1) / n``, of order ``1/n`
 but of order 1 for a weightless branch (``x + gelu(x)``) or structured weights (identity, tied ``W_2 =
 W_1^T``).  The doctor uses the measured weights: it estimates the Jacobian term by forward-mode
 differentiation of the traced graph from ``s`` with Rademacher probes ``z``
-(``E[(J_a z)_i (J_b z)_i] = (J_a J_b^T)_{ii}``; :func:`residual_cross`, :func:`add_moments`).
+(``E[(J_a z)_i (J_b z)_i] = (J_a J_b^T)_{ii}``; :func:`residual_cross`, :func:`add_moments`; the Keras and
+Flax graphs the same way, with the same probes: :func:`rademacher`, :func:`probe_examples`,
+:func:`weightinit.doctor.graph.measured_cross`).
 A concatenation keeps the moments of each part (channel group, :func:`concat_moments`): elementwise maps
 act per group (``E[phi^2]`` of a mixture is the mixture of the groups' maps, not the map of the averaged
 moments), and a weight layer after it sees the size-weighted average (exact for ``W x``); BatchNorm /
@@ -74,7 +76,7 @@ __all__ = [
     "variance_slope", "add_moments", "residual_cross", "concat_moments", "groups_moment_map",
     "bivariate_expectation", "correlation_map", "correlation_depth_scale", "norm_moments", "avgpool_moments",
     "attention_moments", "linear_moments", "signal_map", "groups_signal_map", "norm_signal", "add_signal", "mul_signal",
-    "dropout_signal",
+    "dropout_signal", "rademacher", "probe_examples",
 ]  # fmt: skip
 
 
@@ -285,6 +287,32 @@ def residual_cross(skip: tuple[float, float], branch: tuple[float, float], jac_d
     """
     (ma, qa), (mb, _qb) = skip, branch
     return ma * mb + max(qa - ma * ma, 0.0) * jac_diag
+
+
+#: at most this many probe rounds (forward passes) per addition for the Jacobian cross moment
+PROBE_ROUNDS = 16
+
+
+def rademacher(rng: np.random.Generator, shape) -> np.ndarray:
+    """Rademacher probes ``z`` (each entry +-1 with probability 1/2, float32) for the Jacobian term of
+    :func:`residual_cross`: ``E[(J_a z)_i (J_b z)_i] = (J_a J_b^T)_{ii}``.  Drawn from one numpy stream, so the
+    doctor of every framework (PyTorch's fx graph, the Keras and Flax graphs) uses the same probes for the same
+    seed and shapes, and the same architecture gets the same measured cross moment in each.
+
+    >>> rademacher(np.random.default_rng(0), (2, 3)).tolist()
+    [[-1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
+    """
+    return (rng.integers(0, 2, size=shape, dtype=np.int8) * 2 - 1).astype(np.float32)
+
+
+def probe_examples(n_examples: int, per_example: int, probes: int) -> int:
+    """How many leading examples of a batch the Jacobian probes run on: enough for ``probes`` elements at the
+    addition (``per_example`` per example), at least 2 (for batch statistics), at most the batch.
+
+    >>> probe_examples(64, 128, 4096), probe_examples(64, 32, 4096), probe_examples(64, 10**6, 4096)
+    (32, 64, 2)
+    """
+    return min(n_examples, max(2, -(-probes // max(per_example, 1))))
 
 
 def add_moments(a: tuple[float, float], b: tuple[float, float], cross: float | None = None, sign: int = 1):
@@ -1064,13 +1092,14 @@ def graph_cross_covariance(gm, example, src, a, b, *, probes: int = 4096, seed: 
     """
     import torch.autograd.forward_ad as fwad
     import torch.fx
+    from torch.nn.attention import SDPBackend, sdpa_kernel
 
     import torch
 
     class _Stop(Exception):
         pass
 
-    g = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
     out: dict = {}
     want = {a, b}
 
@@ -1080,7 +1109,7 @@ def graph_cross_covariance(gm, example, src, a, b, *, probes: int = 4096, seed: 
             if n is src:
                 if not (isinstance(v, torch.Tensor) and v.is_floating_point()):
                     raise _Stop
-                z = (torch.randint(0, 2, v.shape, generator=g) * 2 - 1).to(v.dtype)
+                z = torch.from_numpy(rademacher(rng, tuple(v.shape))).to(v.dtype).to(v.device)
                 v = fwad.make_dual(v, z)
             if n in want:
                 t = fwad.unpack_dual(v).tangent if isinstance(v, torch.Tensor) else None
@@ -1097,16 +1126,16 @@ def graph_cross_covariance(gm, example, src, a, b, *, probes: int = 4096, seed: 
     n0 = full[0].shape[0] if full and isinstance(full[0], torch.Tensor) and full[0].ndim else 0
     if tm is not None and hasattr(tm, "shape") and len(tm.shape) and tm.shape[0] == n0 and n0 > 2:
         per = max(_numel(tuple(tm.shape)) // n0, 1)
-        keep = min(n0, max(2, -(-probes // per)))
+        keep = probe_examples(n0, per, probes)
         if keep < n0:
             args = tuple(t[:keep] if isinstance(t, torch.Tensor) and t.ndim and t.shape[0] == n0 else t for t in full)
     total, count = 0.0, 0
     rounds = 0
     with torch.no_grad():
-        while count < probes and rounds < 16:
+        while count < probes and rounds < PROBE_ROUNDS:
             out.clear()
             try:
-                with fwad.dual_level():
+                with fwad.dual_level(), sdpa_kernel([SDPBackend.MATH]):  # (the fused CPU kernel has no forward AD)
                     Interp(gm).run(*args)
             except _Stop:
                 pass

@@ -10,7 +10,8 @@ function, a concatenation's part sizes).  From it:
   saturated fractions; ``dL/dy`` and the parameter gradients from the backend's one backward pass, the loss of
   :func:`weightinit.doctor.chain.chain_loss` on each output), then propagates ``(mean, second moment)`` along the
   edges with the rules of :mod:`weightinit.doctor.analytic` (its :func:`~weightinit.doctor.analytic.add_moments`
-  at residual adds, :func:`~weightinit.doctor.analytic.concat_moments` at concatenations,
+  at residual adds, with the cross moment of the branches' Jacobians measured by the framework's forward mode,
+  :func:`measured_cross`; :func:`~weightinit.doctor.analytic.concat_moments` at concatenations,
   :func:`~weightinit.doctor.analytic.moment_map` and :func:`~weightinit.doctor.analytic.chi` at activations, and
   so on);
 * :func:`fix_graph` rescales each kernel in graph order: LSUV (orthogonal pre-init, then the measured
@@ -44,7 +45,8 @@ from weightinit.initializers.gains import ACTIVATIONS
 from weightinit.initializers.orthogonal import Orthogonal
 from weightinit.random.streams import Stream
 
-__all__ = ["GNode", "Graph", "GraphModel", "doctor_graph", "fix_graph", "link_calls", "propagate"]
+__all__ = ["GNode", "Graph", "GraphModel", "Tangents", "doctor_graph", "fix_graph", "link_calls", "propagate",
+           "measured_cross", "jacobian_cross", "common_source"]  # fmt: skip
 
 #: node operations and the rule each gets (see :func:`propagate`)
 OPS = ("input", "weight", "act", "add", "concat", "mul", "norm", "avgpool", "maxpool", "attention", "embedding",
@@ -119,6 +121,25 @@ class GraphModel(ModelView):
         recorded call) and ``grad_params`` (``{param name: dL/dp}``, a layer's total, at its first node).  Raises
         ``NotImplementedError(reason)`` where the framework cannot differentiate."""
         raise NotImplementedError("not implemented for this framework")
+
+    def replay(self, x, run: Tangents) -> None:
+        """Run the forward of ``x`` again (the calls of :meth:`capture`, in the same order), each recorded call as
+        ``run.call(fn, arrays)`` (``fn(*arrays)`` the call as a function of its array inputs; it returns what the
+        call returns).  Raises ``NotImplementedError(reason)`` where the framework has no forward mode."""
+        raise NotImplementedError("no forward-mode differentiation for this framework")
+
+    def jvp(self, fn, arrays, tangents):
+        """``(fn(*arrays), tangent of its first array as float64 numpy)`` by the framework's forward mode, the
+        ``tangents`` numpy (None: zeros)."""
+        raise NotImplementedError("no forward-mode differentiation for this framework")
+
+    def first(self, y) -> np.ndarray:
+        """A call's output value as :class:`GNode.out` holds it (its first array, float64 numpy)."""
+        return np.asarray(y, np.float64)
+
+    def param_count(self) -> int:
+        """Number of parameter values (for :data:`weightinit.doctor.analytic.CROSS_BUDGET`)."""
+        return 0
 
     @abc.abstractmethod
     def kernel(self, node: GNode) -> np.ndarray | None:
@@ -313,6 +334,12 @@ def link_calls(inputs: list, records: list, outputs: list, *, acts=LINK_ACTS, to
     return Graph(nodes, outs, notes, how="layer calls")
 
 
+def _dphi_at(phi, u: np.ndarray) -> np.ndarray:
+    """``phi'(u)`` of an activation's numpy function, by central differences (step ``1e-4`` of ``u``'s RMS)."""
+    h = 1e-4 * max(float(np.sqrt(np.mean(u * u))), 1e-6) if np.size(u) else 1e-4
+    return (np.asarray(phi(u + h), np.float64) - np.asarray(phi(u - h), np.float64)) / (2 * h)
+
+
 def inferred_grads(g: Graph, cots: list) -> None:
     """``grad_y`` of the nodes a hook capture did not record (found by :func:`link_calls`), in reverse graph
     order: the sum over their consumers of ``dL/d(input)``, from a recorded call's ``arg_grads``, a model output's
@@ -340,8 +367,7 @@ def inferred_grads(g: Graph, cots: list) -> None:
                 off = sum(np.shape(g.nodes[p].out)[-1] for p in u.inputs[:a])
                 part = u.grad_y[..., off : off + np.shape(n.out)[-1]]
             elif u.grad_y is not None and u.op == "act" and u.phi is not None:
-                h = 1e-4 * max(float(np.sqrt(np.mean(n.out * n.out))), 1e-6)
-                part = u.grad_y * (u.phi(n.out + h) - u.phi(n.out - h)) / (2 * h)
+                part = u.grad_y * _dphi_at(u.phi, n.out)
             if part is None or np.shape(part) != np.shape(n.out):
                 ok = False
                 break
@@ -366,8 +392,10 @@ def propagate(g: Graph, x_moments: list, *, on_weight=None, cross=None) -> list:
     before a weight node's rule (the fix rescales there).  ``x_moments``: ``(mu, q)`` or ``(mu, q, d)`` per input
     node, in order.  ``d`` is the input-dependent variance (the predicted signal squared; the rules of
     :func:`weightinit.doctor.analytic.signal_map` and its neighbours; an input without one: ``q - mu**2``).
-    ``cross``: ``{add node: (source node, mean diagonal of E[J_a J_b^T])}``, the Jacobian term of
-    :func:`weightinit.doctor.analytic.residual_cross` where the backend measured it (else the independence rule).
+    ``cross``: ``{add node: (source node, mean diagonal of E[J_a J_b^T])}`` (or a function of the add node giving
+    that pair or None, called when the walk reaches the add, after ``on_weight`` has rescaled the kernels before
+    it: :func:`measured_cross`), the Jacobian term of :func:`weightinit.doctor.analytic.residual_cross` where it was
+    measured (else the independence rule).
     ``groups``: after a concatenation of parts with different moments, ``[(fraction, mu, q)]``
     (:func:`weightinit.doctor.analytic.concat_moments`), carried through elementwise maps
     (:func:`weightinit.doctor.analytic.groups_moment_map`) until a weight layer or a normalization mixes them."""
@@ -393,7 +421,8 @@ def propagate(g: Graph, x_moments: list, *, on_weight=None, cross=None) -> list:
             inc, groups, d = n.sigma_w2, None, n.sigma_w2 * d  # the bias and the input mean shift every input alike
         elif op == "add":
             signs = n.signs or [1] * len(ins)
-            src, jd = cross.get(i, (None, 0.0))
+            got = (cross(i) if callable(cross) else cross.get(i)) if len(ins) == 2 else None
+            src, jd = got if got is not None else (None, 0.0)
             v_src = max(res[src][1] - res[src][0] ** 2, 0.0) if src is not None else 0.0
             d_src = res[src][5] if src is not None else 0.0
             acc = (ins[0][0], ins[0][1])
@@ -445,6 +474,195 @@ def propagate(g: Graph, x_moments: list, *, on_weight=None, cross=None) -> list:
     return res
 
 
+# ------------------------------------------------------------------------------------------
+# cross moments at residual adds, measured by forward-mode differentiation
+# ------------------------------------------------------------------------------------------
+
+
+class StopReplay(Exception):
+    """Raised by :meth:`Tangents.call` once every wanted node is known: the rest of the forward is not needed."""
+
+
+class Tangents:
+    """One forward-mode probe through a captured graph: the tangent of every node when the node ``src`` is moved
+    along a Rademacher probe ``z`` (:func:`weightinit.doctor.analytic.rademacher`, drawn from ``rng`` when ``src``
+    is reached), everything before it held fixed.
+
+    A backend's :meth:`GraphModel.replay` hands every recorded call to :meth:`call`; the call runs with the
+    framework's forward mode (``jvp(fn, arrays, tangents) -> (output, tangent of its first array as numpy)``,
+    a tangent None standing for zeros) on the tangents of its input nodes, and ``first(output)`` is the value of
+    its node.  Nodes between calls (an input, and what :func:`link_calls` inferred from values: an activation,
+    an add, a concatenation, an opaque identity) get their value and tangent here, from their inputs':
+    ``phi'(u) t`` (central differences), the signed sum, the concatenation, the input's.  So a source found by
+    value (``h = relu(fc(x))`` between two calls) is seeded exactly where the graph has it.
+    """
+
+    def __init__(self, g: Graph, xs: tuple, src: int, rng, want, jvp, first):
+        self.g, self.xs, self.src, self.rng, self.jvp, self.first = g, xs, src, rng, jvp, first
+        self.stop = max(want)
+        self.val: dict = {}
+        self.tan: dict = {}
+        self.next = 0  # the first node not done
+        self.k = 0  # the next recorded call
+        self.n_in = 0
+
+    def _seed(self, i: int, t):
+        if i != self.src:
+            return t
+        return an.rademacher(self.rng, np.shape(self.val[i])).astype(np.float64)
+
+    def _upto(self, stop: int) -> None:
+        """Value and tangent of the nodes before ``stop`` that are not recorded calls."""
+        for i in range(self.next, stop):
+            n, ins = self.g.nodes[i], self.g.nodes[i].inputs
+            t = None
+            if n.op == "input":
+                v = np.asarray(self.xs[self.n_in], np.float64)
+                self.n_in += 1
+            elif n.op == "act" and n.phi is not None:
+                u = self.val[ins[0]]
+                v = np.asarray(n.phi(u), np.float64)
+                if self.tan.get(ins[0]) is not None:
+                    t = self.tan[ins[0]] * _dphi_at(n.phi, u)
+            elif n.op == "add":
+                signs = n.signs or [1] * len(ins)
+                v = sum(sg * self.val[j] for sg, j in zip(signs, ins))
+                ts = [sg * self.tan[j] for sg, j in zip(signs, ins) if self.tan.get(j) is not None]
+                t = sum(ts) if ts else None
+            elif n.op == "concat":
+                v = np.concatenate([self.val[j] for j in ins], -1)
+                if any(self.tan.get(j) is not None for j in ins):
+                    t = np.concatenate([self.tan[j] if self.tan.get(j) is not None else np.zeros_like(self.val[j])
+                                        for j in ins], -1)  # fmt: skip
+            else:  # opaque: the identity of its input (as in propagate)
+                v = self.val[ins[0]] if ins else np.asarray(n.out, np.float64)
+                t = self.tan.get(ins[0]) if ins else None
+            self.val[i] = v
+            self.tan[i] = self._seed(i, t)
+        self.next = max(self.next, stop)
+        if self.next > self.stop:
+            raise StopReplay
+
+    def call(self, fn, arrays, pos=None):
+        """The next recorded call, ``fn(*arrays)``, with its tangent; ``pos[j]``: which of the node's inputs
+        ``arrays[j]`` is (default: the ``j``-th)."""
+        if self.k >= len(self.g.calls):
+            raise RuntimeError("the replay made more calls than the capture")
+        c = self.g.calls[self.k]
+        self.k += 1
+        self._upto(c)
+        ins = self.g.nodes[c].inputs
+        tans = [self.tan.get(ins[p]) if p < len(ins) else None for p in (pos or range(len(arrays)))]
+        if c != self.src and any(t is not None for t in tans):
+            y, t = self.jvp(fn, arrays, tans)
+        else:
+            y, t = fn(*arrays), None
+        self.val[c] = self.first(y)
+        self.tan[c] = self._seed(c, None if t is None else np.asarray(t, np.float64))
+        self.next = c + 1
+        if self.next > self.stop:
+            raise StopReplay
+        return y
+
+    def finish(self) -> None:
+        """Nodes after the last recorded call (up to the wanted ones)."""
+        try:
+            self._upto(self.stop + 1)
+        except StopReplay:
+            pass
+
+
+def _ancestors(g: Graph, i: int) -> set:
+    seen, stack = set(), [i]
+    while stack:
+        for j in g.nodes[stack.pop()].inputs:
+            if j not in seen:
+                seen.add(j)
+                stack.append(j)
+    return seen
+
+
+def common_source(g: Graph, a: int, b: int) -> int | None:
+    """The node two addends both depend on: one of them if it is the other's ancestor, else their latest common
+    ancestor (in graph order); None if they share none (the rule of the torch path's fx graph)."""
+    anc_a, anc_b = _ancestors(g, a), _ancestors(g, b)
+    if a in anc_b:
+        return a
+    if b in anc_a:
+        return b
+    common = anc_a & anc_b
+    return max(common) if common else None
+
+
+def jacobian_cross(gm: GraphModel, g: Graph, x, i: int, *, probes: int = 4096, seed: int = 0):
+    """``(source node, mean diagonal of J_a J_b^T)`` for the add node ``i = a + b`` (``J`` the Jacobians of its
+    inputs with respect to :func:`common_source`), by forward-mode probes of ``gm``'s framework
+    (:meth:`GraphModel.replay`, :class:`Tangents`) on the first examples of ``x``
+    (:func:`weightinit.doctor.analytic.probe_examples`), ``E[(J_a z)_i (J_b z)_i]`` averaged over at least
+    ``probes`` elements, at most :data:`weightinit.doctor.analytic.PROBE_ROUNDS` forward passes: the estimate of
+    :func:`weightinit.doctor.analytic.graph_cross_covariance` on the torch path, with the same probes.  None
+    without a common source; raises what the replay raises where the framework cannot differentiate forward."""
+    a, b = g.nodes[i].inputs
+    src = common_source(g, a, b)
+    if src is None:
+        return None
+    xs = x if isinstance(x, tuple) else (x,)
+    n0 = int(np.shape(xs[0])[0]) if np.ndim(xs[0]) else 0
+    shape = np.shape(g.nodes[a].out)
+    keep = n0
+    if len(shape) and shape[0] == n0 and n0 > 2:
+        keep = an.probe_examples(n0, int(np.prod(shape)) // n0, probes)
+    sub = tuple(v[:keep] if np.ndim(v) and np.shape(v)[0] == n0 else v for v in xs)
+    arg = sub if isinstance(x, tuple) else sub[0]
+    rng = np.random.default_rng(seed)
+    total, count, rounds = 0.0, 0, 0
+    while count < probes and rounds < an.PROBE_ROUNDS:
+        run = Tangents(g, sub, src, rng, (a, b), gm.jvp, gm.first)
+        try:
+            gm.replay(arg, run)
+        except StopReplay:
+            pass
+        run.finish()
+        rounds += 1
+        ta, tb = run.tan.get(a), run.tan.get(b)
+        if ta is None or tb is None:  # an addend that does not depend on the source: no cross covariance
+            return src, 0.0
+        if ta.shape != tb.shape:
+            return None
+        total += float(np.mean(ta * tb))
+        count += ta.size
+    return src, total / rounds
+
+
+def measured_cross(gm: GraphModel, g: Graph, x, *, seed: int = 0, notes: list | None = None):
+    """The ``cross`` of :func:`propagate` from this model's weights: a function of an add node, measured when the
+    walk reaches it (:func:`jacobian_cross`); where the framework cannot differentiate forward, or the model is
+    above :data:`weightinit.doctor.analytic.CROSS_BUDGET`, the independence rule, with a line in ``notes``."""
+    notes = [] if notes is None else notes
+    adds = [i for i, n in enumerate(g.nodes) if n.op == "add" and len(n.inputs) == 2]
+    size = gm.param_count()
+    if adds and len(adds) * size > an.CROSS_BUDGET:
+        notes.append(f"{len(adds)} additions x {size:.3g} parameters is above the budget for the measured cross "
+                     f"moments ({an.CROSS_BUDGET:.0e}: one partial forward per addition); additions use the "
+                     "independence rule, right in expectation over zero-mean weights (raise "
+                     "weightinit.doctor.analytic.CROSS_BUDGET to measure them)")  # fmt: skip
+        return None
+    done: dict = {}
+
+    def cross(i):
+        if i not in done:
+            try:
+                done[i] = jacobian_cross(gm, g, x, i, seed=seed)
+            except Exception as e:
+                done[i] = None
+                why = str(e) if isinstance(e, NotImplementedError) else f"{type(e).__name__}: {e}"
+                notes.append(f"{g.nodes[i].name}: the branches' Jacobians could not be differentiated forward "
+                             f"({why}); the cross moment uses the independence rule")  # fmt: skip
+        return done[i]
+
+    return cross
+
+
 def _x_moments(x, inputs) -> list:
     xs = x if isinstance(x, tuple) else (x,)
     if inputs is None:
@@ -488,9 +706,21 @@ def _backward(gm: GraphModel, g: Graph, x, targets, seed: int):
     return loss
 
 
+def _check_cross(cross: str) -> None:
+    if cross not in ("measured", "expected"):
+        from weightinit.common.errors import value_error
+
+        raise value_error("cross", cross, "must be 'measured' or 'expected'")
+
+
 def doctor_graph(gm: GraphModel, inputs=None, *, targets=None, seed: int = 0, batch: int = 64, input_shape=None,
-                 title: str = "weightinit doctor") -> Report:  # fmt: skip
-    """Forward and backward statistics and analytic moments of ``gm``'s model, node by node of its graph."""
+                 title: str = "weightinit doctor", cross: str = "measured") -> Report:  # fmt: skip
+    """Forward and backward statistics and analytic moments of ``gm``'s model, node by node of its graph.
+
+    ``cross``: the cross moment at a residual add, ``"measured"`` for this model's weights
+    (:func:`measured_cross`, as the torch path) or ``"expected"`` over zero-mean weights (the independence rule).
+    """
+    _check_cross(cross)
     rep = Report(title=title, framework=gm.framework(), mode="measure+analytic")
     try:
         x = gm.batch(inputs, batch, input_shape, seed)
@@ -512,7 +742,9 @@ def doctor_graph(gm: GraphModel, inputs=None, *, targets=None, seed: int = 0, ba
     back = _backward(gm, g, x, targets, seed)
     if not isinstance(back, str):
         rep.loss, rep.loss_is_probe = back, targets is None
-    pred = propagate(g, _x_moments(x, inputs))
+    cnotes: list = []
+    cm = measured_cross(gm, g, x, seed=seed, notes=cnotes) if cross == "measured" else None
+    pred = propagate(g, _x_moments(x, inputs), cross=cm)
     rng = np.random.default_rng(seed)
     unstable = set()
     for i, n in enumerate(g.nodes):
@@ -540,7 +772,7 @@ def doctor_graph(gm: GraphModel, inputs=None, *, targets=None, seed: int = 0, ba
     if isinstance(back, str):
         what += f"; forward statistics only (gradients not measured: {back})"
     rep.notes.append(what)
-    rep.notes += list(dict.fromkeys(g.notes))
+    rep.notes += list(dict.fromkeys(g.notes + cnotes))
     diagnose(rep)
     return rep
 
@@ -583,9 +815,12 @@ def _norm_fed(g: Graph) -> set:
 
 
 def fix_graph(gm: GraphModel, mode: str, inputs, *, target: float = 1.0, tol: float = 0.1, max_iter: int = 10,
-              seed: int = 0, batch: int = 64, input_shape=None, measure: bool = True,
-              probe: bool = True) -> FixReport:  # fmt: skip
-    """Rescale the kernels of ``gm``'s model in place, in graph order (``mode`` ``"lsuv"`` or ``"analytic"``)."""
+              seed: int = 0, batch: int = 64, input_shape=None, measure: bool = True, probe: bool = True,
+              cross: str = "measured") -> FixReport:  # fmt: skip
+    """Rescale the kernels of ``gm``'s model in place, in graph order (``mode`` ``"lsuv"`` or ``"analytic"``;
+    ``cross`` as :func:`doctor_graph`'s, for the analytic mode's moments after a residual add: measured with the
+    kernels before the add already rescaled)."""
+    _check_cross(cross)
     x = gm.batch(inputs, batch, input_shape, seed)
     if mode == "analytic" and probe and inputs is None and _first(x)[0].size <= 4096 and len(_first(x)) < 1024:
         x = gm.batch(None, 1024, input_shape, seed)  # a probe wide enough for the correction
@@ -641,7 +876,8 @@ def fix_graph(gm: GraphModel, mode: str, inputs, *, target: float = 1.0, tol: fl
                 n.rows = (n.rows[0] * s, n.rows[1] * s * s, n.rows[2] * s)
             rep.scales[key_of(n)] = s
 
-        propagate(g, _x_moments(x, inputs), on_weight=on_weight)
+        cm = measured_cross(gm, g, x, seed=seed, notes=rep.notes) if cross == "measured" else None
+        propagate(g, _x_moments(x, inputs), on_weight=on_weight, cross=cm)
     if measure:
         rep.after = doctor_graph(gm, x, seed=seed, title=f"after fix ({mode})")
     return rep

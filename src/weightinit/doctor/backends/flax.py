@@ -244,20 +244,25 @@ class _LeafCalls:
     its output ``eo[i]`` (zero arrays whose gradients are the activations' gradients); ``depth`` is non-zero while
     a leaf runs, so layers a leaf calls inside itself are not counted."""
 
-    def __init__(self, eo, ei):
-        self.eo, self.ei = eo, ei
+    def __init__(self, eo, ei, hook=None):
+        self.eo, self.ei, self.hook = eo, ei, hook
         self.count = 0
         self.depth = 0
 
     def __call__(self, call, args):
-        """``(call(*args), args)`` for the next leaf call, with the probes applied (the inputs as perturbed)."""
+        """``(call(*args), args)`` for the next leaf call, with the probes applied (the inputs as perturbed); with
+        ``hook`` (:meth:`weightinit.doctor.graph.Tangents.call`), the call is ``hook(fn, arrays)``, ``fn`` the
+        call as a function of the array leaves of ``args``."""
         i = self.count
         self.count += 1
         if self.ei is not None:
             args = _perturb(args, self.ei[i])
         self.depth += 1
         try:
-            y = call(*args)
+            if self.hook is None:
+                y = call(*args)
+            else:
+                y = self.hook(lambda *arrs: call(*_put_arrays(args, arrs)), _arrays(args))
         finally:
             self.depth -= 1
         if self.eo is not None:
@@ -275,6 +280,16 @@ def _perturb(args, row):
         if hasattr(a, "shape") and hasattr(a, "dtype") and a.ndim > 0:
             leaves[n] = a + row[j]
             j += 1
+    return jax.tree_util.tree_unflatten(tdef, leaves)
+
+
+def _put_arrays(args, arrs):
+    """``args`` with its array leaves (those :func:`_arrays` lists) replaced by ``arrs``, in order."""
+    import jax
+
+    leaves, tdef = jax.tree_util.tree_flatten(args)
+    it = iter(arrs)
+    leaves = [next(it) if hasattr(a, "shape") and hasattr(a, "dtype") and a.ndim > 0 else a for a in leaves]
     return jax.tree_util.tree_unflatten(tdef, leaves)
 
 
@@ -352,6 +367,25 @@ class _FlaxGraph(GraphModel):
             n.grad_params = {".".join(map(str, path[len(p) :])): np.asarray(v, np.float64) for path, v in flat_grads
                              if tuple(path[: len(p)]) == p and len(path) > len(p)}  # fmt: skip
 
+    # -- forward mode (the measured cross moments at adds) -------------------------------------
+    def replay(self, x, run):
+        import jax.numpy as jnp
+
+        self._run(None, [jnp.asarray(v) for v in (x if isinstance(x, tuple) else (x,))], None, None, None,
+                  hook=run.call)  # fmt: skip
+
+    def jvp(self, fn, arrays, tangents):
+        import jax.numpy as jnp
+
+        import jax
+
+        tans = tuple(jnp.zeros_like(a) if t is None else jnp.asarray(t, a.dtype) for a, t in zip(arrays, tangents))
+        y, ty = jax.jvp(fn, tuple(arrays), tans)
+        return y, np.asarray(_first_array(ty), np.float64)
+
+    def first(self, y) -> np.ndarray:
+        return np.asarray(_first_array(y), np.float64)
+
     def preactivation(self, x, node) -> np.ndarray:
         g = self.capture(x)  # Flax layers have no fused activation: the kernel's output is the node's output
         return next(n.out for n in g.nodes if n.name == node.name)
@@ -390,14 +424,14 @@ class _NNXGraph(_FlaxGraph):
 
         return f"flax {flax.__version__} (nnx)"
 
-    def _run(self, params, xs, eo, ei, record):
+    def _run(self, params, xs, eo, ei, record, hook=None):
         """The outputs of a copy of the model (with ``params``, an ``nnx.Param`` state, if given)."""
         from flax import nnx
 
         graphdef, pstate, rest = nnx.split(self.model, nnx.Param, ...)
         m = nnx.merge(graphdef, pstate if params is None else params, rest)
         leaves = _nnx_leaves(m)
-        calls = _LeafCalls(eo, ei)
+        calls = _LeafCalls(eo, ei, hook)
         classes = {type(mod) for _, mod in leaves.values()}
         saved = {cls: cls.__dict__.get("__call__") for cls in classes}
 
@@ -424,6 +458,11 @@ class _NNXGraph(_FlaxGraph):
                     del cls.__call__
                 else:
                     cls.__call__ = orig
+
+    def param_count(self) -> int:
+        from flax import nnx
+
+        return int(sum(np.size(_get(v)) for _, v in nnx.to_flat_state(nnx.state(self.model, nnx.Param))))
 
     def gradients(self, x, g, cots):
         import jax.numpy as jnp
@@ -523,11 +562,11 @@ class _LinenGraph(_FlaxGraph):
         return {p for p, c in seen if p and (p not in parents or p in attn)
                 and not any(p[: len(a)] == a and len(p) > len(a) for a in attn)}  # fmt: skip
 
-    def _run(self, params, xs, eo, ei, record):
+    def _run(self, params, xs, eo, ei, record, hook=None):
         if self._leaves is None:
             self._leaves = self._find_leaves(xs)
         leaves = self._leaves
-        calls = _LeafCalls(eo, ei)
+        calls = _LeafCalls(eo, ei, hook)
 
         def icpt(next_fun, args, kwargs, context):
             path = tuple(context.module.path)
@@ -545,6 +584,9 @@ class _LinenGraph(_FlaxGraph):
 
         variables = dict(self.variables) if params is None else {**self.variables, "params": params}
         return self._apply(variables, xs, icpt)
+
+    def param_count(self) -> int:
+        return int(sum(np.size(v) for _, v in _flat(self.variables.get("params", {}))))
 
     def gradients(self, x, g, cots):
         import jax.numpy as jnp

@@ -17,10 +17,11 @@ Three ways to see a model, chosen by :func:`adapter`:
 The graph logic is :mod:`weightinit.doctor.graph`'s, the chain logic :mod:`weightinit.doctor.chain`'s.  The rest
 of this docstring is about the chain.  Per-layer outputs come from applying the layers one by one in
 eager mode.  Gradients use the active backend's autodiff, layer by layer: jax
-(``jax.vjp`` of each layer's ``stateless_call``) and torch (autograd); the
-numpy backend cannot differentiate and other backends are not wired yet, so
+(``jax.vjp`` of each layer's ``stateless_call``), torch (autograd) and
+tensorflow (``tf.GradientTape``); the numpy backend cannot differentiate, so
 there ``grad_std``/``grad_norms`` stay empty and the report says why in its
-notes.  Parameter names are the variables' names (``kernel``, ``bias``).
+notes.  On graphs, the cross moments at residual adds come from the backend's
+forward mode (``jax.jvp``, ``torch.func.jvp``, ``tf.autodiff.ForwardAccumulator``).  Parameter names are the variables' names (``kernel``, ``bias``).
 Weight layers are those with a
 ``kernel`` (Dense, Conv*, EinsumDense); the kernel is already in Keras layout
 ``(..., fan_in, fan_out)``, so LSUV's orthogonal pre-init is a plain
@@ -139,10 +140,9 @@ class _Keras(Chain):
             return _grads_jax(_layers(self.model), x, cot)
         if backend == "torch":
             return _grads_torch(_layers(self.model), x, cot)
-        if backend == "numpy":
-            raise NotImplementedError("Keras's numpy backend cannot differentiate; use KERAS_BACKEND=jax or torch")
-        raise NotImplementedError(f"Keras's {backend} backend is not supported by the doctor's backward pass "
-                                  "(jax and torch are)")  # fmt: skip
+        if backend == "tensorflow":
+            return _grads_tf(_layers(self.model), x, cot)
+        raise NotImplementedError(_no_grads(backend))
 
     def rescale_phi(self, layer, after_kernel: bool):
         # the analytic fix follows a kernel's output through the Activation layers after it (a linear one
@@ -176,6 +176,12 @@ class _Keras(Chain):
 def _param_names(layer) -> list:
     names = [v.name for v in layer.trainable_variables]
     return names if len(set(names)) == len(names) else [v.path for v in layer.trainable_variables]
+
+
+def _no_grads(backend: str) -> str:
+    if backend == "numpy":
+        return "Keras's numpy backend cannot differentiate; use KERAS_BACKEND=jax, torch or tensorflow"
+    return f"Keras's {backend} backend is not supported by the doctor's backward pass (jax, torch and tensorflow are)"
 
 
 def _grads_jax(layers, x, cot):
@@ -219,6 +225,29 @@ def _grads_torch(layers, x, cot):
               if by_id.get(id(p)) is not None and id(lay) not in seen}  # fmt: skip
         seen.add(id(lay))
         res.append((pg, gy.detach().cpu().double().numpy() if gy is not None else np.zeros(0)))
+    return res
+
+
+def _grads_tf(layers, x, cot):
+    import tensorflow as tf
+
+    params = [list(lay.trainable_variables) for lay in layers]
+    flat = list({id(v): v for ps in params for v in ps}.values())
+    with tf.GradientTape() as tape:
+        h, hs = tf.convert_to_tensor(x), []
+        tape.watch(h)  # (as on torch: every layer output is then on the tape, an identity layer's included)
+        for lay in layers:
+            h = lay(h)
+            hs.append(h)
+        loss = tf.reduce_sum(h * tf.cast(cot, h.dtype))
+    got = tape.gradient(loss, [v.value for v in flat] + hs)
+    # a variable's total gradient, listed at its layer's first call only (the doctor sums calls)
+    by_id, seen, res = {id(v): gv for v, gv in zip(flat, got[: len(flat)])}, set(), []
+    for lay, ps, gy in zip(layers, params, got[len(flat) :]):
+        pg = {n: np.asarray(by_id[id(v)], np.float64) for n, v in zip(_param_names(lay), ps)
+              if by_id.get(id(v)) is not None and id(lay) not in seen}  # fmt: skip
+        seen.add(id(lay))
+        res.append((pg, np.asarray(gy, np.float64) if gy is not None else np.zeros(np.shape(hs[len(res)]))))
     return res
 
 
@@ -391,20 +420,34 @@ class _KerasGraph(GraphModel):
             nodes += [n for n in by_depth[depth] if n.operation is not None and not n.is_input]
         return nodes
 
-    def _run(self, xs, eo=None, ei=None, record=None):
-        """The model's outputs on ``xs``; ``eo``/``ei``: per call, added to its output / its tensor inputs."""
-        return (self._run_functional if self.functional else self._run_hooks)(xs, eo, ei, record)
+    def _run(self, xs, eo=None, ei=None, record=None, hook=None):
+        """The model's outputs on ``xs``; ``eo``/``ei``: per call, added to its output / its tensor inputs;
+        ``hook(fn, arrays[, pos])`` runs each call (:meth:`weightinit.doctor.graph.Tangents.call`)."""
+        return (self._run_functional if self.functional else self._run_hooks)(xs, eo, ei, record, hook)
 
-    def _run_functional(self, xs, eo, ei, record):
+    def _run_functional(self, xs, eo, ei, record, hook=None):
         from keras import tree
 
         td = {id(t): v for t, v in zip(self.model.inputs, xs)}
         for k, node in enumerate(self._order()):
-            args, kwargs = node.arguments.fill_in(td)
             op = node.operation
-            if _takes_training(op) and "training" not in kwargs:
-                kwargs["training"] = True
-            flat = tree.flatten(op(*args, **kwargs))
+            if hook is None:
+                args, kwargs = node.arguments.fill_in(td)
+                if _takes_training(op) and "training" not in kwargs:
+                    kwargs["training"] = True
+                y = op(*args, **kwargs)
+            else:  # the call as a function of its distinct input tensors (attn(a, a) is one function of a)
+                uniq = list({id(t): t for t in node.input_tensors}.values())
+                pos = [[id(t) for t in node.input_tensors].index(id(t)) for t in uniq]
+
+                def fn(*vals, node=node, op=op, uniq=uniq):
+                    args, kwargs = node.arguments.fill_in({**td, **{id(t): v for t, v in zip(uniq, vals)}})
+                    if _takes_training(op) and "training" not in kwargs:
+                        kwargs["training"] = True
+                    return op(*args, **kwargs)
+
+                y = hook(fn, [td[id(t)] for t in uniq], pos)
+            flat = tree.flatten(y)
             if eo is not None:
                 flat = [flat[0] + eo[k], *flat[1:]]
             if record is not None:
@@ -413,7 +456,7 @@ class _KerasGraph(GraphModel):
                 td[id(t)] = v
         return [td[id(t)] for t in self.model.outputs]
 
-    def _run_hooks(self, xs, eo, ei, record):
+    def _run_hooks(self, xs, eo, ei, record, hook=None):
         from keras import tree
 
         count = [0]
@@ -429,7 +472,20 @@ class _KerasGraph(GraphModel):
                             leaves[n] = a + ei[i][j]
                             j += 1
                     args = tree.pack_sequence_as(args, leaves)
-                y = orig(*args, **kwargs)
+                if hook is None:
+                    y = orig(*args, **kwargs)
+                else:
+                    leaves = tree.flatten(args)
+                    at = [n for n, a in enumerate(leaves) if hasattr(a, "shape") and hasattr(a, "dtype")
+                          and len(a.shape) > 0]  # fmt: skip
+
+                    def fn(*arrs, leaves=leaves, at=at):
+                        new = list(leaves)
+                        for n, a in zip(at, arrs):
+                            new[n] = a
+                        return orig(*tree.pack_sequence_as(args, new), **kwargs)
+
+                    y = hook(fn, [leaves[n] for n in at])
                 flat = tree.flatten(y)
                 if eo is not None:
                     flat = [flat[0] + eo[i], *flat[1:]]
@@ -504,12 +560,11 @@ class _KerasGraph(GraphModel):
         backend = keras.backend.backend()
         if backend == "jax":
             return self._grads_jax(x, g, cots)
-        if backend == "numpy":
-            raise NotImplementedError("Keras's numpy backend cannot differentiate; use KERAS_BACKEND=jax or torch")
         if backend == "torch":
             return self._grads_torch(x, g, cots)
-        raise NotImplementedError(f"Keras's {backend} backend is not supported by the doctor's backward pass "
-                                  "(jax and torch are)")  # fmt: skip
+        if backend == "tensorflow":
+            return self._grads_tf(x, g, cots)
+        raise NotImplementedError(_no_grads(backend))
 
     def _zeros(self, g, xp):
         eo = [xp.zeros(np.shape(g.nodes[i].out), dtype=xp.float32) for i in g.calls]
@@ -585,6 +640,52 @@ class _KerasGraph(GraphModel):
                 gei.append([z(rest.pop(0), e) for e in row])
         self._fill(g, tv, gt, geo, gei)
 
+    def _grads_tf(self, x, g, cots):
+        import tensorflow as tf
+
+        import keras
+
+        tv = list(self.model.trainable_variables)
+        xs = [tf.convert_to_tensor(v) for v in (x if isinstance(x, tuple) else (x,))]
+        eo, ei = self._zeros(g, tf)
+        flat_ei = [e for row in ei for e in row] if ei is not None else []
+        with tf.GradientTape() as tape, keras.StatelessScope():
+            tape.watch(eo + flat_ei)
+            outs = self._run(xs, eo, ei)
+            loss = tf.add_n([tf.reduce_sum(o * tf.cast(c, o.dtype)) for o, c in zip(outs, cots)])
+        got = tape.gradient(loss, [v.value for v in tv] + eo + flat_ei)
+
+        def z(t, ref):
+            return np.asarray(t, np.float64) if t is not None else np.zeros(np.shape(ref))
+
+        gt = [np.asarray(t, np.float64) if t is not None else None for t in got[: len(tv)]]
+        geo = [z(t, e) for t, e in zip(got[len(tv) : len(tv) + len(eo)], eo)]
+        gei = None
+        if ei is not None:
+            rest, gei = list(got[len(tv) + len(eo) :]), []
+            for row in ei:
+                gei.append([z(rest.pop(0), e) for e in row])
+        self._fill(g, tv, gt, geo, gei)
+
+    # -- forward mode (the measured cross moments at adds) -------------------------------------
+    def replay(self, x, run):
+        import keras
+
+        xs = [keras.ops.convert_to_tensor(v) for v in (x if isinstance(x, tuple) else (x,))]
+        with keras.StatelessScope():
+            self._run(xs, hook=run.call)
+
+    def jvp(self, fn, arrays, tangents):
+        return _jvp(fn, arrays, tangents)
+
+    def first(self, y) -> np.ndarray:
+        from keras import tree
+
+        return _np(tree.flatten(y)[0])
+
+    def param_count(self) -> int:
+        return int(sum(np.prod(v.shape) for v in self.model.weights))
+
     # -- fix ----------------------------------------------------------------------------------
     def kernel(self, node):
         k = getattr(node.layer, "kernel", None) if node.op == "weight" else None
@@ -606,6 +707,38 @@ class _KerasGraph(GraphModel):
             if act is not None:
                 lay.activation = act
         return next(n.out for n in g.nodes if n.name == node.name)
+
+
+def _jvp(fn, arrays, tangents):
+    """``(fn(*arrays), tangent of its first output array as numpy)`` by the active backend's forward mode:
+    ``jax.jvp``, ``torch.func.jvp`` (attention on its math kernel: the fused CPU kernel has no forward mode) or
+    ``tf.autodiff.ForwardAccumulator``; a tangent None is zeros."""
+    import keras
+    from keras import ops, tree
+
+    backend = keras.backend.backend()
+    tans = [ops.zeros_like(a) if t is None else ops.convert_to_tensor(np.asarray(t), dtype=a.dtype)
+            for a, t in zip(arrays, tangents)]  # fmt: skip
+    if backend == "jax":
+        import jax
+
+        y, ty = jax.jvp(fn, tuple(arrays), tuple(tans))
+    elif backend == "torch":
+        import torch.func
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        with sdpa_kernel([SDPBackend.MATH]):
+            y, ty = torch.func.jvp(fn, tuple(arrays), tuple(tans))
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        prim = [tf.identity(a) for a in arrays]  # distinct primals, also where one tensor is passed twice
+        with tf.autodiff.ForwardAccumulator(prim, tans) as acc:
+            y = fn(*prim)
+        ty = acc.jvp(y, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    else:
+        raise NotImplementedError(f"Keras's {backend} backend has no forward-mode differentiation")
+    return y, _np(tree.flatten(ty)[0])
 
 
 def adapter(model):
