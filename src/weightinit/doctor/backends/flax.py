@@ -429,7 +429,9 @@ class _NNXGraph(_FlaxGraph):
         from flax import nnx
 
         graphdef, pstate, rest = nnx.split(self.model, nnx.Param, ...)
-        m = nnx.merge(graphdef, pstate if params is None else params, rest)
+        # a copy of the variables too (created here, inside jax.grad's trace where there is one): the model's
+        # BatchNorm statistics are not advanced, and the copy's may be
+        m = nnx.merge(graphdef, pstate if params is None else params, rest, copy=True)
         leaves = _nnx_leaves(m)
         calls = _LeafCalls(eo, ei, hook)
         classes = {type(mod) for _, mod in leaves.values()}
@@ -439,7 +441,10 @@ class _NNXGraph(_FlaxGraph):
             def __call__(self, *args, **kwargs):
                 if id(self) not in leaves or calls.depth:
                     return orig(self, *args, **kwargs)
-                y, args = calls(lambda *a: orig(self, *a, **kwargs), args)
+                if hook is None:
+                    y, args = calls(lambda *a: orig(self, *a, **kwargs), args)
+                else:  # forward mode: on a copy made inside the trace, so a BatchNorm may update its statistics
+                    y, args = calls(lambda *a: orig(nnx.merge(*nnx.split(self), copy=True), *a, **kwargs), args)
                 if record is not None:
                     mod = self
                     record.append((leaves[id(self)][0], type(self).__name__, _nnx_params(self), _arrays(args),
