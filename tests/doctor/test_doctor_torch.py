@@ -138,7 +138,7 @@ def test_degree_three_homogeneous_warning():
     assert r.flagged("not_depth_stable")
 
 
-def test_untraceable_model_falls_back_to_hooks_naming_the_layer():
+def test_untraceable_model_uses_the_recorded_forward_then_hooks_naming_the_layer(monkeypatch):
     class Branchy(nn.Module):
         def __init__(self):
             super().__init__()
@@ -150,9 +150,24 @@ def test_untraceable_model_falls_back_to_hooks_naming_the_layer():
             return self.fc(x)
 
     m = nn.Sequential(nn.Linear(8, 8), Branchy(), nn.Linear(8, 4))
-    rep, _ = analyze_torch(m)
+    with torch.no_grad():
+        m[0].bias.fill_(5.0)  # Branchy's input sums above 0: the relu branch
+    x = torch.randn(16, 8, generator=torch.Generator().manual_seed(0))
+    rep, _ = analyze_torch(m, x)
+    assert not rep.flagged("untraceable")  # fx fails at layer '1'; the recorded forward pass has every rule
+    assert any("layer '1'" in n and "recorded forward pass" in n for n in rep.notes)
+    assert [s.kind for s in rep.layers] == ["Linear", "Linear", "relu", "Linear"]
+    assert all(math.isfinite(s.q_pred) for s in rep.layers)
+
+    import weightinit.doctor.backends.torchgraph as tg
+
+    def fails(*a, **k):
+        raise RuntimeError("cannot record")
+
+    monkeypatch.setattr(tg, "record_forward", fails)  # a forward that cannot be recorded either: the hook chain
+    rep, _ = analyze_torch(m, x)
     (f,) = rep.flagged("untraceable")
-    assert f.layer == "1"
+    assert f.layer == "1" and "cannot record" in f.message and "chain" in f.message
     assert len(rep.layers) >= 3 and all(math.isfinite(s.q_pred) for s in rep.layers)
 
 

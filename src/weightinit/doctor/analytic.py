@@ -77,6 +77,7 @@ __all__ = [
     "bivariate_expectation", "correlation_map", "correlation_depth_scale", "norm_moments", "avgpool_moments",
     "attention_moments", "linear_moments", "signal_map", "groups_signal_map", "norm_signal", "add_signal", "mul_signal",
     "dropout_signal", "rademacher", "probe_examples",
+    "softmax_mixing", "mixing_moments", "token_gram_map", "attention_gram",
 ]  # fmt: skip
 
 
@@ -432,6 +433,98 @@ def attention_moments(q: float, sigma_v2: float, qb_v: float, sigma_o2: float, q
     (0.0, 0.25)
     """
     return 0.0, sigma_o2 * (sigma_v2 * q + qb_v) / max(int(tokens), 1) + qb_o
+
+
+def softmax_mixing(counts, score_var: float = 0.0, dropout: float = 0.0) -> float:
+    r"""The mean over query rows of ``E[sum_j P_ij**2]`` for attention weights ``P_i = softmax(s_i)`` over the
+    ``counts[i]`` keys row ``i`` may attend to, with scores i.i.d. ``N(m, score_var)`` across keys.
+
+    The ratio of expectations (``E[e^{2s}] = e^{2m + 2v}``, ``E[e^s]^2 = e^{2m + v}``):
+
+    .. math::  E\Big[\sum_j P_{ij}^2\Big] \approx \frac{e^{v}}{e^{v} + n_i - 1}
+
+    exact for ``v = 0`` (uniform weights, ``1/n``) and for ``n = 1``; the score spread makes the weights uneven,
+    so averaging shrinks the variance less than ``1/n`` (``v = 0.25`` over 8 keys: 0.155, not 0.125).  Inverted
+    dropout on the weights divides by ``1 - dropout``.  A causal mask over ``T`` tokens has ``counts = 1..T``.
+
+    >>> softmax_mixing([4, 4])
+    0.25
+    >>> round(softmax_mixing(range(1, 9)), 4)   # causal, 8 tokens: H_8 / 8
+    0.3397
+    """
+    n = np.maximum(np.asarray(list(counts) if not isinstance(counts, np.ndarray) else counts, np.float64), 1.0)
+    if n.size == 0:
+        return 1.0
+    e = math.exp(min(max(float(score_var), 0.0), 50.0))
+    return float(np.mean(e / (e + n - 1))) / max(1.0 - float(dropout), 1e-12)
+
+
+def token_gram_map(phi, mu: float, gram: np.ndarray) -> np.ndarray:
+    """``E[phi(h_t) phi(h_s)]`` for every pair of tokens ``t, s`` of a Gaussian pre-activation with mean ``mu`` and
+    token second moments ``gram[t, s] = E[h_t h_s]`` (per element): the diagonal by :func:`moment_map`, the rest by
+    the 64 x 64 Gauss-Hermite rule of :func:`bivariate_expectation` with the two tokens' own variances.
+
+    >>> g = token_gram_map(lambda x: x, 0.0, np.array([[1.0, 0.3], [0.3, 2.0]]))
+    >>> np.round(g, 12).tolist()
+    [[1.0, 0.3], [0.3, 2.0]]
+    """
+    gram = np.asarray(gram, np.float64)
+    v = np.maximum(np.diag(gram) - mu * mu, 1e-300)
+    sd = np.sqrt(v)
+    rho = np.clip((gram - mu * mu) / np.outer(sd, sd), -1.0, 1.0)
+    z1, z2 = np.meshgrid(_GH_Z, _GH_Z, indexing="ij")
+    u1 = sd[:, None, None, None] * z1
+    u2 = sd[None, :, None, None] * (rho[:, :, None, None] * z1 + np.sqrt(1 - rho[:, :, None, None] ** 2) * z2)
+    a = np.asarray(phi(mu + np.broadcast_to(u1, u2.shape)), np.float64)
+    out = np.einsum("i,tsij,j->ts", _GH_W, a * np.asarray(phi(mu + u2), np.float64), _GH_W)
+    for t in range(len(v)):
+        out[t, t] = moment_map(phi, float(gram[t, t]), mu)[1]
+    return out
+
+
+def attention_gram(gram: np.ndarray, allowed: np.ndarray, score_var: float = 0.0, dropout: float = 0.0):
+    """The token second moments ``E[y_i y_k]`` of attention's output ``y_i = sum_j P_ij v_j`` from the values'
+    ``gram[j, l] = E[v_j v_l]``, for weights independent of the values: ``P`` uniform over the keys each query may
+    attend to (``allowed``, ``(T_q, T_k)`` or a stack of such masks, averaged) gives ``P gram P^T``; the scores'
+    spread adds ``(E[sum_j P_ij**2] - 1/n_i)`` (:func:`softmax_mixing`) times the allowed keys' mean variance less
+    their mean cross moment on the diagonal.  Returns the ``(T_q, T_q)`` matrix; its mean diagonal is the output's
+    second moment.
+
+    >>> attention_gram(np.eye(2), np.tril(np.ones((2, 2), bool))).tolist()   # causal, independent tokens
+    [[1.0, 0.5], [0.5, 0.5]]
+    """
+    gram = np.asarray(gram, np.float64)
+    masks = np.asarray(allowed, bool).reshape(-1, *np.shape(allowed)[-2:])
+    out = np.zeros((masks.shape[1], masks.shape[1]))
+    for m in masks:
+        n = np.maximum(m.sum(-1), 1)
+        p = m / n[:, None]
+        g = p @ gram @ p.T
+        if score_var > 0 or dropout > 0:
+            d = np.diag(gram)
+            mean_diag = (m * d).sum(-1) / n
+            off = np.where(n > 1, (np.einsum("ij,jl,il->i", m * 1.0, gram, m * 1.0) - (m * d).sum(-1))
+                           / np.maximum(n * (n - 1), 1), 0.0)  # fmt: skip
+            extra = np.array([softmax_mixing([k], score_var, dropout) for k in n]) - 1 / n
+            g[np.diag_indices_from(g)] += extra * (mean_diag - off)
+        out += g
+    return out / len(masks)
+
+
+def mixing_moments(mu: float, q: float, f: float, cross: float | None = None) -> tuple[float, float]:
+    """``(mu, q)`` of ``y_i = sum_j P_ij v_j`` (attention's weighted average of values) for tokens ``v_j`` of mean
+    ``mu``, second moment ``q`` and cross moment ``E[v_j v_l] = cross`` between two different tokens (None:
+    independent tokens, ``mu**2``), weights independent of the values summing to 1 with ``E[sum_j P_ij**2] = f``
+    (:func:`softmax_mixing`): ``E[y_i**2] = cross + f (q - cross)``.  With ``f`` the mean over two different
+    queries of ``sum_j P_ij P_kj`` instead, the second value is the output's token cross moment.
+
+    >>> mixing_moments(0.5, 1.25, 0.25)
+    (0.5, 0.5)
+    >>> mixing_moments(0.0, 1.0, 0.25, cross=0.2)   # correlated tokens average out less
+    (0.0, 0.4)
+    """
+    c = mu * mu if cross is None else cross
+    return mu, c + (q - c) * f
 
 
 # ------------------------------------------------------------------------------------------
@@ -1243,6 +1336,26 @@ def _hook_chain(model, x, prop, x_mu, x_q, x_d=None):
     return records
 
 
+def _recorded(model, x, x_mu, x_q, fix, target):
+    """``((records, propagator, RecordedGraph), "")`` from the recorded forward pass
+    (:mod:`weightinit.doctor.backends.torchgraph`), or ``(None, why)``."""
+    from weightinit.doctor.backends.torchgraph import analyze_recorded
+
+    prop = Propagator(model, model.training, {}, fix)
+    prop.base = target
+    try:
+        records, rg = analyze_recorded(model, x, x_mu, x_q, prop, fix=fix, target=target)
+    except Exception as e:  # the forward cannot be recorded: the hook chain
+        return None, f"{type(e).__name__}: {e}"[:300]
+    if not rg.graph.outputs:
+        return None, "no output of the recorded forward pass depends on the inputs"
+    return (records, prop, rg), ""
+
+
+def _tally(counts: dict) -> str:
+    return ", ".join(f"{v} {k}" for k, v in counts.items()) or "no operations"
+
+
 #: additions x parameters above which analyze_torch uses the independence rule at additions (each measured
 #: cross moment costs a partial forward pass)
 CROSS_BUDGET = 2e9
@@ -1312,8 +1425,32 @@ def analyze_torch(model, inputs=None, *, input_shape=None, batch: int = 64, seed
             seed=seed,
             x_d=x_d,
         )
-    else:
+    recorded = None
+    if gm is None:
+        recorded, rec_err = _recorded(model, x, x_mu, x_q, fix, target)
+    if recorded is not None:
+        records, prop, rg = recorded
         where, msg = err
+        report.notes.append(
+            f"torch.fx could not trace the model at layer {where!r} ({msg}); moments follow the recorded forward "
+            f"pass instead ({len(rg.graph.nodes)} nodes: {_tally(rg.counts)}; adds use the independence rule)"
+        )
+        if rg.opaque:
+            ops = list(dict.fromkeys(f"{op!r} at {w!r}" for op, w in rg.opaque))
+            report.flags.append(
+                Flag(
+                    "untraceable", rg.opaque[0][1],
+                    f"the recorded forward pass has operations without a moment rule, treated as the identity: "
+                    f"{', '.join(ops[:8])}{' ...' if len(ops) > 8 else ''}; the predictions after them are "
+                    "approximate.",
+                    "Write them as modules or operations the doctor models (see docs/doctor.md), or read the "
+                    "measured statistics there.", "info",
+                )
+            )  # fmt: skip
+    elif gm is None:
+        where, msg = err
+        if rec_err:
+            msg = f"{msg}; the recorded forward pass failed too: {rec_err}"
         report.flags.append(
             Flag(
                 "untraceable", where,

@@ -50,7 +50,7 @@ __all__ = ["GNode", "Graph", "GraphModel", "Tangents", "doctor_graph", "fix_grap
 
 #: node operations and the rule each gets (see :func:`propagate`)
 OPS = ("input", "weight", "act", "add", "concat", "mul", "norm", "avgpool", "maxpool", "attention", "embedding",
-       "identity", "opaque")  # fmt: skip
+       "identity", "opaque", "mix")  # fmt: skip
 
 
 @dataclass(eq=False)
@@ -70,10 +70,11 @@ class GNode:
     qb: float = 0.0  # weight: E[b**2]; norm: E[beta**2]
     mb: float = 0.0  # weight: E[b]; norm: E[beta]
     qg: float = 1.0  # norm: E[gamma**2]
+    eps: float = 0.0  # norm: the epsilon added to the variance (z = x / sqrt(v + eps) has E[z**2] = v / (v + eps))
     phi: Any = None  # act (or a weight layer's fused activation): numpy function
     act: str | None = None  # its name
     pool: float = 0.0  # avgpool: inputs per output (0: from the measured shapes)
-    attn: tuple | None = None  # attention: (sigma_v2, qb_v, sigma_o2, qb_o, tokens)
+    attn: tuple | None = None  # attention: (sigma_v2, qb_v, sigma_o2, qb_o, tokens); mix: (scale**2 * d, counts, p)
     vin: int = 0  # attention: which input is the value
     signs: list | None = None  # add: +1/-1 per input (None: all +1)
     emb: tuple | None = None  # embedding: (E[W], E[W**2])
@@ -388,10 +389,12 @@ def _size(n: GNode) -> int:
 
 
 def propagate(g: Graph, x_moments: list, *, on_weight=None, cross=None) -> list:
-    """``[(mu, q, chi, sigma_w2 on the path, groups, d)]`` per node; ``on_weight(i, node, mu_in, q_in)`` is called
-    before a weight node's rule (the fix rescales there).  ``x_moments``: ``(mu, q)`` or ``(mu, q, d)`` per input
-    node, in order.  ``d`` is the input-dependent variance (the predicted signal squared; the rules of
-    :func:`weightinit.doctor.analytic.signal_map` and its neighbours; an input without one: ``q - mu**2``).
+    """``[(mu, q, chi, sigma_w2 on the path, groups, d, token Gram)]`` per node; ``on_weight(i, node, mu_in,
+    q_in)`` is called before a weight node's rule (the fix rescales there).  ``x_moments``: ``(mu, q)``, ``(mu, q,
+    d)`` or ``(mu, q, d, token Gram)`` per input node, in order.  ``d`` is the input-dependent variance (the
+    predicted signal squared; the rules of :func:`weightinit.doctor.analytic.signal_map` and its neighbours; an
+    input without one: ``q - mu**2``; None: that).  The token Gram ``E[y_t y_s]`` (``(T, T)``; None: independent
+    tokens) is what attention's averaging (``mix``) acts on (:func:`_token_cross`).
     ``cross``: ``{add node: (source node, mean diagonal of E[J_a J_b^T])}`` (or a function of the add node giving
     that pair or None, called when the walk reaches the add, after ``on_weight`` has rescaled the kernels before
     it: :func:`measured_cross`), the Jacobian term of :func:`weightinit.doctor.analytic.residual_cross` where it was
@@ -410,10 +413,12 @@ def propagate(g: Graph, x_moments: list, *, on_weight=None, cross=None) -> list:
         groups = ins[0][4] if ins else None
         c = float("nan")
         op = n.op
+        mu0, tc_in = mu, None
         if op == "input":
             xm = next(xin, (0.0, 1.0))
             mu, q = xm[0], xm[1]
-            d = xm[2] if len(xm) > 2 else max(q - mu * mu, 0.0)
+            d = xm[2] if len(xm) > 2 and xm[2] is not None else max(q - mu * mu, 0.0)
+            tc_in = xm[3] if len(xm) > 3 else None
         elif op == "weight":
             if on_weight is not None:
                 on_weight(i, n, mu, q)
@@ -444,7 +449,7 @@ def propagate(g: Graph, x_moments: list, *, on_weight=None, cross=None) -> list:
         elif op == "norm":
             over = "batch" if "Batch" in n.kind else "rms" if "RMS" in n.kind else "features"
             d = an.norm_signal(d, mu, q, n.qg, over)
-            (mu, q), inc, groups = an.norm_moments(n.qg, n.qb, n.mb), None, None
+            (mu, q), inc, groups = an.norm_moments(n.qg * _eps_factor(n, ins), n.qb, n.mb), None, None
         elif op == "avgpool":
             k = n.pool or max(np.size(g.nodes[n.inputs[0]].out) / max(np.size(n.out), 1), 1.0)
             mu, q = an.avgpool_moments(mu, q, k)
@@ -459,7 +464,22 @@ def propagate(g: Graph, x_moments: list, *, on_weight=None, cross=None) -> list:
         elif op == "embedding":
             (mu, q), inc, groups = n.emb, None, None
             d = max(q - mu * mu, 0.0)  # (the rows' spread over the vocabulary, at most)
+        elif op == "mix" and len(ins) == 3:  # softmax(q k^T * scale) v: inputs (query, key, value)
+            s2, counts, p = n.attn[:3]
+            score_var = s2 * ins[0][1] * max(ins[1][1] - ins[1][0] ** 2, 0.0)
+            if len(n.attn) > 3:
+                n.attn = (*n.attn[:4], score_var)
+            vv = ins[2]
+            mu, q = an.mixing_moments(vv[0], vv[1], an.softmax_mixing(counts, score_var, p))
+            inc, groups = None, None
+        tc = _token_cross(g, n, op, ins, mu0, tc_in, mu)
+        if op == "mix" and len(ins) == 3:
+            if tc is not None:
+                q = float(np.mean(np.diag(tc)))
+            v_in = max(ins[2][1] - ins[2][0] ** 2, 0.0)  # the signal shrinks as the variance does
+            d = ins[2][5] * max(q - mu * mu, 0.0) / v_in if v_in > 0 else 0.0
         if n.phi is not None and op in ("act", "weight"):
+            tc = an.token_gram_map(n.phi, mu, tc) if tc is not None and not groups else None
             if groups:  # a concatenation's parts: the mixture of the groups' maps
                 if inc is not None:
                     c = sum(f * an.chi(n.phi, inc, qq, m) for f, m, qq in groups)
@@ -470,7 +490,7 @@ def propagate(g: Graph, x_moments: list, *, on_weight=None, cross=None) -> list:
                     c = an.chi(n.phi, inc, q, mu)
                 d = an.signal_map(n.phi, q, mu, d)
                 mu, q = an.moment_map(n.phi, q, mu)
-        res.append((mu, q, c, inc, groups, d))
+        res.append((mu, q, c, inc, groups, d, tc))
     return res
 
 
@@ -661,6 +681,74 @@ def measured_cross(gm: GraphModel, g: Graph, x, *, seed: int = 0, notes: list | 
         return done[i]
 
     return cross
+
+
+def _eps_factor(n: GNode, ins: list) -> float:
+    """``v / (v + eps)``: what a normalization's epsilon leaves of the standardized second moment."""
+    if not n.eps or not ins:
+        return 1.0
+    v = max(ins[0][1] - ins[0][0] ** 2, 0.0)
+    return v / (v + n.eps) if v + n.eps > 0 else 1.0
+
+
+def _gram(r, t: int):
+    """A propagated node's token Gram ``E[y_t y_s]`` as a ``(t, t)`` matrix (independent tokens where it has
+    none: ``q`` on the diagonal, ``mu**2`` off it); None if its Gram has another size."""
+    g = r[6] if len(r) > 6 else None
+    if g is None:
+        out = np.full((t, t), r[0] * r[0])
+        np.fill_diagonal(out, r[1])
+        return out
+    return g if g.shape == (t, t) else None
+
+
+def _token_cross(g: Graph, n: GNode, op: str, ins: list, mu0: float, tc_in, mu: float):
+    """The token Gram ``E[y_t y_s]`` (per element, ``(T, T)``) of node ``n``'s output before its activation, or
+    None (independent tokens).  Carried only once some tensor has one (a constant with positions, or attention's
+    output), for attention (``mix``) to average over.  Position-wise rules on every entry: a weight layer maps it
+    as it maps ``q`` (the same weights and bias at every token), an add sums it (addends independent across
+    tokens), a product multiplies it, a normalization keeps the correlation coefficient; attention gives ``P G
+    P^T`` (:func:`weightinit.doctor.analytic.attention_gram`); an activation maps it by
+    :func:`weightinit.doctor.analytic.token_gram_map`."""
+    if op == "input":
+        return tc_in
+    grams = [r[6] for r in ins if len(r) > 6 and r[6] is not None]
+    if op == "mix" and len(ins) == 3 and n.attn is not None and len(n.attn) > 3:
+        allowed = n.attn[3]
+        t_k = allowed.shape[-1]
+        gv = _gram(ins[2], t_k)
+        return None if gv is None else an.attention_gram(gv, allowed, n.attn[4] if len(n.attn) > 4 else 0.0, n.attn[2])
+    if not grams:
+        return None
+    t = grams[0].shape[0]
+    gs = [_gram(r, t) for r in ins]
+    if any(x is None for x in gs):
+        return None
+    if op in ("identity", "opaque", "maxpool", "avgpool", "act"):
+        return gs[0]
+    if op == "weight":
+        a = gs[0] - mu0 * mu0
+        if n.rows is None:
+            return n.sigma_w2 * gs[0] + n.qb
+        _r1, r2, rb = n.rows
+        return a * n.sigma_w2 + mu0 * mu0 * r2 + 2 * mu0 * rb + n.qb
+    if op == "add":
+        signs = n.signs or [1] * len(ins)
+        acc_mu, acc = ins[0][0], gs[0]
+        for r, gr, sg in zip(ins[1:], gs[1:], signs[1:]):
+            acc, acc_mu = acc + sg * sg * gr + 2 * sg * acc_mu * r[0], acc_mu + sg * r[0]
+        return acc
+    if op == "mul" and len(ins) == 2:
+        return gs[0] * gs[1]
+    if op == "norm":
+        m = ins[0][0]
+        v = np.maximum(np.diag(gs[0]) - m * m, 0.0)
+        sd = np.sqrt(v + n.eps)
+        return n.qg * (gs[0] - m * m) / np.maximum(np.outer(sd, sd), 1e-300) + n.qb
+    if op == "concat":
+        sizes = [_size(g.nodes[j]) for j in n.inputs]
+        return sum(sz * gr for sz, gr in zip(sizes, gs)) / max(sum(sizes), 1)
+    return None
 
 
 def _x_moments(x, inputs) -> list:

@@ -47,7 +47,7 @@ from torch.overrides import TorchFunctionMode
 import torch
 from torch import nn
 
-__all__ = ["RoleInfo", "record_roles", "example_inputs_for"]
+__all__ = ["RoleInfo", "record_roles", "example_inputs_for", "record_forward"]
 
 _TRANSPARENT = {
     "view",
@@ -77,6 +77,7 @@ _TRANSPARENT = {
     "detach",
     "expand",
     "repeat_interleave",
+    "__get__",  # x.T, x.mT, x.data
 }
 _SCALE = {"mul", "__mul__", "__rmul__", "mul_", "__imul__", "div", "__truediv__", "div_", "__itruediv__"}
 _ADD = {"add", "__add__", "__radd__", "add_", "__iadd__"}
@@ -110,11 +111,18 @@ class RoleInfo:
 
 
 class _Node:
-    __slots__ = ("index", "inputs", "modules", "op", "params", "scalars")
+    """One recorded tensor: the operation ``op`` that made it (``"param"``/``"input"`` for a tensor seen first as an
+    argument), its ``inputs`` (nodes, in argument order), the paths of the 2-D+ parameters it read, the module
+    paths that returned it (innermost first), and, for the doctor's graph (:func:`record_forward`), the call
+    (``func, args, kwargs``) and the tensor itself (``value``)."""
+
+    __slots__ = ("call", "index", "inputs", "modules", "op", "params", "scalars", "value")
 
     def __init__(self, op: str, inputs: list, params: list[str], scalars: bool, index: int) -> None:
         self.op, self.inputs, self.params, self.scalars, self.index = op, inputs, params, scalars, index
         self.modules: list[str] = []
+        self.call: tuple | None = None
+        self.value: torch.Tensor | None = None
 
 
 def _tensors(obj, out: list) -> list:
@@ -138,12 +146,15 @@ class _Recorder(TorchFunctionMode):
         self.node_of: dict[int, _Node] = {}
         self.nodes: list[_Node] = []
         self.keep: list[torch.Tensor] = []  # keeps ids unique while recording
+        #: module calls, in call order: (path, module, first node index inside, input nodes, nodes after it)
+        self.calls: list[tuple] = []
 
     def node(self, t: torch.Tensor) -> _Node:
         n = self.node_of.get(id(t))
         if n is None:
             path = self.param_paths.get(id(t))
             n = _Node("param" if path else "input", [], [path] if path else [], False, len(self.nodes))
+            n.value = t
             self.nodes.append(n)
             self.node_of[id(t)] = n
             self.keep.append(t)
@@ -153,7 +164,9 @@ class _Recorder(TorchFunctionMode):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         name = getattr(func, "__name__", "") or str(func)
-        if name in ("__get__", "__set__", "size", "dim", "numel", "__len__", "__bool__", "item", "tolist", "shape"):
+        if name in ("__set__", "size", "dim", "numel", "__len__", "__bool__", "item", "tolist", "shape"):
+            return out
+        if name == "__get__" and not isinstance(out, torch.Tensor):  # x.shape, x.device: not a tensor
             return out
         ins = _tensors(args, [])
         _tensors(kwargs, ins)
@@ -162,6 +175,7 @@ class _Recorder(TorchFunctionMode):
         scalars = any(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
         for t in _tensors(out, []):
             n = _Node(name, in_nodes, params, scalars, len(self.nodes))
+            n.call, n.value = (func, args, kwargs), t
             self.nodes.append(n)
             self.node_of[id(t)] = n
             self.keep.append(t)
@@ -477,7 +491,7 @@ def _to_meta(obj: Any) -> Any:
     return obj
 
 
-def _record(model: nn.Module, args: tuple, kwargs: dict, meta: bool):
+def _record(model: nn.Module, args: tuple, kwargs: dict, meta: bool, keep_modes: bool = False):
     params = dict(model.named_parameters())
     stand_ins: dict[str, torch.Tensor] = {}
     buffers: dict[str, torch.Tensor] = {}
@@ -502,10 +516,25 @@ def _record(model: nn.Module, args: tuple, kwargs: dict, meta: bool):
 
         return fn
 
+    def pre_hook(path):
+        def fn(mod, inp):
+            rec.calls.append((path, mod, len(rec.nodes), [rec.node(t) for t in _tensors(inp, [])], None))
+
+        return fn
+
+    def post_hook(mod, inp, out):
+        for k in range(len(rec.calls) - 1, -1, -1):  # the innermost open call of this module
+            if rec.calls[k][1] is mod and rec.calls[k][4] is None:
+                rec.calls[k] = (*rec.calls[k][:4], len(rec.nodes))
+                break
+
     for path, m in model.named_modules():
+        handles.append(m.register_forward_pre_hook(pre_hook(path)))
         handles.append(m.register_forward_hook(hook(path)))
+        handles.append(m.register_forward_hook(post_hook))
     modes = {m: m.training for m in model.modules()}
-    model.eval()
+    if not keep_modes:
+        model.eval()
     try:
         with torch.no_grad(), rec:
             if meta:
@@ -518,6 +547,17 @@ def _record(model: nn.Module, args: tuple, kwargs: dict, meta: bool):
         for m, t in modes.items():
             m.training = t
     return rec, out
+
+
+def record_forward(model: nn.Module, args: tuple, kwargs: dict | None = None):
+    """One forward pass of ``model(*args, **kwargs)`` on its own device, in its own train/eval mode, without
+    gradients, recorded: returns ``(recorder, output)``.  ``recorder.nodes`` are the recorded tensors in execution
+    order (each with its operation, input nodes, module labels, call and value), ``recorder.calls`` the module
+    calls with the span of nodes each made, ``recorder.node_of`` maps ``id(tensor)`` to its node.  The same
+    recording :func:`record_roles` analyses; the doctor builds its moment graph from it
+    (:mod:`weightinit.doctor.backends.torchgraph`).
+    """
+    return _record(model, tuple(args), dict(kwargs or {}), meta=False, keep_modes=True)
 
 
 def record_roles(model: nn.Module, example_inputs=None) -> RoleInfo:
