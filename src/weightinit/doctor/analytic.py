@@ -439,24 +439,39 @@ def softmax_mixing(counts, score_var: float = 0.0, dropout: float = 0.0) -> floa
     r"""The mean over query rows of ``E[sum_j P_ij**2]`` for attention weights ``P_i = softmax(s_i)`` over the
     ``counts[i]`` keys row ``i`` may attend to, with scores i.i.d. ``N(m, score_var)`` across keys.
 
-    The ratio of expectations (``E[e^{2s}] = e^{2m + 2v}``, ``E[e^s]^2 = e^{2m + v}``):
+    ``1/n`` for ``score_var = 0`` (uniform weights); the score spread makes the weights uneven, so averaging
+    shrinks the variance less than ``1/n``.  The expectation is a Monte Carlo mean over 8192 fixed draws
+    (seed 0; relative error below 1%) for ``n <= 256``, and the ratio of expectations
 
-    .. math::  E\Big[\sum_j P_{ij}^2\Big] \approx \frac{e^{v}}{e^{v} + n_i - 1}
+    .. math::  E\Big[\sum_j P_{ij}^2\Big] \approx \frac{e^{v}}{e^{v} + n - 1}
 
-    exact for ``v = 0`` (uniform weights, ``1/n``) and for ``n = 1``; the score spread makes the weights uneven,
-    so averaging shrinks the variance less than ``1/n`` (``v = 0.25`` over 8 keys: 0.155, not 0.125).  Inverted
-    dropout on the weights divides by ``1 - dropout``.  A causal mask over ``T`` tokens has ``counts = 1..T``.
+    (``E[e^{2s}] = e^{2m + 2v}``, ``E[e^s]^2 = e^{2m + v}``; right as ``n`` grows) above.  Inverted dropout on
+    the weights divides by ``1 - dropout``.  A causal mask over ``T`` tokens has ``counts = 1..T``.
 
     >>> softmax_mixing([4, 4])
     0.25
     >>> round(softmax_mixing(range(1, 9)), 4)   # causal, 8 tokens: H_8 / 8
     0.3397
+    >>> round(softmax_mixing([8], 1.0), 2), round(math.e / (math.e + 7), 2)   # score std 1 over 8 keys
+    (0.23, 0.28)
     """
     n = np.maximum(np.asarray(list(counts) if not isinstance(counts, np.ndarray) else counts, np.float64), 1.0)
     if n.size == 0:
         return 1.0
-    e = math.exp(min(max(float(score_var), 0.0), 50.0))
-    return float(np.mean(e / (e + n - 1))) / max(1.0 - float(dropout), 1e-12)
+    v = min(max(float(score_var), 0.0), 50.0)
+    vals, inv = np.unique(n, return_inverse=True)
+    per = []
+    for k in vals:
+        if v == 0.0:
+            per.append(1.0 / k)
+        elif k <= 256:
+            z = np.random.default_rng(0).standard_normal((8192, int(k))) * math.sqrt(v)
+            p = np.exp(z - z.max(1, keepdims=True))
+            p /= p.sum(1, keepdims=True)
+            per.append(float((p * p).sum(1).mean()))
+        else:
+            per.append(math.exp(v) / (math.exp(v) + k - 1))
+    return float(np.mean(np.asarray(per)[inv])) / max(1.0 - float(dropout), 1e-12)
 
 
 def token_gram_map(phi, mu: float, gram: np.ndarray) -> np.ndarray:

@@ -457,7 +457,7 @@ def recorded_graph(model: nn.Module, x, x_moments: tuple[float, float] = (0.0, 1
         gid[i] = g
     result.graph.outputs = [gid[o.index] for o in outputs if o.index in gid]
     for n in nodes:
-        for p in n.params:
+        for p in n.params if n.op != "param" else ():
             result.reads[p] = result.reads.get(p, 0) + 1
         if n.op == "embedding":
             for a in n.inputs:
