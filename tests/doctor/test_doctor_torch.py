@@ -153,19 +153,19 @@ def test_untraceable_model_uses_the_recorded_forward_then_hooks_naming_the_layer
     with torch.no_grad():
         m[0].bias.fill_(5.0)  # Branchy's input sums above 0: the relu branch
     x = torch.randn(16, 8, generator=torch.Generator().manual_seed(0))
-    rep, _ = analyze_torch(m, x)
+    import weightinit.doctor.backends.torchgraph as tg
+
+    rep, _ = analyze_torch(m, x, recorded=tg.analyze_recorded)  # as wi.doctor and wi.fix call it
     assert not rep.flagged("untraceable")  # fx fails at layer '1'; the recorded forward pass has every rule
     assert any("layer '1'" in n and "recorded forward pass" in n for n in rep.notes)
     assert [s.kind for s in rep.layers] == ["Linear", "Linear", "relu", "Linear"]
     assert all(math.isfinite(s.q_pred) for s in rep.layers)
 
-    import weightinit.doctor.backends.torchgraph as tg
-
     def fails(*a, **k):
         raise RuntimeError("cannot record")
 
     monkeypatch.setattr(tg, "record_forward", fails)  # a forward that cannot be recorded either: the hook chain
-    rep, _ = analyze_torch(m, x)
+    rep, _ = analyze_torch(m, x, recorded=tg.analyze_recorded)
     (f,) = rep.flagged("untraceable")
     assert f.layer == "1" and "cannot record" in f.message and "chain" in f.message
     assert len(rep.layers) >= 3 and all(math.isfinite(s.q_pred) for s in rep.layers)

@@ -1351,15 +1351,15 @@ def _hook_chain(model, x, prop, x_mu, x_q, x_d=None):
     return records
 
 
-def _recorded(model, x, x_mu, x_q, fix, target):
-    """``((records, propagator, RecordedGraph), "")`` from the recorded forward pass
-    (:mod:`weightinit.doctor.backends.torchgraph`), or ``(None, why)``."""
-    from weightinit.doctor.backends.torchgraph import analyze_recorded
-
+def _recorded(recorded, model, x, x_mu, x_q, fix, target):
+    """``((records, propagator, RecordedGraph), "")`` from ``recorded`` (the torch backend's
+    :func:`weightinit.doctor.backends.torchgraph.analyze_recorded`), or ``(None, why)``."""
+    if recorded is None:
+        return None, ""
     prop = Propagator(model, model.training, {}, fix)
     prop.base = target
     try:
-        records, rg = analyze_recorded(model, x, x_mu, x_q, prop, fix=fix, target=target)
+        records, rg = recorded(model, x, x_mu, x_q, prop, fix=fix, target=target)
     except Exception as e:  # the forward cannot be recorded: the hook chain
         return None, f"{type(e).__name__}: {e}"[:300]
     if not rg.graph.outputs:
@@ -1378,7 +1378,7 @@ CROSS_BUDGET = 2e9
 
 def analyze_torch(model, inputs=None, *, input_shape=None, batch: int = 64, seed: int = 0, fix: bool = False,
                   target: float = 1.0, title: str = "weightinit doctor (analytic)",
-                  cross: str = "measured"):  # fmt: skip
+                  cross: str = "measured", recorded=None):  # fmt: skip
     """Predict every layer's second moment, gain and chi for a torch model (``fix=True`` also rescales weights).
 
     Returns ``(Report, Propagator)``.  Only shapes are needed: with ``inputs=None`` a synthetic batch of the
@@ -1388,6 +1388,11 @@ def analyze_torch(model, inputs=None, *, input_shape=None, batch: int = 64, seed
     (the default) for this model's weights, from the branches' Jacobians (:func:`graph_cross_covariance`);
     ``"expected"`` in expectation over zero-mean weights, the independence rule ``E[ab] = mu_a mu_b`` (what a
     fresh draw from the same distributions gives on average; a weightless branch is then missed).
+
+    ``recorded``: where torch.fx cannot trace the model, the function that analyses its recorded forward pass
+    instead, ``recorded(model, x, x_mu, x_q, propagator, fix=, target=) -> (records, RecordedGraph)`` (the torch
+    backend passes :func:`weightinit.doctor.backends.torchgraph.analyze_recorded`: ``weightinit.doctor`` and
+    ``weightinit.fix`` use it); None, or when it fails: leaf modules in execution order as a chain.
     """
     if cross not in ("measured", "expected"):
         from weightinit.common.errors import value_error
@@ -1440,11 +1445,11 @@ def analyze_torch(model, inputs=None, *, input_shape=None, batch: int = 64, seed
             seed=seed,
             x_d=x_d,
         )
-    recorded = None
+    got = None
     if gm is None:
-        recorded, rec_err = _recorded(model, x, x_mu, x_q, fix, target)
-    if recorded is not None:
-        records, prop, rg = recorded
+        got, rec_err = _recorded(recorded, model, x, x_mu, x_q, fix, target)
+    if got is not None:
+        records, prop, rg = got
         where, msg = err
         report.notes.append(
             f"torch.fx could not trace the model at layer {where!r} ({msg}); moments follow the recorded forward "

@@ -1,5 +1,6 @@
 """The doctor's PyTorch backend (:class:`weightinit.doctor.backends.DoctorBackend`): measurement by hooks
-(:mod:`weightinit.doctor.measure`), moments through the torch.fx graph (:mod:`weightinit.doctor.analytic`), LSUV
+(:mod:`weightinit.doctor.measure`), moments through the torch.fx graph (:mod:`weightinit.doctor.analytic`) or, where
+fx fails, the recorded forward pass (:mod:`weightinit.doctor.backends.torchgraph`), LSUV
 (:mod:`weightinit.doctor.lsuv`) and the LLM checks (:mod:`weightinit.doctor.llm`).  The helpers those modules share
 are in :mod:`weightinit.doctor.backends.torchutil` (re-exported here).
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from weightinit.common.errors import value_error
 from weightinit.doctor.analytic import analyze_torch
+from weightinit.doctor.backends.torchgraph import analyze_recorded
 from weightinit.doctor.backends.torchutil import *  # noqa: F403 - the helpers, under their old import path
 from weightinit.doctor.backends.torchutil import batch_size, correct_on_probe, synthetic_inputs
 from weightinit.doctor.llm import llm_checks
@@ -30,7 +32,7 @@ def doctor(model, inputs=None, *, targets=None, loss_fn=None, analytic: bool = T
                         title=title)  # fmt: skip
     if analytic and rep.layers and not any(f.kind in ("forward_failed", "empty_batch") for f in rep.flags):
         try:
-            pred, _ = analyze_torch(model, inputs, input_shape=input_shape, seed=seed)
+            pred, _ = analyze_torch(model, inputs, input_shape=input_shape, seed=seed, recorded=analyze_recorded)
         except Exception as e:
             rep.notes.append(f"analytic mode failed: {type(e).__name__}: {e}")
         else:
@@ -79,7 +81,8 @@ def fix(model, mode, inputs=None, *, targets=None, target=1.0, tol=0.1, max_iter
             model, data, target=target, tol=tol, max_iter=max_iter, orthogonal=orthogonal, seed=seed, progress=progress
         )
     else:
-        pred, prop = analyze_torch(model, inputs, input_shape=input_shape, seed=seed, fix=True, target=target)
+        pred, prop = analyze_torch(model, inputs, input_shape=input_shape, seed=seed, fix=True, target=target,
+                                   recorded=analyze_recorded)  # fmt: skip
         rep.scales = prop.scales
         if probe and prop.weight_q:
             pb = data
