@@ -1351,7 +1351,7 @@ def _hook_chain(model, x, prop, x_mu, x_q, x_d=None):
     return records
 
 
-def _recorded(recorded, model, x, x_mu, x_q, fix, target):
+def _recorded(recorded, model, x, x_mu, x_q, fix, target, x_d=None):
     """``((records, propagator, RecordedGraph), "")`` from ``recorded`` (the torch backend's
     :func:`weightinit.doctor.backends.torchgraph.analyze_recorded`), or ``(None, why)``."""
     if recorded is None:
@@ -1359,7 +1359,7 @@ def _recorded(recorded, model, x, x_mu, x_q, fix, target):
     prop = Propagator(model, model.training, {}, fix)
     prop.base = target
     try:
-        records, rg = recorded(model, x, x_mu, x_q, prop, fix=fix, target=target)
+        records, rg = recorded(model, x, x_mu, x_q, prop, fix=fix, target=target, x_d=x_d)
     except Exception as e:  # the forward cannot be recorded: the hook chain
         return None, f"{type(e).__name__}: {e}"[:300]
     if not rg.graph.outputs:
@@ -1390,7 +1390,7 @@ def analyze_torch(model, inputs=None, *, input_shape=None, batch: int = 64, seed
     fresh draw from the same distributions gives on average; a weightless branch is then missed).
 
     ``recorded``: where torch.fx cannot trace the model, the function that analyses its recorded forward pass
-    instead, ``recorded(model, x, x_mu, x_q, propagator, fix=, target=) -> (records, RecordedGraph)`` (the torch
+    instead, ``recorded(model, x, x_mu, x_q, propagator, fix=, target=, x_d=) -> (records, RecordedGraph)`` (the torch
     backend passes :func:`weightinit.doctor.backends.torchgraph.analyze_recorded`: ``weightinit.doctor`` and
     ``weightinit.fix`` use it); None, or when it fails: leaf modules in execution order as a chain.
     """
@@ -1447,7 +1447,7 @@ def analyze_torch(model, inputs=None, *, input_shape=None, batch: int = 64, seed
         )
     got = None
     if gm is None:
-        got, rec_err = _recorded(recorded, model, x, x_mu, x_q, fix, target)
+        got, rec_err = _recorded(recorded, model, x, x_mu, x_q, fix, target, x_d)
     if got is not None:
         records, prop, rg = got
         where, msg = err

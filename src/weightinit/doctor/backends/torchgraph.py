@@ -131,10 +131,11 @@ def _allowed_from_mask(mask, shape, bool_allows: bool) -> torch.Tensor:
         return ones
 
 
-def recorded_graph(model: nn.Module, x, x_moments: tuple[float, float] = (0.0, 1.0)) -> RecordedGraph:
+def recorded_graph(model: nn.Module, x, x_moments: tuple = (0.0, 1.0)) -> RecordedGraph:
     """Record one forward pass of ``x`` (a tensor or a tuple of positional inputs) and build the doctor's graph.
 
-    ``x_moments``: ``(mean, second moment)`` of the float inputs.  Nodes are named as the doctor's measurement
+    ``x_moments``: ``(mean, second moment)`` of the float inputs, or ``(mean, second moment, input-dependent
+    variance)``.  Nodes are named as the doctor's measurement
     names leaf modules (their path, ``#k`` for a repeated call); other operations by their name and a counter.
     """
     args = x if isinstance(x, tuple) else (x,)
@@ -536,7 +537,7 @@ def _mha(n, din, data, gid, name, shape, add, weight_node, mix_node, fresh):
 
 
 def analyze_recorded(model: nn.Module, x, x_mu: float, x_q: float, prop, *, fix: bool = False, targets=None,
-                     target: float = 1.0):  # fmt: skip
+                     target: float = 1.0, x_d: float | None = None):  # fmt: skip
     """The analytic pass on the recorded graph: ``(records, RecordedGraph)``; records are :class:`LayerStats` with
     ``q_pred``, ``gain`` and ``chi`` per node.  ``prop`` (a :class:`weightinit.doctor.analytic.Propagator`)
     collects notes, the activations that are not depth-stable and, with ``fix``, the scales of the analytic fix
@@ -545,7 +546,7 @@ def analyze_recorded(model: nn.Module, x, x_mu: float, x_q: float, prop, *, fix:
     from weightinit.doctor.graph import _add_targets, _norm_fed
     from weightinit.doctor.report import LayerStats
 
-    rg = recorded_graph(model, x, (x_mu, x_q))
+    rg = recorded_graph(model, x, (x_mu, x_q, x_d))
     g = rg.graph
     on_weight = None
     if fix:
