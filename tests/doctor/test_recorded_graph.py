@@ -159,3 +159,14 @@ def test_analytic_fix_on_the_recorded_graph_sets_each_projection_to_its_target(t
         if abs(q - want) > 5 * se + TOL_WIDTH * want:
             bad.append(f"{name}: {q:.4g}, target {want}")
     assert not bad, bad
+
+
+def test_long_sequences_average_tokens_as_independent_and_say_so(transformers):
+    from weightinit.doctor.graph import GRAM_MAX_TOKENS
+
+    m = _hf(transformers, "llama", "sdpa")
+    t = GRAM_MAX_TOKENS + 8
+    x = torch.randint(0, 256, (4, t), generator=torch.Generator().manual_seed(1))
+    rep = wi.doctor(m, x)
+    assert any(f"attention over {t} tokens" in n for n in rep.notes)
+    assert all(math.isfinite(s.q_pred) for s in rep.layers if s.name != "model.rotary_emb")

@@ -691,6 +691,11 @@ def _eps_factor(n: GNode, ins: list) -> float:
     return v / (v + n.eps) if v + n.eps > 0 else 1.0
 
 
+#: longest token axis the token Gram is carried for (an activation maps it pair by pair: ``T**2`` bivariate
+#: quadratures); attention over more tokens averages them as independent
+GRAM_MAX_TOKENS = 32
+
+
 def _gram(r, t: int):
     """A propagated node's token Gram ``E[y_t y_s]`` as a ``(t, t)`` matrix (independent tokens where it has
     none: ``q`` on the diagonal, ``mu**2`` off it); None if its Gram has another size."""
@@ -716,6 +721,8 @@ def _token_cross(g: Graph, n: GNode, op: str, ins: list, mu0: float, tc_in, mu: 
     if op == "mix" and len(ins) == 3 and n.attn is not None and len(n.attn) > 3:
         allowed = n.attn[3]
         t_k = allowed.shape[-1]
+        if max(allowed.shape[-2:]) > GRAM_MAX_TOKENS:
+            return None
         gv = _gram(ins[2], t_k)
         return None if gv is None else an.attention_gram(gv, allowed, n.attn[4] if len(n.attn) > 4 else 0.0, n.attn[2])
     if not grams:

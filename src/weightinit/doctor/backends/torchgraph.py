@@ -45,7 +45,7 @@ import torch
 from torch import nn
 from weightinit.doctor import analytic as an
 from weightinit.doctor.backends import torchutil as tu
-from weightinit.doctor.graph import GNode, Graph, kernel_stats, propagate
+from weightinit.doctor.graph import GRAM_MAX_TOKENS, GNode, Graph, kernel_stats, propagate
 from weightinit.torch.tracing import _TRANSPARENT, _tensors, record_forward
 
 __all__ = ["RecordedGraph", "recorded_graph", "analyze_recorded"]
@@ -92,7 +92,7 @@ def _const_moments(t) -> tuple:
     Gram is filled by the consumer's size)."""
     v = t.detach().double().cpu()
     mu, q = _moments(v)
-    if v.dim() < 2 or v.shape[-2] < 2 or v.shape[-2] > 256:
+    if v.dim() < 2 or v.shape[-2] < 2 or v.shape[-2] > GRAM_MAX_TOKENS:
         return mu, q, 0.0, None
     x = v.reshape(-1, v.shape[-2], v.shape[-1])
     return mu, q, 0.0, (torch.einsum("btd,bsd->ts", x, x) / (x.shape[0] * x.shape[-1])).numpy()
@@ -570,6 +570,10 @@ def analyze_recorded(model: nn.Module, x, x_mu: float, x_q: float, prop, *, fix:
             prop.weight_q[owner] = an.linear_moments(mu, q, node.sigma_w2, node.qb, node.mb, node.rows)[2]
 
     pred = propagate(g, rg.x_moments, on_weight=on_weight)
+    longest = max((max(n.attn[3].shape[-2:]) for n in g.nodes if n.op == "mix"), default=0)
+    if longest > GRAM_MAX_TOKENS:
+        prop.notes.append(f"attention over {longest} tokens: their correlations are not tracked above "
+                          f"{GRAM_MAX_TOKENS} tokens; the values are averaged as independent tokens")  # fmt: skip
     records = []
     for i, n in enumerate(g.nodes):
         if n.op == "input":
