@@ -84,3 +84,25 @@ def test_every_executor_gives_the_reference_bits(params):
 def test_wide_intervals_with_a_far_tail_end_stay_on_float32():
     # [1.2, 9] around mean 1, std 0.5 mirrors to [-16, -0.4]: wide, whatever the density at -16.
     assert make_plan(TruncatedNormal(1.0, 0.5, 1.2, 9.0), "float16").compute == np.float32
+
+
+# Intervals a few float32 ulp wide far from zero: mean + sd * z rounds past the bounds, so the float32 path's clip
+# (folded into the compiled core's two normal passes, docs/performance.md) changes values; in the central branch of
+# ndtri (p ~ 0.18) and in its tail branch (p ~ 0.0013).
+CLIPPED = [(-1592.25, 0.769, -1592.941, -1592.939), (1000.0, 1.0, 997.0, 997.002)]
+
+
+@pytest.mark.parametrize("params", CLIPPED)
+@pytest.mark.parametrize("n", [4096, 4099])  # straight into the output, and through the tile buffer
+def test_the_float32_clip_gives_the_reference_bits_where_it_bites(params, n):
+    plan = make_plan(TruncatedNormal(*params), "float32")
+    assert plan.words == 1 and plan.compute == np.float32
+    words = reference.words_for_range(wi.Stream(3).key, 5, n, 1)
+    moves, ref = _ulp_moves(plan, words)
+    assert (moves > 0).sum() >= 10, (moves > 0).sum()  # the clip moves values
+    assert ((ref >= np.float32(params[2])) & (ref <= np.float32(params[3]))).all()
+    if not compiled.available():
+        pytest.skip("compiled core not built")
+    out = np.empty(n, np.float32)
+    compiled.fill_array(plan, wi.Stream(3).key, 5, out)
+    assert out.tobytes() == ref.tobytes()
