@@ -77,6 +77,7 @@ class RecordedGraph:
     params: dict = field(default_factory=dict)
     reads: dict = field(default_factory=dict)
     counts: dict = field(default_factory=dict)
+    aliases: list = field(default_factory=list)  # (name, kind, node): another leaf module returned that tensor
 
 
 def _moments(t) -> tuple[float, float]:
@@ -318,7 +319,7 @@ def recorded_graph(model: nn.Module, x, x_moments: tuple = (0.0, 1.0)) -> Record
         name = fresh(lab) if lab else None
         op = n.op
         din = [a for a in n.inputs if data[a.index]]
-        cin = [a for a in n.inputs if not data[a.index] and a.op != "param"]
+        cin = [a for a in n.inputs if not data[a.index]]  # constants and parameters (a position embedding)
         kind = type(modules[lab]).__name__ if lab else op
         g = None
 
@@ -456,6 +457,8 @@ def recorded_graph(model: nn.Module, x, x_moments: tuple = (0.0, 1.0)) -> Record
             prev = [gid[a.index] for a in din[:1]]
             g = add(GNode(name or fresh(op), kind, "opaque", prev, note=f"{op}: no moment rule (identity)"), shape)
         gid[i] = g
+        for other in [p for p in n.modules if p in leaves and p != lab]:  # nn.Identity returns its input tensor
+            result.aliases.append((fresh(other), type(modules[other]).__name__, g))
     result.graph.outputs = [gid[o.index] for o in outputs if o.index in gid]
     for n in nodes:
         for p in n.params if n.op != "param" else ():
@@ -590,4 +593,11 @@ def analyze_recorded(model: nn.Module, x, x_mu: float, x_q: float, prop, *, fix:
             msg = None if normed else an.depth_stability(n.phi, n.act or n.kind)
             if msg:
                 prop.unstable[n.act] = (n.name, msg)
+    by_node = {r.name: r for r in records}
+    for name, kind, gi in rg.aliases:
+        r = by_node.get(g.nodes[gi].name)
+        if r is not None:
+            a = LayerStats(name=name, kind=kind, depth=len(records), shape=r.shape)
+            a.q_pred, a.chi, a.std_pred, a.signal_pred, a.gain = r.q_pred, r.chi, r.std_pred, r.signal_pred, 1.0
+            records.append(a)
     return records, rg
