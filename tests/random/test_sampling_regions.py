@@ -188,3 +188,18 @@ def test_values_do_not_depend_on_shape(bits):
 def test_bad_regions(region):
     with pytest.raises((wi.InitializerValueError, wi.InitializerTypeError), match=r"`region`"):
         wi.RandomNormal(seed=0)((4, 4), region=region)
+
+
+def test_sample_takes_an_executor_by_name_and_refuses_anything_else():
+    from weightinit.random.sampling import executors
+
+    dist = wi.Normal(0.0, 1.0)
+    want = wi.sample(dist, wi.Stream(0), (5, 3), "float32")
+    for name in executors():
+        assert wi.sample(dist, wi.Stream(0), (5, 3), "float32", executor=name).tobytes() == want.tobytes()
+    with pytest.raises(wi.InitializerValueError, match=r"`executor` must be one of .*received executor='cuda'"):
+        wi.sample(dist, wi.Stream(0), (5, 3), "float32", executor="cuda")
+    with pytest.raises(
+        wi.InitializerTypeError, match=r"`executor` must be an executor .*received executor=3 of type int"
+    ):
+        wi.sample(dist, wi.Stream(0), (0,), "complex64", executor=3)  # checked before any work, even for no values

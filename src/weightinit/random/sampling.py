@@ -20,7 +20,7 @@ import numpy as np
 
 from weightinit.common import validate as _validate
 from weightinit.common.dtypes import real_dtype_of, standardize_dtype
-from weightinit.common.errors import InitializerValueError
+from weightinit.common.errors import InitializerTypeError, InitializerValueError
 from weightinit.common.shapes import RegionPlan
 from weightinit.random.distributions import make_plan
 
@@ -80,6 +80,24 @@ def current_executor() -> Executor:
     return _EXECUTORS[_ACTIVE["name"]]
 
 
+def _executor_arg(executor) -> Executor | None:
+    """``sample``'s ``executor``: None, a registered executor's name, or an object with the two fills."""
+    if executor is None:
+        return None
+    if isinstance(executor, str):
+        if executor not in _EXECUTORS:
+            raise InitializerValueError(
+                f"`executor` must be one of {sorted(_EXECUTORS)} or an executor object; received executor={executor!r}."
+            )
+        return _EXECUTORS[executor]
+    if not (callable(getattr(executor, "fill_range", None)) and callable(getattr(executor, "fill_indices", None))):
+        raise InitializerTypeError(
+            "`executor` must be an executor (an object with fill_range and fill_indices) or its name; received "
+            f"executor={executor!r} of type {type(executor).__name__}."
+        )
+    return executor
+
+
 def sample(dist, stream, shape: tuple[int, ...], dtype, region=None, *, out=None, executor=None) -> np.ndarray:
     """Values of ``x[region]``, where ``x`` of ``shape`` is drawn from ``dist`` under ``stream``.
 
@@ -94,7 +112,7 @@ def sample(dist, stream, shape: tuple[int, ...], dtype, region=None, *, out=None
       region: optional tuple of slices; the result is exactly ``x[region]``.
       out: optional C-contiguous array of the region's shape and the dtype,
         written in place and returned (no temporary of the output's size).
-      executor: optional executor object (default: the active one).
+      executor: optional executor, as an object or by name (:func:`executors`; default: the active one).
 
     >>> import weightinit as wi
     >>> x = wi.sample(wi.Normal(0.0, 1.0), wi.Stream(0), (4, 4), "float32")
@@ -103,6 +121,7 @@ def sample(dist, stream, shape: tuple[int, ...], dtype, region=None, *, out=None
     """
     if getattr(dist, "complex_polar", False):
         return dist.draw(stream, shape, standardize_dtype(dtype), region, out)
+    executor = _executor_arg(executor)
     cdt = standardize_dtype(dtype)
     if cdt.kind == "c":
         return _sample_componentwise(dist, stream, shape, cdt, region, out, executor)
