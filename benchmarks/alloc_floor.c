@@ -71,6 +71,7 @@ static void *worker(void *arg) {
 
 static void run2(job base, size_t n, size_t chunk) {
     size_t per = ((n + 1) / 2 + TILE - 1) / TILE * TILE;
+    if (per > n) per = n; /* a small n: one worker fills it all (b gets an empty range) */
     part a = {base, chunk}, b = {base, chunk};
     a.J.pos0 = 0, a.J.pos1 = per, b.J.pos0 = per, b.J.pos1 = n;
     pthread_t t;
