@@ -439,3 +439,22 @@ def test_graph_doctor_predicts_the_same_signal_as_the_torch_path():
     names = [s.name for s in graph]
     predicted = next(s.name for s in graph if s.signal_pred < 1e-2 * s.std_pred)
     assert abs(names.index(predicted) - names.index(measured.layer)) <= 1, (predicted, measured.layer)
+
+
+@pytest.mark.parametrize("n", [1, 8])
+def test_the_inputs_signal_has_one_rule_on_every_path(n):
+    """The inputs' input-dependent variance: the torch path, the Keras/Flax graphs and the chains all take
+    analytic.input_signal (a single example: its variance over the elements; a chain used to take 0 there)."""
+    from weightinit.doctor.analytic import input_signal
+    from weightinit.doctor.chain import _input_d
+    from weightinit.doctor.graph import _x_moments
+
+    x = torch.randn(n, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 2 + 0.5
+    xn = x.numpy()
+    want = float(xn.var(0, ddof=1).mean()) if n > 1 else float(xn.var())
+    assert input_signal(xn) == pytest.approx(want, rel=1e-12) and want > 0.5
+    assert _input_d(xn, xn) == input_signal(xn) == _x_moments(xn, xn)[0][2]
+    lin = nn.Linear(6, 5, bias=False).double()
+    (s,) = [s for s in analyze_torch(nn.Sequential(lin), x)[0].layers if s.kind == "Linear"]
+    sw2 = float((lin.weight.detach() ** 2).mean()) * 6
+    assert s.signal_pred**2 == pytest.approx(sw2 * input_signal(xn), rel=1e-9)

@@ -76,7 +76,7 @@ __all__ = [
     "variance_slope", "add_moments", "residual_cross", "concat_moments", "groups_moment_map",
     "bivariate_expectation", "correlation_map", "correlation_depth_scale", "norm_moments", "avgpool_moments",
     "attention_moments", "linear_moments", "signal_map", "groups_signal_map", "norm_signal", "add_signal", "mul_signal",
-    "dropout_signal", "rademacher", "probe_examples",
+    "dropout_signal", "rademacher", "probe_examples", "input_signal",
     "softmax_mixing", "mixing_moments", "token_gram_map", "attention_gram",
 ]  # fmt: skip
 
@@ -314,6 +314,21 @@ def probe_examples(n_examples: int, per_example: int, probes: int) -> int:
     (32, 64, 2)
     """
     return min(n_examples, max(2, -(-probes // max(per_example, 1))))
+
+
+def input_signal(x: np.ndarray) -> float:
+    """The input-dependent variance ``d`` of a batch ``x`` (examples on axis 0): the variance over the batch of each
+    element (unbiased: the population's), averaged over the elements; for a single example, where nothing varies
+    across inputs to measure, its variance over the elements (all of it taken as input-dependent).  The one rule of
+    the torch path, the Keras/Flax graphs and the chains.
+
+    >>> input_signal(np.array([[0.0, 1.0], [2.0, 5.0]])), input_signal(np.array([[1.0, 3.0]]))
+    (5.0, 1.0)
+    """
+    x = np.asarray(x, np.float64)
+    if x.ndim and len(x) > 1:
+        return float(x.reshape(len(x), -1).var(0, ddof=1).mean())
+    return float(x.var()) if x.size else 0.0
 
 
 def add_moments(a: tuple[float, float], b: tuple[float, float], cross: float | None = None, sign: int = 1):
@@ -1410,7 +1425,7 @@ def analyze_torch(model, inputs=None, *, input_shape=None, batch: int = 64, seed
         xd = x0.double()
         x_mu, x_q = float(xd.mean()), float((xd * xd).mean())
         # the input-dependent variance: per element over the batch (unbiased: the population's), averaged
-        x_d = float(xd.reshape(len(xd), -1).var(0).mean()) if xd.ndim and len(xd) > 1 else x_q - x_mu * x_mu
+        x_d = input_signal(xd.detach().cpu().numpy())
     else:
         x_mu, x_q, x_d = 0.0, 1.0, 1.0
     gm, err = trace_torch(model, x)

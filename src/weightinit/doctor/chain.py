@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from weightinit.doctor.analytic import chi, depth_stability, moment_map, rescale_factor, signal_map
+from weightinit.doctor.analytic import chi, depth_stability, input_signal, moment_map, rescale_factor, signal_map
 from weightinit.doctor.diagnose import diagnose
 from weightinit.doctor.lsuv import lsuv_rescale
 from weightinit.doctor.report import FixReport, Flag, LayerStats, Report
@@ -231,10 +231,8 @@ def _input_q(x: np.ndarray, inputs) -> float:
 
 
 def _input_d(x: np.ndarray, inputs) -> float:
-    """The inputs' input-dependent variance: per element over the batch (unbiased), averaged (synthetic: 1)."""
-    if inputs is None or x.ndim == 0 or len(x) < 2:
-        return 1.0 if inputs is None else 0.0
-    return float(x.astype(np.float64).reshape(len(x), -1).var(0, ddof=1).mean())
+    """The inputs' input-dependent variance (:func:`~weightinit.doctor.analytic.input_signal`; synthetic: 1)."""
+    return input_signal(x) if inputs is not None else 1.0
 
 
 def doctor_chain(chain: Chain, inputs=None, *, targets=None, seed: int = 0, batch: int = 64, input_shape=None,

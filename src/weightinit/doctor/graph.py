@@ -766,7 +766,7 @@ def _x_moments(x, inputs) -> list:
     for v in xs:
         v = np.asarray(v, np.float64)
         mu, q = float(np.mean(v)), float(np.mean(np.square(v)))
-        d = float(v.reshape(len(v), -1).var(0, ddof=1).mean()) if v.ndim and len(v) > 1 else max(q - mu * mu, 0.0)
+        d = an.input_signal(v)
         out.append((mu, q, d))  # d: per element over the batch (unbiased), averaged
     return out
 
