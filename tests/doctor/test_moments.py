@@ -493,3 +493,20 @@ def test_node_signal_rules_against_the_measured_signal():
                 checked.append(s.kind)
     assert sorted(checked) == sorted(["LayerNorm", "BatchNorm1d", "Dropout", "AvgPool2d", "AdaptiveAvgPool2d",
                                       "Embedding"])  # fmt: skip
+
+
+def test_the_measured_signal_floors_at_float32_rounding_where_the_prediction_goes_on():
+    """The built-in example's deep layers: in float32 the measured signal stops near 2e-9 (the rounding of a shared
+    part of std ~0.08 differs from input to input), while the predicted one goes on down to ~1e-12; in float64 the
+    measurement follows the prediction (docs/doctor.md)."""
+    from weightinit.doctor.example import digits, make_mlp
+
+    torch.set_num_threads(1)
+    xb = torch.as_tensor(digits(0)[0][:256])
+    last = {}
+    for dt in (torch.float32, torch.float64):
+        (last[dt],) = [s for s in wi.doctor(make_mlp(30, 64).to(dt), xb.to(dt)).layers if s.name == "60"]
+    s32, s64 = last[torch.float32], last[torch.float64]
+    assert s32.signal_pred == pytest.approx(s64.signal_pred, rel=1e-6) and s64.signal_pred < 1e-11
+    assert s64.signal == pytest.approx(s64.signal_pred, rel=0.5)  # measured 1.17e-12 against 1.04e-12
+    assert s32.signal > 100 * s32.signal_pred and 1e-10 < s32.signal / s32.std < 1e-6  # measured 2.1e-9 / 0.038
