@@ -41,8 +41,9 @@ Flax graphs the same way, with the same probes: :func:`rademacher`, :func:`probe
 :func:`weightinit.doctor.graph.measured_cross`).
 A concatenation keeps the moments of each part (channel group, :func:`concat_moments`): elementwise maps
 act per group (``E[phi^2]`` of a mixture is the mixture of the groups' maps, not the map of the averaged
-moments), and a weight layer after it sees the size-weighted average (exact for ``W x``); BatchNorm /
-LayerNorm / GroupNorm give ``E[gamma**2] + E[beta**2]``; average pooling over
+moments), and a weight layer after it sees the size-weighted average (exact for ``W x``); BatchNorm in
+training mode / LayerNorm / GroupNorm give ``E[gamma**2] + E[beta**2]``, BatchNorm in eval mode the affine map of
+its running statistics (:func:`running_norm_affine`); average pooling over
 ``k`` inputs divides the variance by ``k`` (independent inputs; max pooling is
 treated as the identity, an approximation); inverted dropout in training
 mode multiplies ``q`` by ``1/(1-p)``; an embedding outputs ``E[W**2]``;
@@ -74,7 +75,8 @@ from weightinit.initializers.gains import derivative_second_moment, gaussian_exp
 __all__ = [
     "moment_map", "chi", "fixed_point", "homogeneity_degree", "depth_stability", "rescale_factor",
     "variance_slope", "add_moments", "residual_cross", "concat_moments", "groups_moment_map",
-    "bivariate_expectation", "correlation_map", "correlation_depth_scale", "norm_moments", "avgpool_moments",
+    "bivariate_expectation", "correlation_map", "correlation_depth_scale", "norm_moments", "running_norm_affine",
+    "avgpool_moments",
     "attention_moments", "linear_moments", "signal_map", "groups_signal_map", "norm_signal", "add_signal", "mul_signal",
     "dropout_signal", "rademacher", "probe_examples", "input_signal",
     "softmax_mixing", "mixing_moments", "token_gram_map", "attention_gram",
@@ -426,6 +428,31 @@ def norm_moments(q_gamma: float = 1.0, q_beta: float = 0.0, mu_beta: float = 0.0
     (0.0, 1.0)
     """
     return mu_beta, q_gamma + q_beta
+
+
+def running_norm_affine(running_mean, running_var, weight=None, bias=None, eps: float = 1e-5):
+    """BatchNorm in eval mode is no normalization: it applies its running statistics, the per-channel affine map
+    ``y_c = s_c x_c + t_c`` with ``s_c = gamma_c / sqrt(running_var_c + eps)`` and ``t_c = beta_c - running_mean_c
+    s_c`` (Ioffe & Szegedy 2015, the inference transform).  Returns it as the weight rule's numbers ``(sigma_w2,
+    qb, mb, rows)`` for :func:`linear_moments` (``sigma_w2 = E[s**2]``, ``qb = E[t**2]``, ``mb = E[t]``, ``rows =
+    (E[s], E[s**2], E[s t])``): for inputs of mean ``mu`` and second moment ``q`` the output has mean ``mu E[s] +
+    E[t]`` and second moment ``E[s**2] q + 2 mu E[s t] + E[t**2]``; the input-dependent variance ``d`` becomes
+    ``E[s**2] d``.  Array-likes (NumPy; ``weight``/``bias`` None: 1 and 0).  At the initial statistics (mean 0,
+    variance 1) it is the identity up to ``1/sqrt(1 + eps)``; training-mode BatchNorm standardizes instead
+    (:func:`norm_moments`).
+
+    >>> sw, qb, mb, rows = running_norm_affine([1.0, -1.0], [4.0, 4.0], eps=0.0)
+    >>> sw, qb, mb, rows
+    (0.25, 0.25, 0.0, (0.5, 0.25, 0.0))
+    >>> linear_moments(0.0, 4.0, sw, qb, mb, rows)[:2]   # ((x - m) / 2)**2 for x of variance 4 and m = +-1
+    (0.0, 1.25)
+    """
+    rv = np.asarray(running_var, np.float64)
+    s = np.broadcast_to(1.0 if weight is None else np.asarray(weight, np.float64), rv.shape) / np.sqrt(rv + eps)
+    t = (0.0 if bias is None else np.asarray(bias, np.float64)) - np.asarray(running_mean, np.float64) * s
+    t = np.broadcast_to(t, s.shape)
+    s2 = float((s * s).mean())
+    return s2, float((t * t).mean()), float(t.mean()), (float(s.mean()), s2, float((s * t).mean()))
 
 
 def avgpool_moments(mu: float, q: float, k: float) -> tuple[float, float]:
@@ -807,6 +834,22 @@ def _numel(shape) -> int:
     return int(np.prod(shape)) if shape is not None else 0
 
 
+_BN_ARGS = ("running_mean", "running_var", "weight", "bias")
+
+
+def _np64(t):
+    return None if t is None else t.detach().double().cpu().numpy()
+
+
+def _running_stats(mod) -> bool:
+    """True if ``mod`` is a BatchNorm that applies its running statistics (eval mode, statistics tracked): torch's
+    own test (``training or running_mean is None and running_var is None``: the batch's statistics)."""
+    from torch import nn
+
+    return (isinstance(mod, nn.modules.batchnorm._BatchNorm) and not mod.training
+            and mod.running_mean is not None and mod.running_var is not None)  # fmt: skip
+
+
 class Propagator:
     """Propagates ``(mu, q)`` per tensor; optionally rescales weight layers to a target ``q`` (analytic fix)."""
 
@@ -899,6 +942,15 @@ class Propagator:
             if d is not None:  # the bias and the input mean shift every input alike
                 extra["d"] = sw * fan * (qin - (q - d) ** 2 if isinstance(mod, nn.Bilinear) else d)
             return mu_out, q_out, extra
+        if isinstance(mod, tu.NORM_TYPES) and _running_stats(mod):  # eval BatchNorm: an affine map, no norm
+            sw, qb, mb, rows = running_norm_affine(*(_np64(getattr(mod, k)) for k in _BN_ARGS), eps=mod.eps)
+            if groups:
+                extra["groups"] = [(f, *linear_moments(m, qq, sw, qb, mb, rows)[:2]) for f, m, qq in groups]
+            if d is not None:
+                extra["d"] = sw * d  # the shift t is the same for every input
+            if incoming_sw2 is not None:
+                extra["sigma_w2"] = incoming_sw2 * sw
+            return *linear_moments(mu, q, sw, qb, mb, rows)[:2], extra
         if isinstance(mod, tu.NORM_TYPES):
             g = getattr(mod, "weight", None)
             bb = getattr(mod, "bias", None)
@@ -906,11 +958,8 @@ class Propagator:
             qb = float((bb.detach().double() ** 2).mean()) if bb is not None else 0.0
             mu_n, q_n = norm_moments(qg, qb, float(bb.detach().double().mean()) if bb is not None else 0.0)
             if d is not None:
-                if isinstance(mod, nn.modules.batchnorm._BatchNorm):
-                    batch = self.training or not mod.track_running_stats
-                    over = "batch" if batch else "affine"
-                else:
-                    over = "features"
+                # (a BatchNorm here uses the batch's statistics; one with running statistics took the branch above)
+                over = "batch" if isinstance(mod, nn.modules.batchnorm._BatchNorm) else "features"
                 extra["d"] = norm_signal(d, mu, q, qg, over)
             return mu_n, q_n, extra
         if isinstance(mod, nn.Embedding):
@@ -1121,6 +1170,11 @@ def analyze_graph(gm, model, x_mu: float, x_q: float, *, fix: bool = False, targ
                     continue
                 mu2, q2 = mu, q
                 g_out = g_in if _numel(out_shape) == _numel(in_shape) else None
+            elif name == "batch_norm" and (bn := _functional_running_stats(gm, n)) is not None:
+                sw, qb, mb, rows = running_norm_affine(*bn)  # F.batch_norm(..., training=False): affine
+                mu2, q2, _ = linear_moments(mu, q, sw, qb, mb, rows)
+                d2 = sw * d
+                rec_kind = name
             elif name in _NORMF:
                 mu2, q2 = 0.0, 1.0
                 over = "batch" if name == "batch_norm" else "rms" if name in ("rms_norm", "normalize") else "features"
@@ -1174,13 +1228,44 @@ def analyze_graph(gm, model, x_mu: float, x_q: float, *, fix: bool = False, targ
     return records, prop
 
 
+def _functional_running_stats(gm, n):
+    """``(running_mean, running_var, weight, bias, eps)`` as NumPy of an fx ``F.batch_norm`` call that applies its
+    running statistics (``training=False``; the tensors are the module's buffers and parameters), else None."""
+    import torch.fx
+
+    names = ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
+    got = dict(zip(names, n.args))
+    got.update(n.kwargs)
+    if got.get("training", False) is not False:
+        return None
+    out = []
+    for k in names[1:5]:
+        a = got.get(k)
+        if isinstance(a, torch.fx.Node):
+            if a.op != "get_attr":
+                return None
+            try:
+                a = gm.get_buffer(a.target) if k.startswith("running") else gm.get_parameter(a.target)
+            except AttributeError:
+                return None
+        if a is None and k.startswith("running"):
+            return None
+        out.append(None if a is None else _np64(a))
+    return (*out, float(got.get("eps", 1e-5)))
+
+
 def _is_norm_node(n, mods) -> bool:
     from weightinit.doctor.backends import torchutil as tu
 
     if n.op == "call_module":
         m = mods.get(n.target)
-        return isinstance(m, tu.NORM_TYPES) or type(m).__name__ in ("RMSNorm", "LlamaRMSNorm")
-    return _target_name(n.target) in _NORMF
+        return (isinstance(m, tu.NORM_TYPES) and not _running_stats(m)) or type(m).__name__ in (
+            "RMSNorm",
+            "LlamaRMSNorm",
+        )
+    return _target_name(n.target) in _NORMF and not (
+        _target_name(n.target) == "batch_norm" and _functional_running_stats(n.graph.owning_module, n) is not None
+    )
 
 
 def _ancestors(n) -> set:
@@ -1317,7 +1402,11 @@ def norm_fed(gm) -> set:
     for n in gm.graph.nodes:
         if n.op == "call_module" and isinstance(mods.get(n.target), tu.WEIGHT_TYPES) and n.users:
             if all(
-                (u.op == "call_module" and isinstance(mods.get(u.target), tu.NORM_TYPES))
+                (
+                    u.op == "call_module"
+                    and isinstance(mods.get(u.target), tu.NORM_TYPES)
+                    and not _running_stats(mods[u.target])
+                )  # (eval BatchNorm is affine: not scale-invariant)
                 or (u.op != "call_module" and _target_name(u.target) in _NORMF)
                 for u in n.users
             ):

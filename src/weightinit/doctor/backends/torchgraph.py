@@ -386,13 +386,10 @@ def recorded_graph(model: nn.Module, x, x_moments: tuple = (0.0, 1.0)) -> Record
                 rm, rv = _arg(n.call, "running_mean", 1), _arg(n.call, "running_var", 2)
                 w, b, eps = _arg(n.call, "weight", 3), _arg(n.call, "bias", 4), float(_arg(n.call, "eps", 7, 1e-5))
                 if isinstance(rm, torch.Tensor) and isinstance(rv, torch.Tensor):
-                    s = 1 / (rv.detach().double() + eps).sqrt()
-                    s = s * (w.detach().double() if isinstance(w, torch.Tensor) else 1.0)
-                    t = (b.detach().double() if isinstance(b, torch.Tensor) else 0.0) - rm.detach().double() * s
-                    t = t * torch.ones_like(s)
-                    g = add(GNode(name or fresh(op), kind, "weight", [gid[din[0].index]], sigma_w2=float((s * s).mean()),
-                                  rows=(float(s.mean()), float((s * s).mean()), float((s * t).mean())),
-                                  qb=float((t * t).mean()), mb=float(t.mean())), shape)  # fmt: skip
+                    sw, qb, mb, rows = an.running_norm_affine(*(an._np64(a) if isinstance(a, torch.Tensor) else None
+                                                                for a in (rm, rv, w, b)), eps=eps)  # fmt: skip
+                    g = add(GNode(name or fresh(op), kind, "weight", [gid[din[0].index]], sigma_w2=sw, rows=rows,
+                                  qb=qb, mb=mb), shape)  # fmt: skip
             else:
                 pos = {"layer_norm": (2, 3, 4), "group_norm": (2, 3, 4), "rms_norm": (2, None, 3),
                        "instance_norm": (3, 4, 7), "batch_norm": (3, 4, 7)}[op]  # fmt: skip
