@@ -466,8 +466,11 @@ def test_node_signal_rules_against_the_measured_signal():
     vocabulary) against the doctor's measured signal on one net each, inputs with a shared per-unit offset
     (d/v = 1/5).  Each rule is checked as the ratio measured/predicted at its node over the same ratio at its
     input (the rule's own error): within 10%, where width 256 (64 channels) leaves a few % of finite-width noise
-    (measured 0.95-1.06) and a 2x error in d is 41% in the signal."""
+    (measured 0.95-1.06) and a 2x error in d is 41% in the signal.  Global average pooling keeps what every input
+    shares (the conv bias, the same at every position): the predicted std there is within 35% of the measured one
+    (measured 27% high; averaging the whole variance predicted a fifth of it)."""
     torch.set_num_threads(1)
+    torch.manual_seed(0)  # the layers' default init
     w = 256
     x = torch.randn(512, w, generator=torch.Generator().manual_seed(0))
     x = x + torch.randn(1, w, generator=torch.Generator().manual_seed(1)) * 2
@@ -491,6 +494,8 @@ def test_node_signal_rules_against_the_measured_signal():
                 before = layers[i - 1].signal / layers[i - 1].signal_pred if i else 1.0
                 assert own / before == pytest.approx(1.0, abs=0.1), (s.kind, own, before)
                 checked.append(s.kind)
+                if s.kind == "AdaptiveAvgPool2d":
+                    assert s.std_pred == pytest.approx(s.std, rel=0.35), (s.std_pred, s.std)
     assert sorted(checked) == sorted(["LayerNorm", "BatchNorm1d", "Dropout", "AvgPool2d", "AdaptiveAvgPool2d",
                                       "Embedding"])  # fmt: skip
 

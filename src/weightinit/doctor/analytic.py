@@ -44,8 +44,8 @@ act per group (``E[phi^2]`` of a mixture is the mixture of the groups' maps, not
 moments), and a weight layer after it sees the size-weighted average (exact for ``W x``); BatchNorm in
 training mode / LayerNorm / GroupNorm give ``E[gamma**2] + E[beta**2]``, BatchNorm in eval mode the affine map of
 its running statistics (:func:`running_norm_affine`); average pooling over
-``k`` inputs divides the variance by ``k`` (independent inputs; max pooling is
-treated as the identity, an approximation); inverted dropout in training
+``k`` positions divides the input-dependent variance ``d`` by ``k`` and keeps what every input shares
+(:func:`avgpool_moments`; max pooling is treated as the identity, an approximation); inverted dropout in training
 mode multiplies ``q`` by ``1/(1-p)``; an embedding outputs ``E[W**2]``;
 multi-head attention at init is near-uniform averaging over ``T`` tokens
 (independent tokens assumed: the value variance is divided by ``T``).
@@ -455,14 +455,18 @@ def running_norm_affine(running_mean, running_var, weight=None, bias=None, eps: 
     return s2, float((t * t).mean()), float(t.mean()), (float(s.mean()), s2, float((s * t).mean()))
 
 
-def avgpool_moments(mu: float, q: float, k: float) -> tuple[float, float]:
-    """Average pooling over ``k`` independent inputs keeps the mean and divides the variance by ``k``.
+def avgpool_moments(mu: float, q: float, k: float, d: float | None = None) -> tuple[float, float]:
+    """Average pooling over a window of ``k`` positions keeps the mean and divides the input-dependent variance
+    ``d`` by ``k`` (independent positions); the rest of the variance, what every input shares (a channel's
+    bias: the same at every position of the window), is kept.  ``d=None``: all of the variance is averaged.
 
-    >>> avgpool_moments(0.0, 4.0, 4)
-    (0.0, 1.0)
+    >>> avgpool_moments(0.0, 4.0, 4), avgpool_moments(0.0, 4.0, 4, d=2.0)
+    ((0.0, 1.0), (0.0, 2.5))
     """
     k = max(float(k), 1.0)
-    return mu, mu * mu + max(q - mu * mu, 0.0) / k
+    v = max(q - mu * mu, 0.0)
+    d = v if d is None else min(max(d, 0.0), v)
+    return mu, mu * mu + (v - d) + d / k
 
 
 def attention_moments(q: float, sigma_v2: float, qb_v: float, sigma_o2: float, qb_o: float, tokens: int
@@ -976,8 +980,10 @@ class Propagator:
         if isinstance(mod, (nn.modules.pooling._AvgPoolNd, nn.modules.pooling._AdaptiveAvgPoolNd)):
             k = max(_numel(in_shape) / max(_numel(out_shape), 1), 1.0)
             if groups:
-                extra["groups"] = [(f, *avgpool_moments(m, qq, k)) for f, m, qq in groups]
-            mu_p, q_p = avgpool_moments(mu, q, k)
+                share = min(max(d / (q - mu * mu), 0.0), 1.0) if d is not None and q > mu * mu else None
+                extra["groups"] = [(f, *avgpool_moments(m, qq, k, None if share is None else share * (qq - m * m)))
+                                   for f, m, qq in groups]  # fmt: skip
+            mu_p, q_p = avgpool_moments(mu, q, k, d)
             if d is not None:
                 extra["d"] = d / k
             return mu_p, q_p, extra

@@ -452,8 +452,10 @@ def propagate(g: Graph, x_moments: list, *, on_weight=None, cross=None) -> list:
             (mu, q), inc, groups = an.norm_moments(n.qg * _eps_factor(n, ins), n.qb, n.mb), None, None
         elif op == "avgpool":
             k = n.pool or max(np.size(g.nodes[n.inputs[0]].out) / max(np.size(n.out), 1), 1.0)
-            mu, q = an.avgpool_moments(mu, q, k)
-            groups = [(f, *an.avgpool_moments(m, qq, k)) for f, m, qq in groups] if groups else None
+            share = min(max(d / (q - mu * mu), 0.0), 1.0) if q > mu * mu else 0.0
+            groups = ([(f, *an.avgpool_moments(m, qq, k, share * (qq - m * m))) for f, m, qq in groups]
+                      if groups else None)  # fmt: skip
+            mu, q = an.avgpool_moments(mu, q, k, d)
             d = d / max(k, 1.0)
         elif op == "attention":
             sv, bv, so, bo, t = n.attn
