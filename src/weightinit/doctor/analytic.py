@@ -993,6 +993,13 @@ class Propagator:
             if groups:
                 extra["groups"] = groups
             return mu, q, extra
+        if type(mod).__name__ in ("RMSNorm", "LlamaRMSNorm"):  # gamma x / rms(x): the graphs' rule (norm, "rms")
+            g = getattr(mod, "weight", None)
+            qg = float((g.detach().double() ** 2).mean()) if isinstance(g, torch.Tensor) else 1.0
+            mu_n, q_n = norm_moments(qg, 0.0, 0.0)
+            if d is not None:
+                extra["d"] = norm_signal(d, mu, q, qg, "rms")
+            return mu_n, q_n, extra
         act = module_activation(mod)
         if act is not None:
             return self.activation(name, act[0], act[1], mu, q, incoming_sw2, groups, d)
