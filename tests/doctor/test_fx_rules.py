@@ -200,3 +200,47 @@ def test_torchvision_resnet18_eval_batchnorm_gains(model_zoo):
             old_bad.append(bn)
     assert not bad, bad
     assert "bn1" in old_bad and len(old_bad) >= 10, old_bad
+
+
+class FunctionalBN(nn.Module):
+    """``F.batch_norm(..., training=False)`` on the module's own buffers (torch.fx: ``get_attr`` nodes)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, C, 3)
+        self.register_buffer("rm", 0.3 * torch.randn(C, generator=torch.Generator().manual_seed(2)))
+        self.register_buffer("rv", 2.0 ** (4 * torch.rand(C, generator=torch.Generator().manual_seed(3)) - 2))
+        self.gamma = nn.Parameter(0.5 + torch.rand(C, generator=torch.Generator().manual_seed(4)))
+        self.beta = nn.Parameter(0.2 * torch.randn(C, generator=torch.Generator().manual_seed(5)))
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        h = nn.functional.batch_norm(self.conv(x), self.rm, self.rv, self.gamma, self.beta, training=False)
+        return self.act(h)
+
+
+def test_functional_eval_batch_norm_applies_its_running_statistics(conv_bn):
+    """The relu after ``F.batch_norm(..., training=False)``: predicted from the affine map; the old fx rule (a
+    functional batch_norm standardizes to ``(0, 1)``) put it at 0.5."""
+    torch.manual_seed(0)
+    m, x = FunctionalBN(), conv_bn[1]
+    pred = next(s.q_pred for s in wi.doctor(m, x).layers if s.name == "act")
+    per = per_example_q(m, x, ["act"])["act"]
+    q, se = float(per.mean()), float(per.std() / math.sqrt(per.numel()))
+    tol = 5 * se + TOL_WIDTH * q
+    assert abs(pred - q) <= tol, (pred, q, tol)
+    assert abs(0.5 - q) > tol, (q, tol)
+
+
+def test_analytic_fix_rescales_weights_before_an_eval_batchnorm(conv_bn):
+    """Eval-mode BatchNorm is affine, not scale-invariant: the analytic fix rescales the convolutions before it
+    (it leaves weights that feed a training-mode normalization alone), each to its target second moment 1."""
+    m = copy.deepcopy(conv_bn[0]).eval()
+    x = conv_bn[1]
+    fr = wi.fix(m, "analytic", x, measure=False, probe=False)
+    assert {"conv1.weight", "conv2.weight"} <= set(fr.scales), fr.scales
+    for name, per in per_example_q(m, x, ["conv1", "conv2"]).items():
+        q, se = float(per.mean()), float(per.std() / math.sqrt(per.numel()))
+        assert abs(q - 1.0) <= 5 * se + TOL_WIDTH, (name, q)
+    t = copy.deepcopy(conv_bn[0]).train()
+    assert not {"conv1.weight", "conv2.weight"} & set(wi.fix(t, "analytic", x, measure=False, probe=False).scales)
