@@ -515,3 +515,16 @@ def test_the_measured_signal_floors_at_float32_rounding_where_the_prediction_goe
     assert s32.signal_pred == pytest.approx(s64.signal_pred, rel=1e-6) and s64.signal_pred < 1e-11
     assert s64.signal == pytest.approx(s64.signal_pred, rel=0.5)  # measured 1.17e-12 against 1.04e-12
     assert s32.signal > 100 * s32.signal_pred and 1e-10 < s32.signal / s32.std < 1e-6  # measured 2.1e-9 / 0.038
+
+
+def test_signal_map_names_the_activation_and_the_moments_it_fails_at():
+    from weightinit.common.errors import InitializerValueError
+    from weightinit.doctor.analytic import signal_map
+
+    def log_activation(x):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.log(x)
+
+    with pytest.raises(InitializerValueError, match=r"log_activation .*mean 0.5, variance 2 .*received phi=") as e:
+        signal_map(log_activation, 2.25, 0.5, 1.0)
+    assert "input-dependent part 1" in str(e.value)

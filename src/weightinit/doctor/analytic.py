@@ -642,8 +642,11 @@ def signal_map(phi, q: float, mu: float = 0.0, d: float | None = None) -> float:
     u = math.sqrt(shared) * _OUT_Z[:, None] + math.sqrt(d) * _IN_Z[None, :]
     vals = np.asarray(f(u.ravel()), dtype=np.float64).reshape(u.shape)
     if not np.isfinite(vals).all():
+        name = getattr(phi, "__name__", type(phi).__name__)
         raise InitializerValueError(
-            "The activation returned non-finite values on Gaussian inputs; cannot integrate it."
+            f"The activation {name} returned non-finite values on Gaussian pre-activations of mean {mu:.4g}, "
+            f"variance {v:.4g} (input-dependent part {d:.4g}); cannot integrate it (received phi={phi!r}). "
+            "Give the doctor an activation defined on the whole real line."
         )
     return float((np.square(vals - (vals @ _IN_W)[:, None]) @ _IN_W) @ _OUT_W)
 
