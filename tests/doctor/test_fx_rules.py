@@ -28,29 +28,6 @@ C, B = 128, 256
 TOL_WIDTH = 1 / math.sqrt(C)
 
 
-def per_example_q(model, x, names):
-    """``{name: per-example E[y^2]}`` (a float64 tensor of length B) for the modules ``names``, first call each."""
-    mods = dict(model.named_modules())
-    out, hooks = {}, []
-
-    def hook(name):
-        def fn(mod, args, y):
-            if name not in out:
-                out[name] = y.detach().double().pow(2).reshape(x.shape[0], -1).mean(1)
-
-        return fn
-
-    for n in names:
-        hooks.append(mods[n].register_forward_hook(hook(n)))
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    return out
-
-
 def trained_statistics(model, seed: int = 0, spread: float = 1.0):
     """Running statistics and affine parameters as after training (the state eval mode is used in), drawn with a
     fixed seed: mean ~ N(0, 0.3^2), variance ~ 2^U(-2, 2) (``spread=1``; ``2^U(-2 spread, 2 spread)``), gamma ~
@@ -106,7 +83,7 @@ def _failures(rep, got):
 NAMES = ["conv1", "bn1", "relu1", "conv2", "bn2", "relu2"]
 
 
-def test_eval_batchnorm_applies_its_running_statistics(conv_bn):
+def test_eval_batchnorm_applies_its_running_statistics(conv_bn, per_example_q):
     m, x = conv_bn
     m.eval()
     rep = wi.doctor(m, x)
@@ -114,7 +91,7 @@ def test_eval_batchnorm_applies_its_running_statistics(conv_bn):
     assert not _failures(rep, per_example_q(m, x, NAMES)), _failures(rep, per_example_q(m, x, NAMES))
 
 
-def test_training_batchnorm_keeps_the_standardizing_rule(conv_bn):
+def test_training_batchnorm_keeps_the_standardizing_rule(conv_bn, per_example_q):
     """In training mode the batch's statistics standardize: ``E[gamma^2] + E[beta^2]`` (the old rule, kept)."""
     m = copy.deepcopy(conv_bn[0]).train()
     x = conv_bn[1]
@@ -127,7 +104,7 @@ def test_training_batchnorm_keeps_the_standardizing_rule(conv_bn):
     assert not _failures(rep, per_example_q(copy.deepcopy(m), x, NAMES))
 
 
-def test_the_standardizing_rule_fails_in_eval_mode(conv_bn):
+def test_the_standardizing_rule_fails_in_eval_mode(conv_bn, per_example_q):
     """What the tolerance rejects: eval-mode BatchNorm predicted as if it standardized (the old fx rule)."""
     m, x = conv_bn
     m.eval()
@@ -219,7 +196,7 @@ class FunctionalBN(nn.Module):
         return self.act(h)
 
 
-def test_functional_eval_batch_norm_applies_its_running_statistics(conv_bn):
+def test_functional_eval_batch_norm_applies_its_running_statistics(conv_bn, per_example_q):
     """The relu after ``F.batch_norm(..., training=False)``: predicted from the affine map; the old fx rule (a
     functional batch_norm standardizes to ``(0, 1)``) put it at 0.5."""
     torch.manual_seed(0)
@@ -232,7 +209,7 @@ def test_functional_eval_batch_norm_applies_its_running_statistics(conv_bn):
     assert abs(0.5 - q) > tol, (q, tol)
 
 
-def test_analytic_fix_rescales_weights_before_an_eval_batchnorm(conv_bn):
+def test_analytic_fix_rescales_weights_before_an_eval_batchnorm(conv_bn, per_example_q):
     """Eval-mode BatchNorm is affine, not scale-invariant: the analytic fix rescales the convolutions before it
     (it leaves weights that feed a training-mode normalization alone), each to its target second moment 1."""
     m = copy.deepcopy(conv_bn[0]).eval()

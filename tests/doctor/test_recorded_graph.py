@@ -30,35 +30,16 @@ N, T, B = 128, 8, 256
 TOL_WIDTH = 1 / math.sqrt(N)
 
 
-def measured(model, x, names):
+def measured(per_example_q, model, x, names):
     """``{name: (E[y^2], standard error)}`` over the batch for the leaf modules ``names`` (first call each)."""
-    mods = dict(model.named_modules())
-    out, hooks = {}, []
-
-    def hook(name):
-        def fn(mod, args, y):
-            y = y[0] if isinstance(y, tuple) else y
-            if name not in out and isinstance(y, torch.Tensor) and y.is_floating_point():
-                per = y.detach().double().pow(2).reshape(x.shape[0], -1).mean(1)  # examples are independent
-                out[name] = (float(per.mean()), float(per.std() / math.sqrt(per.numel())))
-
-        return fn
-
-    for n in names:
-        hooks.append(mods[n].register_forward_hook(hook(n)))
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    return out
+    per = per_example_q(model, x, names)
+    return {n: (float(p.mean()), float(p.std() / math.sqrt(p.numel()))) for n, p in per.items()}
 
 
-def check_against_monte_carlo(model, x, rep, must=(), skip=()):
+def check_against_monte_carlo(per_example_q, model, x, rep, must=(), skip=()):
     """Every leaf module with a prediction, within 5 standard errors plus ``1/sqrt(n)``; returns the checked."""
     preds = {s.name: s.q_pred for s in rep.layers if math.isfinite(s.q_pred) and s.name not in skip}
-    mc = measured(model, x, [n for n in preds if "#" not in n])
+    mc = measured(per_example_q, model, x, [n for n in preds if "#" not in n])
     bad, checked = [], []
     for name, (q, se) in mc.items():
         tol = 5 * se + TOL_WIDTH * q
@@ -87,13 +68,15 @@ def encoder():
     return m, x
 
 
-def test_transformer_encoder_is_modelled_from_the_recorded_forward(encoder):
+def test_transformer_encoder_is_modelled_from_the_recorded_forward(encoder, per_example_q):
     m, x = encoder
     rep = wi.doctor(m, x)
     assert_recorded(rep, ["2 mix", "4 add", "4 norm", "2 act"])
     # the functional relu between linear1 and linear2 (the chain missed it: 2x) and the second layer's attention
     # over tokens the first one correlated
-    check_against_monte_carlo(m, x, rep, must=["layers.0.dropout", "layers.0.linear2", "layers.1.self_attn"])
+    check_against_monte_carlo(
+        per_example_q, m, x, rep, must=["layers.0.dropout", "layers.0.linear2", "layers.1.self_attn"]
+    )
 
 
 def _hf(transformers, arch: str, attn: str):
@@ -129,7 +112,7 @@ def _hf(transformers, arch: str, attn: str):
 
 
 @pytest.mark.parametrize(("arch", "attn"), [("llama", "sdpa"), ("gpt2", "eager")])
-def test_hugging_face_models_are_modelled_from_the_recorded_forward(transformers, arch, attn):
+def test_hugging_face_models_are_modelled_from_the_recorded_forward(transformers, arch, attn, per_example_q):
     m = _hf(transformers, arch, attn)
     x = torch.randint(0, 256, (B, T), generator=torch.Generator().manual_seed(1))
     rep = wi.doctor(m, x)
@@ -140,10 +123,10 @@ def test_hugging_face_models_are_modelled_from_the_recorded_forward(transformers
     else:
         must = ["transformer.h.0.ln_1", "transformer.h.0.attn.c_proj", "transformer.h.1.attn.c_proj",
                 "transformer.h.1.mlp.act", "transformer.h.1.mlp.c_proj", "lm_head"]  # fmt: skip
-    check_against_monte_carlo(m, x, rep, must=must)
+    check_against_monte_carlo(per_example_q, m, x, rep, must=must)
 
 
-def test_analytic_fix_on_the_recorded_graph_sets_each_projection_to_its_target(transformers):
+def test_analytic_fix_on_the_recorded_graph_sets_each_projection_to_its_target(transformers, per_example_q):
     """``weightinit.fix(mode="analytic", probe=False)``: the scales come from the recorded graph's predictions alone
     (no correction on the batch); each projection's measured output second moment is its target: 1, or 1/2 for
     the two projections that feed a residual add (o_proj, down_proj)."""
@@ -154,7 +137,7 @@ def test_analytic_fix_on_the_recorded_graph_sets_each_projection_to_its_target(t
     assert set(fr.scales) == {f"{n}.weight" for n in linears}
     assert all(s > 3 for s in fr.scales.values())  # from std 0.02 (sigma_w^2 = 0.05 at width 128) to about 1
     bad = []
-    for name, (q, se) in measured(m, x, linears).items():
+    for name, (q, se) in measured(per_example_q, m, x, linears).items():
         want = 0.5 if name.endswith(("o_proj", "down_proj")) else 1.0
         if abs(q - want) > 5 * se + TOL_WIDTH * want:
             bad.append(f"{name}: {q:.4g}, target {want}")
@@ -172,7 +155,7 @@ def test_long_sequences_average_tokens_as_independent_and_say_so(transformers):
     assert all(math.isfinite(s.q_pred) for s in rep.layers if s.name != "model.rotary_emb")
 
 
-def test_timm_vit_is_modelled_from_the_recorded_forward(model_zoo):
+def test_timm_vit_is_modelled_from_the_recorded_forward(model_zoo, per_example_q):
     """A timm ViT (fx fails on its shape checks): the position embedding and class token are parameters added
     and concatenated to the data (constants with their own moments and token Gram), ``nn.Identity`` modules
     (``ls1``, ``drop_path1``) get the prediction of the tensor they return."""
@@ -184,5 +167,5 @@ def test_timm_vit_is_modelled_from_the_recorded_forward(model_zoo):
     assert_recorded(rep, ["2 mix", "add", "norm"])
     # the head reads the class token, nearly the same vector for every example: its 10 outputs see one draw of
     # the head's weights (E[(W x)^2] spreads by sqrt(2/10) around sigma_w^2 q), which no input average removes
-    check_against_monte_carlo(m, x, rep, must=["blocks.1.attn.proj", "blocks.1.ls1", "blocks.1.mlp.fc2"],
+    check_against_monte_carlo(per_example_q, m, x, rep, must=["blocks.1.attn.proj", "blocks.1.ls1", "blocks.1.mlp.fc2"],
                               skip={"head"})  # fmt: skip
