@@ -46,7 +46,8 @@ training mode / LayerNorm / GroupNorm give ``E[gamma**2] + E[beta**2]``, BatchNo
 its running statistics (:func:`running_norm_affine`); average pooling over
 ``k`` positions divides the input-dependent variance ``d`` by ``k`` and keeps what every input shares
 (:func:`avgpool_moments`; max pooling is treated as the identity, an approximation); inverted dropout in training
-mode multiplies ``q`` by ``1/(1-p)``; an embedding outputs ``E[W**2]``;
+mode multiplies ``q`` by ``1/(1-p)``; an embedding outputs ``E[W**2]``, its input-dependent variance the rows' spread
+per feature (:func:`embedding_moments`);
 multi-head attention at init is near-uniform averaging over ``T`` tokens
 (independent tokens assumed: the value variance is divided by ``T``).
 
@@ -76,7 +77,7 @@ __all__ = [
     "moment_map", "chi", "fixed_point", "homogeneity_degree", "depth_stability", "rescale_factor",
     "variance_slope", "add_moments", "residual_cross", "concat_moments", "groups_moment_map",
     "bivariate_expectation", "correlation_map", "correlation_depth_scale", "norm_moments", "running_norm_affine",
-    "avgpool_moments",
+    "avgpool_moments", "embedding_moments",
     "attention_moments", "linear_moments", "signal_map", "groups_signal_map", "norm_signal", "add_signal", "mul_signal",
     "dropout_signal", "rademacher", "probe_examples", "input_signal",
     "softmax_mixing", "mixing_moments", "token_gram_map", "attention_gram",
@@ -453,6 +454,26 @@ def running_norm_affine(running_mean, running_var, weight=None, bias=None, eps: 
     t = np.broadcast_to(t, s.shape)
     s2 = float((s * s).mean())
     return s2, float((t * t).mean()), float(t.mean()), (float(s.mean()), s2, float((s * t).mean()))
+
+
+def embedding_moments(table) -> tuple[float, float, float]:
+    """``(mean, second moment, input-dependent variance)`` of an embedding's output for ids drawn uniformly from its
+    vocabulary: ``E[W]``, ``E[W**2]`` over the table ``(vocabulary, features)`` (any leading layout with the
+    features last), and ``d = mean_j Var_i W_ij``, per feature the variance over the rows, averaged.  What two ids
+    share is each feature's mean over the rows (a per-feature offset is the same for every input, not signal), so
+    ``d`` is ``q - mu**2`` only when every feature has the same mean.  The one rule of the torch paths and the
+    Keras/Flax graphs.
+
+    >>> embedding_moments([[1.0, 0.0], [3.0, 0.0]])  # feature 0 varies by +-1 over the rows, feature 1 not at all
+    (1.0, 2.5, 0.5)
+    >>> embedding_moments([[5.0, -5.0], [5.0, -5.0]])[2]  # an offset shared by every row is no signal
+    0.0
+    """
+    w = np.asarray(table, np.float64)
+    if w.size == 0:
+        return 0.0, 0.0, 0.0
+    w = w.reshape(-1, w.shape[-1]) if w.ndim >= 2 else w.reshape(-1, 1)
+    return float(w.mean()), float(np.mean(w * w)), float(w.var(0).mean())
 
 
 def avgpool_moments(mu: float, q: float, k: float, d: float | None = None) -> tuple[float, float]:
@@ -970,9 +991,8 @@ class Propagator:
                 extra["d"] = norm_signal(d, mu, q, qg, over)
             return mu_n, q_n, extra
         if isinstance(mod, nn.Embedding):
-            w = mod.weight.detach().double()
-            extra["d"] = float(w.var(0, unbiased=False).mean())  # over the vocabulary, per feature
-            return float(w.mean()), float((w**2).mean()), extra
+            mu_e, q_e, extra["d"] = embedding_moments(_np64(mod.weight))
+            return mu_e, q_e, extra
         if isinstance(mod, nn.modules.dropout._DropoutNd):
             c = 1 / (1 - mod.p) if self.training and mod.p < 1 else 1.0
             if groups:

@@ -46,7 +46,7 @@ from weightinit.initializers.orthogonal import Orthogonal
 from weightinit.random.streams import Stream
 
 __all__ = ["GNode", "Graph", "GraphModel", "Tangents", "doctor_graph", "fix_graph", "link_calls", "propagate",
-           "measured_cross", "jacobian_cross", "common_source"]  # fmt: skip
+           "measured_cross", "jacobian_cross", "common_source", "running_norm_fields"]  # fmt: skip
 
 #: node operations and the rule each gets (see :func:`propagate`)
 OPS = ("input", "weight", "act", "add", "concat", "mul", "norm", "avgpool", "maxpool", "attention", "embedding",
@@ -77,7 +77,7 @@ class GNode:
     attn: tuple | None = None  # attention: (sigma_v2, qb_v, sigma_o2, qb_o, tokens); mix: (scale**2 * d, counts, p)
     vin: int = 0  # attention: which input is the value
     signs: list | None = None  # add: +1/-1 per input (None: all +1)
-    emb: tuple | None = None  # embedding: (E[W], E[W**2])
+    emb: tuple | None = None  # embedding: (E[W], E[W**2], d) of analytic.embedding_moments
     sat: Any = None  # y -> bool mask of saturated outputs
     weight_norm: float = float("nan")
     # gradients (filled by GraphModel.gradients)
@@ -171,12 +171,52 @@ def kernel_stats(k: np.ndarray, bias=None, rows: bool = True) -> dict:
     return out
 
 
+def running_norm_fields(x, y, mean, var, scale=None, bias=None, eps: float = 1e-5, axis: int = -1) -> dict | None:
+    """The :class:`GNode` fields of a BatchNorm call that applied its running statistics (inference: Flax's
+    ``use_running_average=True`` or ``nnx`` ``model.eval()``, Keras' ``training=False`` or ``trainable=False``),
+    else None (it standardized with the batch's statistics: the ``norm`` rule).  Told apart by value: ``y`` is
+    the affine map ``scale (x - mean) / sqrt(var + eps) + bias`` of ``x`` per channel (``axis``).  Returned as a
+    ``weight`` node with :func:`weightinit.doctor.analytic.running_norm_affine`'s numbers (no kernel: the fix
+    leaves it alone, and rescales the weights before it, since an affine map is not scale-invariant).
+
+    >>> x = np.random.default_rng(0).standard_normal((64, 3))
+    >>> running_norm_fields(x, (x - 1.0) / 2.0, [1.0] * 3, [4.0] * 3, eps=0.0)["sigma_w2"]
+    0.25
+    >>> running_norm_fields(x, (x - x.mean(0)) / x.std(0), [1.0] * 3, [4.0] * 3) is None
+    True
+    """
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if x.shape != y.shape or x.ndim == 0:
+        return None
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    rv = np.asarray(var, np.float64).reshape(-1)
+    s = (np.ones_like(rv) if scale is None else np.asarray(scale, np.float64).reshape(-1)) / np.sqrt(rv + eps)
+    t = (0.0 if bias is None else np.asarray(bias, np.float64).reshape(-1)) - np.asarray(mean, np.float64).reshape(
+        -1
+    ) * s
+    try:
+        want = x * s.reshape(shape) + np.broadcast_to(t, s.shape).reshape(shape)
+    except ValueError:
+        return None
+    if not _close(want, y):
+        return None
+    sw, qb, mb, rows = an.running_norm_affine(mean, var, scale, bias, eps=eps)
+    return {"op": "weight", "sigma_w2": sw, "qb": qb, "mb": mb, "rows": rows}
+
+
 def batch_of(inputs, shapes, batch: int, seed: int):
-    """``inputs`` as float32 numpy (each of a tuple/list), or synthetic N(0, 1) data of the per-example ``shapes``."""
+    """``inputs`` as float32 numpy (each of a tuple/list; integer arrays, token ids, stay integer), or synthetic
+    N(0, 1) data of the per-example ``shapes``."""
+
+    def conv(v):
+        a = np.asarray(v)
+        return a if a.dtype.kind in "iu" else np.asarray(a, dtype=np.float32)
+
     if inputs is not None:
         if isinstance(inputs, (tuple, list)):
-            return tuple(np.asarray(v, dtype=np.float32) for v in inputs)
-        return np.asarray(inputs, dtype=np.float32)
+            return tuple(conv(v) for v in inputs)
+        return conv(inputs)
     rng = np.random.default_rng(seed)
     xs = tuple(rng.standard_normal((batch, *s)).astype(np.float32) for s in shapes)
     return xs[0] if len(xs) == 1 else xs
@@ -464,8 +504,8 @@ def propagate(g: Graph, x_moments: list, *, on_weight=None, cross=None) -> list:
             d = an.attention_moments(vin[5], sv, 0.0, so, 0.0, t)[1]  # the biases are shared by every input
             inc, groups = so, None
         elif op == "embedding":
-            (mu, q), inc, groups = n.emb, None, None
-            d = max(q - mu * mu, 0.0)  # (the rows' spread over the vocabulary, at most)
+            (mu, q), inc, groups = n.emb[:2], None, None
+            d = n.emb[2] if len(n.emb) > 2 else max(q - mu * mu, 0.0)  # the rows' spread, per feature
         elif op == "mix" and len(ins) == 3:  # softmax(q k^T * scale) v: inputs (query, key, value)
             s2, counts, p = n.attn[:3]
             score_var = s2 * ins[0][1] * max(ins[1][1] - ins[1][0] ** 2, 0.0)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from weightinit.common.errors import InitializerTypeError, InitializerValueError
+from weightinit.doctor import analytic as an
 from weightinit.doctor.backends._common import backend_functions
 from weightinit.doctor.chain import Chain
 from weightinit.doctor.graph import SATURATION, GNode, Graph, GraphModel, batch_of, kernel_stats, link_calls
@@ -198,7 +199,9 @@ def _is_elementwise(fn, x: np.ndarray, y: np.ndarray) -> bool:
 
 def _flax_rule(cls: str, params: dict, ins: list, out: np.ndarray, call) -> dict:
     """:class:`GNode` fields of a Flax module call from its class name, its parameters (``{name: array}``, nested
-    names joined by ``.``), its measured inputs/output, and ``call`` (the module as a function of one array)."""
+    names joined by ``.``; a BatchNorm's also its running statistics, :func:`_running`), its measured
+    inputs/output, and ``call`` (the module as a function of one array)."""
+    from weightinit.doctor.graph import running_norm_fields
     from weightinit.initializers.fans import input_size
 
     if cls in ("MultiHeadAttention", "MultiHeadDotProductAttention", "SelfAttention"):
@@ -217,12 +220,17 @@ def _flax_rule(cls: str, params: dict, ins: list, out: np.ndarray, call) -> dict
     if k is not None and k.ndim >= 2:
         rows = cls in ("Linear", "Dense", "Conv")
         return {"op": "weight", **kernel_stats(k, _arr(params, "bias"), rows)}
+    if cls == "BatchNorm" and "running_mean" in params and len(ins) == 1:  # eval mode: its running statistics
+        run = running_norm_fields(ins[0], out, params["running_mean"], params["running_var"], _arr(params, "scale"),
+                                  _arr(params, "bias"), float(params["epsilon"]), int(params["axis"]))  # fmt: skip
+        if run is not None:
+            return run
     if cls in _NORMS:
         mb, qb = _ms(_arr(params, "bias"))
         sc = _arr(params, "scale")
         return {"op": "norm", "qg": float(np.mean(sc * sc)) if sc is not None else 1.0, "qb": qb, "mb": mb}
     if cls in ("Embed", "Embedding"):
-        return {"op": "embedding", "emb": _ms(_arr(params, "embedding"))}
+        return {"op": "embedding", "emb": an.embedding_moments(_arr(params, "embedding"))}
     if cls in _IDENTITY:
         return {"op": "identity"}
     x = ins[0] if len(ins) == 1 else None
@@ -231,6 +239,19 @@ def _flax_rule(cls: str, params: dict, ins: list, out: np.ndarray, call) -> dict
     if x is not None and x.size == out.size and np.array_equal(np.sort(x, axis=None), np.sort(out, axis=None)):
         return {"op": "identity"}
     return {"op": "opaque", "note": f"{cls}: no moment rule; treated as the identity"}
+
+
+def _running(mod, stats) -> dict:
+    """A BatchNorm's ``running_mean``, ``running_var`` (from ``stats``, its ``mean``/``var`` variables),
+    ``epsilon`` and ``axis`` (an int axis only), for :func:`_flax_rule`; ``{}`` for other modules."""
+    axis = getattr(mod, "axis", -1)
+    if type(mod).__name__ != "BatchNorm" or not isinstance(axis, int) or "mean" not in stats or "var" not in stats:
+        return {}
+    return {"running_mean": np.asarray(_get(stats["mean"]) if hasattr(stats["mean"], "value") else stats["mean"],
+                                       np.float64),
+            "running_var": np.asarray(_get(stats["var"]) if hasattr(stats["var"], "value") else stats["var"],
+                                      np.float64),
+            "epsilon": float(getattr(mod, "epsilon", 1e-5)), "axis": axis}  # fmt: skip
 
 
 def _arrays(args) -> list:
@@ -271,14 +292,17 @@ class _LeafCalls:
 
 
 def _perturb(args, row):
-    """``args`` with ``row[j]`` added to its ``j``-th array leaf."""
+    """``args`` with ``row[j]`` added to its ``j``-th array leaf (not to integer ones: token ids)."""
+    import jax.numpy as jnp
+
     import jax
 
     leaves, tdef = jax.tree_util.tree_flatten(args)
     j = 0
     for n, a in enumerate(leaves):
         if hasattr(a, "shape") and hasattr(a, "dtype") and a.ndim > 0:
-            leaves[n] = a + row[j]
+            if jnp.issubdtype(a.dtype, jnp.inexact):
+                leaves[n] = a + row[j]
             j += 1
     return jax.tree_util.tree_unflatten(tdef, leaves)
 
@@ -447,7 +471,9 @@ class _NNXGraph(_FlaxGraph):
                     y, args = calls(lambda *a: orig(nnx.merge(*nnx.split(self), copy=True), *a, **kwargs), args)
                 if record is not None:
                     mod = self
-                    record.append((leaves[id(self)][0], type(self).__name__, _nnx_params(self), _arrays(args),
+                    ps = {**_nnx_params(self), **_running(self, {k: getattr(self, k, None) for k in ("mean", "var")
+                                                                  if getattr(self, k, None) is not None})}  # fmt: skip
+                    record.append((leaves[id(self)][0], type(self).__name__, ps, _arrays(args),
                                    _first_array(y), lambda z, mod=mod: orig(mod, z)))  # fmt: skip
                 return y
 
@@ -497,7 +523,8 @@ class _NNXGraph(_FlaxGraph):
     def kernel(self, node):
         if node.op != "weight":
             return None
-        return np.asarray(_get(self._module(node).kernel), np.float64)
+        k = getattr(self._module(node), "kernel", None)  # (none: a BatchNorm applying its running statistics)
+        return None if k is None else np.asarray(_get(k), np.float64)
 
     def set_kernel(self, node, k) -> None:
         import jax.numpy as jnp
@@ -583,6 +610,7 @@ class _LinenGraph(_FlaxGraph):
                 ps = {
                     ".".join(map(str, k)): np.asarray(v, np.float64) for k, v in _flat(mod.variables.get("params", {}))
                 }
+                ps.update(_running(mod, dict(mod.variables.get("batch_stats", {}))))
                 record.append((path, type(mod).__name__, ps, _arrays(args), _first_array(y),
                                lambda z, nf=next_fun: nf(z)))  # fmt: skip
             return y
@@ -615,7 +643,8 @@ class _LinenGraph(_FlaxGraph):
         return d
 
     def kernel(self, node):
-        return np.asarray(self._params_of(node)["kernel"], np.float64) if node.op == "weight" else None
+        k = self._params_of(node).get("kernel") if node.op == "weight" else None  # (none: an eval BatchNorm)
+        return None if k is None else np.asarray(k, np.float64)
 
     def set_kernel(self, node, k) -> None:
         """Linen variables are immutable: the new kernel goes into the adapter's copy of the variables and into the

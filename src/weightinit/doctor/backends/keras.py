@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from weightinit.doctor import analytic as an
 from weightinit.doctor.backends._common import backend_functions
 from weightinit.doctor.chain import Chain
 from weightinit.doctor.graph import SATURATION, GNode, Graph, GraphModel, batch_of, kernel_stats, link_calls
@@ -292,6 +293,7 @@ def _elementwise(op, x: np.ndarray, y: np.ndarray) -> bool:
 
 def _rule(op, ins: list, out: np.ndarray) -> dict:
     """The :class:`GNode` fields of a Keras layer/op node from the layer and its measured inputs/output."""
+    from weightinit.doctor.graph import running_norm_fields
     from weightinit.initializers.fans import input_size
 
     cls = type(op).__name__
@@ -317,6 +319,14 @@ def _rule(op, ins: list, out: np.ndarray) -> dict:
         return {"op": "mul"}
     if cls == "Concatenate" and len(ins) >= 2:
         return {"op": "concat"}
+    if cls in ("BatchNormalization", "SyncBatchNormalization") and len(ins) == 1 and isinstance(op.axis, int):
+        # inference (training=False in the call, or trainable=False): the affine map of its moving statistics
+        g, b = getattr(op, "gamma", None), getattr(op, "beta", None)
+        run = running_norm_fields(ins[0], out, _np(op.moving_mean), _np(op.moving_variance),
+                                  None if g is None else _np(g), None if b is None else _np(b), float(op.epsilon),
+                                  op.axis)  # fmt: skip
+        if run is not None:
+            return run
     if cls in _NORMS:
         g = getattr(op, "gamma", None)
         if g is None:
@@ -328,7 +338,7 @@ def _rule(op, ins: list, out: np.ndarray) -> dict:
     if cls.startswith(("MaxPooling", "GlobalMaxPooling")):
         return {"op": "maxpool", "note": "max pooling: identity (approximation)"}
     if cls == "Embedding":
-        return {"op": "embedding", "emb": _mean_sq(op.embeddings)}
+        return {"op": "embedding", "emb": an.embedding_moments(_np(op.embeddings))}
     if cls in _IDENTITY:
         return {"op": "identity"}
     if cls == "Activation":

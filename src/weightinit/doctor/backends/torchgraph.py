@@ -380,7 +380,10 @@ def recorded_graph(model: nn.Module, x, x_moments: tuple = (0.0, 1.0)) -> Record
                                 [gid[din[0].index]], wk, b if isinstance(b, torch.Tensor) else None, shape, path, w)  # fmt: skip
         elif op == "embedding" and len(din) == 1:
             w = _arg(n.call, "weight", 1)
-            g = add(GNode(name or fresh(op), kind, "embedding", [gid[din[0].index]], emb=_moments(w)), shape)
+            g = add(
+                GNode(name or fresh(op), kind, "embedding", [gid[din[0].index]], emb=an.embedding_moments(an._np64(w))),
+                shape,
+            )
         elif op in _NORMS and len(din) == 1:
             if op == "batch_norm" and not _arg(n.call, "training", 5, False):
                 rm, rv = _arg(n.call, "running_mean", 1), _arg(n.call, "running_var", 2)
