@@ -169,3 +169,73 @@ def test_timm_vit_is_modelled_from_the_recorded_forward(model_zoo, per_example_q
     # the head's weights (E[(W x)^2] spreads by sqrt(2/10) around sigma_w^2 q), which no input average removes
     check_against_monte_carlo(per_example_q, m, x, rep, must=["blocks.1.attn.proj", "blocks.1.ls1", "blocks.1.mlp.fc2"],
                               skip={"head"})  # fmt: skip
+
+
+class CorrelatedResidual(nn.Module):
+    """``h + W h`` with ``W = 0.7 I + noise`` (weights that are not zero-mean on the diagonal: the branch is
+    correlated with the skip, ``E[h W h] = 0.7 v_h`` per element), then ``y + gelu(y)`` (a weightless branch);
+    ``traceable=False`` adds a data-dependent branch torch.fx cannot trace, so the doctor takes the recorded
+    forward pass."""
+
+    def __init__(self, traceable: bool):
+        super().__init__()
+        self.traceable = traceable
+        self.fc0, self.fc1 = nn.Linear(N, N), nn.Linear(N, N, bias=False)
+        with torch.no_grad():
+            self.fc1.weight.copy_(0.7 * torch.eye(N) + 0.7 * torch.randn(N, N) / math.sqrt(N))
+        self.post1, self.post2 = nn.Identity(), nn.Tanh()
+
+    def branch(self, h):
+        return self.fc1(h)
+
+    def forward(self, x):
+        h = self.fc0(x)
+        if not self.traceable and bool(h.abs().sum() < 0):  # never taken; fx cannot trace the condition
+            h = -h
+        y = self.post1(h + self.branch(h))
+        return self.post2(y + nn.functional.gelu(y))
+
+
+def test_recorded_graph_adds_use_the_measured_cross_moment(per_example_q):
+    """The recorded graph's adds with the measured cross moment (forward-mode probes on a replay of the recorded
+    pass): the fx path's numbers on the same weights after every add (the same probes, to rounding), and the Monte
+    Carlo measurement; the independence rule (``cross="expected"``) is rejected after both adds (it misses
+    ``0.7 v_h`` of the first branch and the weightless ``gelu`` branch)."""
+    from weightinit.doctor.analytic import analyze_torch
+    from weightinit.doctor.backends.torchgraph import analyze_recorded
+
+    torch.manual_seed(0)
+    rec = CorrelatedResidual(traceable=False)
+    fx = CorrelatedResidual(traceable=True)
+    fx.load_state_dict(rec.state_dict())
+    x = torch.randn(B, N, generator=torch.Generator().manual_seed(1))
+    r, _ = analyze_torch(rec, x, recorded=analyze_recorded)
+    assert any("recorded forward pass" in n and "measured cross moment" in n for n in r.notes), r.notes
+    f, _ = analyze_torch(fx, x, recorded=analyze_recorded)
+    assert not any("recorded forward pass" in n for n in f.notes)
+    pr, pf = {s.name: s.q_pred for s in r.layers}, {s.name: s.q_pred for s in f.layers}
+    for name in ("fc0", "fc1", "post1", "post2"):
+        assert pr[name] == pytest.approx(pf[name], rel=1e-6), name
+    modules = dict(rec.named_modules())
+    check_against_monte_carlo(per_example_q, rec, x, r, must=["post1", "post2"],
+                              skip={s.name for s in r.layers if s.name not in modules})  # fmt: skip
+    old = {s.name: s.q_pred for s in analyze_torch(rec, x, recorded=analyze_recorded, cross="expected")[0].layers}
+    for name, (q, se) in measured(per_example_q, rec, x, ["post1", "post2"]).items():
+        assert abs(old[name] - q) > 5 * se + TOL_WIDTH * q, (name, old[name], q)
+
+
+def test_recorded_graph_cross_moment_falls_back_with_a_note():
+    """Where the replay cannot be differentiated forward (an operation without a forward-mode formula), the add
+    uses the independence rule and the report says why."""
+
+    class Net(CorrelatedResidual):
+        def branch(self, h):  # (distances to the rows of W: no forward-mode formula in torch)
+            return torch.cdist(h, self.fc1.weight)
+
+    from weightinit.doctor.analytic import analyze_torch
+    from weightinit.doctor.backends.torchgraph import analyze_recorded
+
+    torch.manual_seed(0)
+    m = Net(traceable=False)
+    rep, _ = analyze_torch(m, torch.randn(16, N), recorded=analyze_recorded)
+    assert any("could not be differentiated forward" in n and "independence rule" in n for n in rep.notes), rep.notes

@@ -1491,7 +1491,7 @@ def _hook_chain(model, x, prop, x_mu, x_q, x_d=None):
     return records
 
 
-def _recorded(recorded, model, x, x_mu, x_q, fix, target, x_d=None):
+def _recorded(recorded, model, x, x_mu, x_q, fix, target, x_d=None, cross="measured", seed=0):
     """``((records, propagator, RecordedGraph), "")`` from ``recorded`` (the torch backend's
     :func:`weightinit.doctor.backends.torchgraph.analyze_recorded`), or ``(None, why)``."""
     if recorded is None:
@@ -1499,7 +1499,7 @@ def _recorded(recorded, model, x, x_mu, x_q, fix, target, x_d=None):
     prop = Propagator(model, model.training, {}, fix)
     prop.base = target
     try:
-        records, rg = recorded(model, x, x_mu, x_q, prop, fix=fix, target=target, x_d=x_d)
+        records, rg = recorded(model, x, x_mu, x_q, prop, fix=fix, target=target, x_d=x_d, cross=cross, seed=seed)
     except Exception as e:  # the forward cannot be recorded: the hook chain
         return None, f"{type(e).__name__}: {e}"[:300]
     if not rg.graph.outputs:
@@ -1530,7 +1530,8 @@ def analyze_torch(model, inputs=None, *, input_shape=None, batch: int = 64, seed
     fresh draw from the same distributions gives on average; a weightless branch is then missed).
 
     ``recorded``: where torch.fx cannot trace the model, the function that analyses its recorded forward pass
-    instead, ``recorded(model, x, x_mu, x_q, propagator, fix=, target=, x_d=) -> (records, RecordedGraph)`` (the torch
+    instead, ``recorded(model, x, x_mu, x_q, propagator, fix=, target=, x_d=, cross=, seed=) -> (records,
+    RecordedGraph)`` (the torch
     backend passes :func:`weightinit.doctor.backends.torchgraph.analyze_recorded`: ``weightinit.doctor`` and
     ``weightinit.fix`` use it); None, or when it fails: leaf modules in execution order as a chain.
     """
@@ -1587,13 +1588,14 @@ def analyze_torch(model, inputs=None, *, input_shape=None, batch: int = 64, seed
         )
     got = None
     if gm is None:
-        got, rec_err = _recorded(recorded, model, x, x_mu, x_q, fix, target, x_d)
+        got, rec_err = _recorded(recorded, model, x, x_mu, x_q, fix, target, x_d, cross, seed)
     if got is not None:
         records, prop, rg = got
         where, msg = err
         report.notes.append(
             f"torch.fx could not trace the model at layer {where!r} ({msg}); moments follow the recorded forward "
-            f"pass instead ({len(rg.graph.nodes)} nodes: {_tally(rg.counts)}; adds use the independence rule)"
+            f"pass instead ({len(rg.graph.nodes)} nodes: {_tally(rg.counts)}; adds use the "
+            f"{'measured cross moment' if cross == 'measured' else 'independence rule'})"
         )
         if rg.opaque:
             ops = list(dict.fromkeys(f"{op!r} at {w!r}" for op, w in rg.opaque))

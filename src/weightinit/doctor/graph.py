@@ -696,10 +696,12 @@ def jacobian_cross(gm: GraphModel, g: Graph, x, i: int, *, probes: int = 4096, s
     return src, total / rounds
 
 
-def measured_cross(gm: GraphModel, g: Graph, x, *, seed: int = 0, notes: list | None = None):
+def measured_cross(gm: GraphModel, g: Graph, x, *, seed: int = 0, notes: list | None = None, estimate=None):
     """The ``cross`` of :func:`propagate` from this model's weights: a function of an add node, measured when the
-    walk reaches it (:func:`jacobian_cross`); where the framework cannot differentiate forward, or the model is
-    above :data:`weightinit.doctor.analytic.CROSS_BUDGET`, the independence rule, with a line in ``notes``."""
+    walk reaches it (``estimate(gm, g, x, i, seed=)``, default :func:`jacobian_cross`; the torch recorded graph
+    passes its own replay, :func:`weightinit.doctor.backends.torchgraph.recorded_jacobian_cross`); where the
+    framework cannot differentiate forward, or the model is above
+    :data:`weightinit.doctor.analytic.CROSS_BUDGET`, the independence rule, with a line in ``notes``."""
     notes = [] if notes is None else notes
     adds = [i for i, n in enumerate(g.nodes) if n.op == "add" and len(n.inputs) == 2]
     size = gm.param_count()
@@ -714,7 +716,7 @@ def measured_cross(gm: GraphModel, g: Graph, x, *, seed: int = 0, notes: list | 
     def cross(i):
         if i not in done:
             try:
-                done[i] = jacobian_cross(gm, g, x, i, seed=seed)
+                done[i] = (estimate or jacobian_cross)(gm, g, x, i, seed=seed)
             except Exception as e:
                 done[i] = None
                 why = str(e) if isinstance(e, NotImplementedError) else f"{type(e).__name__}: {e}"

@@ -491,7 +491,7 @@ def _to_meta(obj: Any) -> Any:
     return obj
 
 
-def _record(model: nn.Module, args: tuple, kwargs: dict, meta: bool, keep_modes: bool = False):
+def _record(model: nn.Module, args: tuple, kwargs: dict, meta: bool, keep_modes: bool = False, recorder=None):
     params = dict(model.named_parameters())
     stand_ins: dict[str, torch.Tensor] = {}
     buffers: dict[str, torch.Tensor] = {}
@@ -504,7 +504,7 @@ def _record(model: nn.Module, args: tuple, kwargs: dict, meta: bool, keep_modes:
         args, kwargs = _to_meta(args), _to_meta(kwargs)
     else:
         param_paths = {id(p): n for n, p in params.items()}
-    rec = _Recorder(param_paths)
+    rec = (recorder or _Recorder)(param_paths)
     handles = []
 
     def hook(path):
@@ -549,15 +549,17 @@ def _record(model: nn.Module, args: tuple, kwargs: dict, meta: bool, keep_modes:
     return rec, out
 
 
-def record_forward(model: nn.Module, args: tuple, kwargs: dict | None = None):
+def record_forward(model: nn.Module, args: tuple, kwargs: dict | None = None, recorder=None):
     """One forward pass of ``model(*args, **kwargs)`` on its own device, in its own train/eval mode, without
     gradients, recorded: returns ``(recorder, output)``.  ``recorder.nodes`` are the recorded tensors in execution
     order (each with its operation, input nodes, module labels, call and value), ``recorder.calls`` the module
     calls with the span of nodes each made, ``recorder.node_of`` maps ``id(tensor)`` to its node.  The same
     recording :func:`record_roles` analyses; the doctor builds its moment graph from it
-    (:mod:`weightinit.doctor.backends.torchgraph`).
+    (:mod:`weightinit.doctor.backends.torchgraph`).  ``recorder``: a subclass of the recorder (called with the
+    parameter paths by ``id``), for a replay that numbers the tensors as the recording did (the doctor's
+    forward-mode probes).
     """
-    return _record(model, tuple(args), dict(kwargs or {}), meta=False, keep_modes=True)
+    return _record(model, tuple(args), dict(kwargs or {}), meta=False, keep_modes=True, recorder=recorder)
 
 
 def record_roles(model: nn.Module, example_inputs=None) -> RoleInfo:

@@ -78,6 +78,12 @@ class RecordedGraph:
     reads: dict = field(default_factory=dict)
     counts: dict = field(default_factory=dict)
     aliases: list = field(default_factory=list)  # (name, kind, node): another leaf module returned that tensor
+    # for the measured cross moments (recorded_jacobian_cross): graph node -> the recorded tensor that made it
+    # (its index in the recording; a model input: ("input", position among the input tensors)), an add node ->
+    # the indices of its two addends, and the recording's operation names
+    tensor_of: dict = field(default_factory=dict)
+    addends: dict = field(default_factory=dict)
+    ops: list = field(default_factory=list)
 
 
 def _moments(t) -> tuple[float, float]:
@@ -326,6 +332,7 @@ def recorded_graph(model: nn.Module, x, x_moments: tuple = (0.0, 1.0)) -> Record
         if op == "input":
             xm.append(x_moments if n.value.is_floating_point() else (0.0, 1.0))
             g = add(GNode(name or fresh("input"), "Input", "input"), shape)
+            result.tensor_of[g] = ("input", next(k for k, t in enumerate(_tensors(args, [])) if t is n.value))
         elif i in whole:
             path, mod, a, how = whole[i]
             if how[0] == "norm":
@@ -428,6 +435,7 @@ def recorded_graph(model: nn.Module, x, x_moments: tuple = (0.0, 1.0)) -> Record
             if alpha == 1:
                 g = add(GNode(name or fresh("add" if sign > 0 else "sub"), kind, "add", [src(a), src(b)],
                               signs=[1, sign]), shape)  # fmt: skip
+                result.addends[g] = (a.index, b.index)
         elif op in _MUL and len(n.inputs) == 2 and (len(din) == 2 or cin) and n.inputs[0] is not n.inputs[1]:
             g = add(GNode(name or fresh("mul"), kind, "mul", [src(n.inputs[0]), src(n.inputs[1])]), shape)
         elif op in _DIV and len(n.inputs) == 2 and cin and n.inputs[0] is din[0]:
@@ -457,9 +465,11 @@ def recorded_graph(model: nn.Module, x, x_moments: tuple = (0.0, 1.0)) -> Record
             prev = [gid[a.index] for a in din[:1]]
             g = add(GNode(name or fresh(op), kind, "opaque", prev, note=f"{op}: no moment rule (identity)"), shape)
         gid[i] = g
+        result.tensor_of.setdefault(g, i)
         for other in [p for p in n.modules if p in leaves and p != lab]:  # nn.Identity returns its input tensor
             result.aliases.append((fresh(other), type(modules[other]).__name__, g))
     result.graph.outputs = [gid[o.index] for o in outputs if o.index in gid]
+    result.ops = [n.op for n in nodes]
     for n in nodes:
         for p in n.params if n.op != "param" else ():
             result.reads[p] = result.reads.get(p, 0) + 1
@@ -539,13 +549,141 @@ def _mha(n, din, data, gid, name, shape, add, weight_node, mix_node, fresh):
     return weight_node(base, "MultiheadAttention", [mix], b["out_proj_weight"].t(), b.get("out_proj_bias"), shape)
 
 
+class _Stop(Exception):
+    pass
+
+
+def _swap(out, t, new):
+    """``out`` (an operation's result) with the tensor ``t`` in it replaced by ``new``."""
+    if out is t:
+        return new
+    if type(out) in (tuple, list):
+        return type(out)(new if o is t else o for o in out)
+    raise NotImplementedError(f"a source tensor inside a {type(out).__name__} result")
+
+
+def _replay_round(model, args: tuple, rg: RecordedGraph, src, want: tuple, rng) -> dict:
+    """One forward-mode probe on the recorded forward: the model run again on ``args`` under a recorder that
+    numbers the tensors as the recording did (:func:`weightinit.torch.tracing.record_forward` with a subclass),
+    the source tensor ``src`` (a recording index, or ``("input", position)``) made dual with a Rademacher probe
+    (:func:`weightinit.doctor.analytic.rademacher`), stopped after the tensors ``want``: ``{index: tangent or
+    None}``.  Raises where the replay does not follow the recording or an operation has no forward mode."""
+    import torch.autograd.forward_ad as fwad
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from weightinit.torch.tracing import _Recorder
+
+    stop = max(want)
+    made: list = []
+
+    def probe(t):
+        return torch.from_numpy(an.rademacher(rng, tuple(t.shape))).to(t.dtype).to(t.device)
+
+    class Replay(_Recorder):
+        def __init__(self, paths):
+            super().__init__(paths)
+            made.append(self)
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            start = len(self.nodes)
+            out = super().__torch_function__(func, types, args, kwargs)
+            if isinstance(src, int) and start <= src < len(self.nodes):
+                n = self.nodes[src]
+                if not (isinstance(n.value, torch.Tensor) and n.value.is_floating_point()):
+                    raise NotImplementedError(f"the source {n.op!r} is not a float tensor")
+                dual = fwad.make_dual(n.value, probe(n.value))
+                out = _swap(out, n.value, dual)
+                n.value = dual
+                self.node_of[id(dual)] = n
+                self.keep.append(dual)
+            if len(self.nodes) > stop:
+                raise _Stop
+            return out
+
+    args = tuple(args)
+    saved = {k: b.detach().clone() for k, b in model.named_buffers()}  # (training-mode BatchNorm statistics)
+    try:
+        with torch.random.fork_rng(devices=[]), fwad.dual_level(), sdpa_kernel([SDPBackend.MATH]):
+            if not isinstance(src, int):
+                flat = _tensors(args, [])
+                k = src[1]
+                if not (k < len(args) and args[k] is flat[k] and flat[k].is_floating_point()):
+                    raise NotImplementedError("the source is an input that is not a float positional tensor")
+                args = (*args[:k], fwad.make_dual(args[k], probe(args[k])), *args[k + 1 :])
+            try:
+                from weightinit.torch.tracing import record_forward
+
+                record_forward(model, args, recorder=Replay)
+            except _Stop:
+                pass
+            rec = made[-1]
+            out = {}
+            for k in want:
+                if k >= len(rec.nodes) or rec.nodes[k].op != rg.ops[k]:
+                    raise NotImplementedError("the replayed forward pass does not follow the recording")
+                v = rec.nodes[k].value
+                out[k] = fwad.unpack_dual(v).tangent if isinstance(v, torch.Tensor) else None
+            out = {k: (None if t is None else t.detach().double().cpu().numpy()) for k, t in out.items()}
+    finally:
+        with torch.no_grad():
+            for k, b in model.named_buffers():
+                if k in saved:
+                    b.copy_(saved[k])
+    return out
+
+
+def recorded_jacobian_cross(model, x, rg: RecordedGraph, i: int, *, probes: int = 4096, seed: int = 0):
+    """``(source node, mean diagonal of J_a J_b^T)`` for the add node ``i = a + b`` of a recorded graph: the
+    estimate of :func:`weightinit.doctor.graph.jacobian_cross` (the same source, :func:`~weightinit.doctor.graph.
+    common_source`; the same probes, examples and rounds) by ``torch.autograd.forward_ad`` on a replay of the
+    recorded forward pass (:func:`_replay_round`).  None without a common source that depends on the inputs."""
+    from weightinit.doctor.graph import common_source
+
+    g = rg.graph
+    a, b = g.nodes[i].inputs
+    src = common_source(g, a, b)
+    if src is None or src not in rg.tensor_of or i not in rg.addends:
+        return None
+    want = rg.addends[i]
+    full = x if isinstance(x, tuple) else (x,)
+    n0 = int(full[0].shape[0]) if full and isinstance(full[0], torch.Tensor) and full[0].dim() else 0
+    shape = np.shape(g.nodes[a].out)
+    args = full
+    if len(shape) and shape[0] == n0 and n0 > 2:
+        keep = an.probe_examples(n0, int(np.prod(shape)) // n0, probes)
+        if keep < n0:
+            args = tuple(t[:keep] if isinstance(t, torch.Tensor) and t.dim() and t.shape[0] == n0 else t for t in full)
+    while True:
+        rng = np.random.default_rng(seed)
+        total, count, rounds = 0.0, 0, 0
+        try:
+            while count < probes and rounds < an.PROBE_ROUNDS:
+                got = _replay_round(model, args, rg, rg.tensor_of[src], want, rng)
+                rounds += 1
+                ta, tb = got[want[0]], got[want[1]]
+                if ta is None or tb is None:  # an addend that does not depend on the source
+                    return src, 0.0
+                if ta.shape != tb.shape:
+                    return None
+                total += float(np.mean(ta * tb))
+                count += ta.size
+            return src, total / rounds
+        except NotImplementedError:
+            if args is full:
+                raise
+            args = full  # a forward specialized to the full batch
+
+
 def analyze_recorded(model: nn.Module, x, x_mu: float, x_q: float, prop, *, fix: bool = False, targets=None,
-                     target: float = 1.0, x_d: float | None = None):  # fmt: skip
+                     target: float = 1.0, x_d: float | None = None, cross: str = "measured", seed: int = 0):  # fmt: skip
     """The analytic pass on the recorded graph: ``(records, RecordedGraph)``; records are :class:`LayerStats` with
     ``q_pred``, ``gain`` and ``chi`` per node.  ``prop`` (a :class:`weightinit.doctor.analytic.Propagator`)
     collects notes, the activations that are not depth-stable and, with ``fix``, the scales of the analytic fix
     (each weight scaled so its predicted output second moment is ``target``, ``target / m`` before an add of
-    ``m`` tensors; weights that feed only a normalization, and parameters read more than once, are left alone)."""
+    ``m`` tensors; weights that feed only a normalization, and parameters read more than once, are left alone).
+    ``cross``: the cross moment at a residual add, ``"measured"`` for this model's weights (forward-mode probes on
+    a replay of the recorded pass, :func:`recorded_jacobian_cross`, as the fx path and the Keras/Flax graphs; with
+    ``fix``, after the weights before the add are rescaled) or ``"expected"`` (the independence rule)."""
     from weightinit.doctor.graph import _add_targets, _norm_fed
     from weightinit.doctor.report import LayerStats
 
@@ -572,7 +710,19 @@ def analyze_recorded(model: nn.Module, x, x_mu: float, x_q: float, prop, *, fix:
             prop.scales[path] = s
             prop.weight_q[owner] = an.linear_moments(mu, q, node.sigma_w2, node.qb, node.mb, node.rows)[2]
 
-    pred = propagate(g, rg.x_moments, on_weight=on_weight)
+    cm = None
+    if cross == "measured":
+        from weightinit.doctor.graph import measured_cross
+
+        class _Size:
+            def param_count(self) -> int:
+                return sum(p.numel() for p in model.parameters())
+
+        def estimate(_gm, _g, xx, i, seed=0):
+            return recorded_jacobian_cross(model, xx, rg, i, seed=seed)
+
+        cm = measured_cross(_Size(), g, x, seed=seed, notes=prop.notes, estimate=estimate)
+    pred = propagate(g, rg.x_moments, on_weight=on_weight, cross=cm)
     longest = max((max(n.attn[3].shape[-2:]) for n in g.nodes if n.op == "mix"), default=0)
     if longest > GRAM_MAX_TOKENS:
         prop.notes.append(f"attention over {longest} tokens: their correlations are not tracked above "
