@@ -12,7 +12,7 @@ independent examples plus ``1/sqrt(C)`` relative for one draw of the weights and
 
 An embedding's input-dependent variance is the rows' spread per feature (``mean_j Var_i W_ij``,
 :func:`weightinit.doctor.analytic.embedding_moments`), not ``q - mu^2``: a per-feature offset is shared by every
-id.  The table below has offsets ``c_j ~ N(0, 1)`` and spread ``0.1``: the old rule is 100x the signal.
+id.  The table below has offsets ``c_j ~ N(0, 1)`` and spread ``0.1``: the old rule is 84x the signal.
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ moment)`` along its edges with the rules of :mod:`weightinit.doctor.analytic`:
 * ``layer_norm``/``group_norm``/``rms_norm``/``instance_norm``, ``batch_norm`` in training mode, and leaf modules
   whose class name says norm (``LlamaRMSNorm``, ``T5LayerNorm``: their elementwise operations as one node):
   ``E[gamma**2] + E[beta**2]``; ``batch_norm`` in eval mode: the affine map of its running statistics;
-* ``add``/``sub`` (residual adds; the independence rule, right in expectation over zero-mean weights), ``mul``
+* ``add``/``sub`` (residual adds, with the cross moment of the addends measured for this weight draw by
+  forward-mode probes on a replay of the recording, :func:`recorded_jacobian_cross`), ``mul``
   of two tensors (independence), ``cat`` (per-part moments), shape-only operations, slicing, ``split``,
   dropout (``1/(1-p)`` in training);
 * attention: ``scaled_dot_product_attention``, eager ``softmax(q k^T * s + mask) v``, and
