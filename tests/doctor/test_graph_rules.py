@@ -281,31 +281,26 @@ from keras import layers
 import weightinit as wi
 
 w = np.load(sys.argv[1])
-out = {}
-for how in ("training=False", "trainable=False"):
-    inp = keras.Input((8, 8, 3))
-    def bn(name, h):
-        lay = layers.BatchNormalization(name=name, epsilon=1e-5)
-        if how == "trainable=False":
-            lay.trainable = False
-            return lay(h)
-        return lay(h, training=False)
-    h = layers.ReLU(name="relu1")(bn("bn1", layers.Conv2D({C}, 3, name="conv1")(inp)))
-    y = layers.ReLU(name="relu2")(layers.Add(name="add")([h, bn("bn2", layers.Conv2D({C}, 1, name="conv2")(h))]))
-    m = keras.Model(inp, y)
-    for c in ("conv1", "conv2"):
-        m.get_layer(c).set_weights([w[c + ".kernel"], w[c + ".bias"]])
-    for b in ("bn1", "bn2"):
-        m.get_layer(b).set_weights([w[b + "." + k] for k in ("weight", "bias", "running_mean", "running_var")])
-    out[how] = {s.name: s.q_pred for s in wi.doctor(m, w["x"]).layers}
-print(json.dumps(out))
+inp = keras.Input((8, 8, 3))
+bn1 = layers.BatchNormalization(name="bn1", epsilon=1e-5)  # called with training=False
+bn2 = layers.BatchNormalization(name="bn2", epsilon=1e-5)
+bn2.trainable = False  # frozen: Keras 3 applies the moving statistics even in training
+h = layers.ReLU(name="relu1")(bn1(layers.Conv2D({C}, 3, name="conv1")(inp), training=False))
+y = layers.ReLU(name="relu2")(layers.Add(name="add")([h, bn2(layers.Conv2D({C}, 1, name="conv2")(h))]))
+m = keras.Model(inp, y)
+for c in ("conv1", "conv2"):
+    m.get_layer(c).set_weights([w[c + ".kernel"], w[c + ".bias"]])
+for b in ("bn1", "bn2"):
+    m.get_layer(b).set_weights([w[b + "." + k] for k in ("weight", "bias", "running_mean", "running_var")])
+print(json.dumps({s.name: s.q_pred for s in wi.doctor(m, w["x"]).layers}))
 """.replace("{C}", str(C))
 
 
 def test_keras_inference_batchnorm_gives_the_torch_eval_numbers(nets, tmp_path):
-    """A Keras BatchNormalization the doctor runs in inference (called with ``training=False``, or frozen with
-    ``trainable=False``: Keras 3 then uses the moving statistics even in training) gets the affine rule: the torch
-    eval model's numbers on the same weights (the doctor runs Keras layers with ``training=True`` otherwise)."""
+    """A Keras BatchNormalization the doctor runs in inference (``bn1`` called with ``training=False``, ``bn2``
+    frozen with ``trainable=False``: Keras 3 then uses the moving statistics even in training) gets the affine
+    rule: the torch eval model's numbers on the same weights (the doctor runs Keras layers with ``training=True``
+    otherwise, and the standardizing rule is 1.5x and 3.3x off at these two)."""
     import json
     import os
     import subprocess
@@ -313,6 +308,7 @@ def test_keras_inference_batchnorm_gives_the_torch_eval_numbers(nets, tmp_path):
 
     pytest.importorskip("keras")
     tm, x, xn, variables = nets
+    x, xn = x[:64], xn[:64]  # (the same batch in both: the rules' numbers, no Monte Carlo here)
     arrays = {"x": xn}
     for c in ("conv1", "conv2"):
         arrays[c + ".kernel"] = np.asarray(variables["params"][c]["kernel"])
@@ -326,7 +322,7 @@ def test_keras_inference_batchnorm_gives_the_torch_eval_numbers(nets, tmp_path):
                           env=env, timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     t = _preds(wi.doctor(tm, x))
-    for how, got in json.loads(proc.stdout.strip().splitlines()[-1]).items():
-        for name in ("conv1", "bn1", "relu1", "conv2", "bn2"):
-            assert got[name] == pytest.approx(t[name], rel=1e-5), (how, name)
-        assert got["relu2"] == pytest.approx(t["relu2"], rel=0.02), how
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    for name in ("conv1", "bn1", "relu1", "conv2", "bn2"):
+        assert got[name] == pytest.approx(t[name], rel=1e-5), name
+    assert got["relu2"] == pytest.approx(t["relu2"], rel=0.02)
