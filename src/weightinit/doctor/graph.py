@@ -205,13 +205,13 @@ def running_norm_fields(x, y, mean, var, scale=None, bias=None, eps: float = 1e-
     return {"op": "weight", "sigma_w2": sw, "qb": qb, "mb": mb, "rows": rows}
 
 
-def batch_of(inputs, shapes, batch: int, seed: int):
-    """``inputs`` as float32 numpy (each of a tuple/list; integer arrays, token ids, stay integer), or synthetic
-    N(0, 1) data of the per-example ``shapes``."""
+def batch_of(inputs, shapes, batch: int, seed: int, keep_int: bool = False):
+    """``inputs`` as float32 numpy (each of a tuple/list; with ``keep_int``, integer arrays stay integer: token ids
+    for a Flax ``Embed``, which refuses floats), or synthetic N(0, 1) data of the per-example ``shapes``."""
 
     def conv(v):
         a = np.asarray(v)
-        return a if a.dtype.kind in "iu" else np.asarray(a, dtype=np.float32)
+        return a if keep_int and a.dtype.kind in "iu" else np.asarray(a, dtype=np.float32)
 
     if inputs is not None:
         if isinstance(inputs, (tuple, list)):

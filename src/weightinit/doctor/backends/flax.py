@@ -345,7 +345,7 @@ class _FlaxGraph(GraphModel):
             shapes = ([tuple(s) for s in input_shape] if input_shape and isinstance(input_shape[0], (tuple, list))
                       else [tuple(input_shape)])  # fmt: skip
             return batch_of(None, shapes, batch, seed)
-        return batch_of(inputs, None, batch, seed)
+        return batch_of(inputs, None, batch, seed, keep_int=True)  # (token ids stay integer)
 
     def capture(self, x) -> Graph:
         import jax.numpy as jnp
