@@ -2,7 +2,7 @@
 
 The checked files (``include`` there) are the framework-free core, the package root, the framework
 adapters (torch/, jax/, haiku/, keras/, against each framework's own stubs), the torch and JAX executors,
-artifacts, the CLI and tests/typecheck/public_api.py:
+artifacts, the CLI, the doctor's API, reports and torch backend, and tests/typecheck/public_api.py:
 uses of the API pyright must accept, and mistakes (a mode outside the ``Literal``, a non-callable
 initializer) it must reject -- an unneeded ``# pyright: ignore`` is an error there, so the check
 fails if an annotation stops catching a mistake.  pyright reads the frameworks' stubs, which takes

@@ -73,8 +73,8 @@ from weightinit.registry.api import deserialize, get, register, serialize
 __version__ = "0.1.0"
 
 
-if TYPE_CHECKING:  # for type checkers: the callable packages below behave as these functions
-    from weightinit.doctor.api import doctor
+if TYPE_CHECKING:  # for type checkers: the callable packages and the lazy fix below behave as these functions
+    from weightinit.doctor.api import doctor, fix
     from weightinit.random.sampling import executors
 else:
     # ``weightinit.doctor`` and ``weightinit.executors`` are packages whose module type is callable:
@@ -82,12 +82,11 @@ else:
     # ``import weightinit.doctor.report`` or ``wi.executors.compiled`` still reach their modules.
     from weightinit import doctor, executors
 
+    def fix(model, mode="analytic", inputs=None, **kwargs):
+        """Rescale ``model``'s weights (``"analytic"`` or ``"lsuv"``); see :func:`weightinit.doctor.api.fix` (lazy)."""
+        from weightinit.doctor.api import fix as _fix
 
-def fix(model, mode="analytic", inputs=None, **kwargs):
-    """Rescale ``model``'s weights (``"analytic"`` or ``"lsuv"``); see :func:`weightinit.doctor.api.fix` (lazy)."""
-    from weightinit.doctor.api import fix as _fix
-
-    return _fix(model, mode, inputs, **kwargs)
+        return _fix(model, mode, inputs, **kwargs)
 
 
 # snake_case aliases: the same class objects, as in keras.initializers.  They stay importable and

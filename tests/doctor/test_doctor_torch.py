@@ -189,6 +189,18 @@ def test_bad_inputs_are_reported_not_raised():
     assert [f.layer for f in r.flagged("nonfinite") if f.layer == "loss"] == ["loss"]
 
 
+def test_targets_of_several_tensors_need_a_loss_fn():
+    # the built-in losses take one target tensor: a list of them is refused by name (it was an AttributeError)
+    from weightinit.common.errors import InitializerTypeError
+
+    m, x = mlp(1, width=8), torch.randn(16, 8)
+    ys = [torch.zeros(16, dtype=torch.long), torch.zeros(16, dtype=torch.long)]
+    with pytest.raises(InitializerTypeError, match=r"`targets`.*list"):
+        wi.doctor(m, x, targets=ys, analytic=False)
+    r = wi.doctor(m, x, targets=ys, loss_fn=lambda y, t: nn.functional.cross_entropy(y, t[0]), analytic=False)
+    assert math.isfinite(r.loss) and not r.loss_is_probe
+
+
 def test_flags_and_reports_on_the_collapsing_example(tmp_path):
     from weightinit.doctor.example import run_example
 

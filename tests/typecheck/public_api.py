@@ -12,6 +12,7 @@ import numpy as np
 import weightinit as wi
 from weightinit import artifact
 from weightinit.common.types import InitializerProtocol
+from weightinit.doctor.report import FixReport, LayerStats, Report
 
 
 def accepted() -> None:
@@ -31,6 +32,15 @@ def accepted() -> None:
     print(d.hex, s.leaves, m.params, wi.current_executor().name)
 
 
+def accepted_doctor(model: object, batch: np.ndarray) -> None:
+    report: Report = wi.doctor(model, batch, seed=1, input_shape=(8,))
+    first: LayerStats = report.layers[0]
+    fixed: FixReport = wi.fix(model, "lsuv", batch, tol=0.05, progress=lambda: None)
+    analytic: FixReport = wi.fix(model, probe=False)
+    scale: float = fixed.scales["0.weight"]
+    print(first.q_pred, report.flagged("dead")[0].fix, analytic.after, scale, report.ok)
+
+
 def rejected() -> None:
     wi.VarianceScaling(mode="fan_sideways")  # pyright: ignore[reportArgumentType]
     wi.VarianceScaling(distribution="cauchy")  # pyright: ignore[reportArgumentType]
@@ -40,3 +50,10 @@ def rejected() -> None:
     wi.fingerprint("he_normal", (8, 4), "float32", wi.Stream(0)).params  # pyright: ignore[reportAttributeAccessIssue]
     wi.fingerprint("gpt2-tiny", "gpt2", 0).shape  # pyright: ignore[reportAttributeAccessIssue]
     del not_an_init
+
+
+def rejected_doctor(model: object) -> None:
+    wi.fix(model, mode="orthogonal")  # pyright: ignore[reportArgumentType]
+    wi.fix(model, tolerance=0.1)  # pyright: ignore[reportCallIssue]
+    wi.doctor(model).scales  # pyright: ignore[reportAttributeAccessIssue]
+    wi.fix(model).after.layers  # pyright: ignore[reportOptionalMemberAccess]

@@ -186,7 +186,8 @@ def run(args) -> int:
                 inputs = tu.synthetic_inputs(model, args.batch, shape, args.seed)  # type: ignore[arg-type]  # torch framework
                 notes.append("note: LSUV on synthetic N(0, 1) inputs (the factory returned no batch)")
             steps.start(f"fix ({args.fix})")
-            final = fix(model, args.fix, inputs, targets=targets, seed=args.seed, input_shape=shape, batch=args.batch)
+            mode = "lsuv" if args.fix == "lsuv" else "analytic"  # args.fix is one of the two here
+            final = fix(model, mode, inputs, targets=targets, seed=args.seed, input_shape=shape, batch=args.batch)
             steps.advance(f"fixed ({args.fix})")
         if html is not None:
             final.to_html(html)

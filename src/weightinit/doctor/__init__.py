@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import sys
 import types
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from weightinit.doctor.report import Report
 
 
 class _DoctorPackage(types.ModuleType):
     """This package's module type: calling it runs :func:`weightinit.doctor.api.doctor`."""
 
-    def __call__(self, model, inputs=None, **kwargs):
+    def __call__(self, model: object, inputs: Any = None, **kwargs: Any) -> Report:
         from weightinit.doctor.api import doctor
 
         return doctor(model, inputs, **kwargs)

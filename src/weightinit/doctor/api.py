@@ -8,23 +8,31 @@ modules: see :mod:`weightinit.doctor.backends.keras` and :mod:`weightinit.doctor
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from weightinit.common.errors import InitializerTypeError, value_error
 from weightinit.doctor.report import FixReport, Report
 
-__all__ = ["doctor", "fix", "framework_of", "backend_for"]
+if TYPE_CHECKING:
+    from weightinit.doctor.backends import DoctorBackend
+
+__all__ = ["doctor", "fix", "framework_of", "backend_for", "FixMode"]
+
+FixMode = Literal["analytic", "lsuv"]
+"""The modes of :func:`fix`: the moment map (``"analytic"``) or Mishkin & Matas' LSUV (``"lsuv"``)."""
 
 
-def backend_for(model):
+def backend_for(model: object) -> DoctorBackend:
     """The backend module of ``model``'s framework (:mod:`weightinit.doctor.backends`), imported on first use."""
     import importlib
 
     from weightinit.doctor.backends import MODULES
 
-    return importlib.import_module(MODULES[framework_of(model)])
+    return cast("DoctorBackend", importlib.import_module(MODULES[framework_of(model)]))
 
 
-def framework_of(model) -> str:
+def framework_of(model: object) -> str:
     """``"torch"``, ``"keras"`` or ``"flax"`` (checked without importing frameworks that are not loaded)."""
     mods = [c.__module__ for c in type(model).__mro__]
     if "torch" in sys.modules:
@@ -41,8 +49,9 @@ def framework_of(model) -> str:
     )
 
 
-def doctor(model, inputs=None, *, targets=None, loss_fn=None, analytic: bool = True, seed: int = 0,
-           batch: int = 64, input_shape=None, title: str = "weightinit doctor") -> Report:  # fmt: skip
+def doctor(model: object, inputs: Any = None, *, targets: Any = None, loss_fn: Callable[..., Any] | None = None,
+           analytic: bool = True, seed: int = 0, batch: int = 64, input_shape: Sequence[int] | None = None,
+           title: str = "weightinit doctor") -> Report:  # fmt: skip
     """Measure (and predict) how signal flows through ``model`` at init.
 
     Runs one batch forward and backward (``inputs``, or synthetic N(0, 1) data of the first layer's shape)
@@ -55,9 +64,10 @@ def doctor(model, inputs=None, *, targets=None, loss_fn=None, analytic: bool = T
                                      batch=batch, input_shape=input_shape, title=title)  # fmt: skip
 
 
-def fix(model, mode: str = "analytic", inputs=None, *, targets=None, target: float = 1.0, tol: float = 0.1,
-        max_iter: int = 10, orthogonal: bool = True, seed: int = 0, batch: int = 64, input_shape=None,
-        measure: bool = True, progress=None, probe: bool = True) -> FixReport:  # fmt: skip
+def fix(model: object, mode: FixMode = "analytic", inputs: Any = None, *, targets: Any = None, target: float = 1.0,
+        tol: float = 0.1, max_iter: int = 10, orthogonal: bool = True, seed: int = 0, batch: int = 64,
+        input_shape: Sequence[int] | None = None, measure: bool = True, progress: Callable[[], object] | None = None,
+        probe: bool = True) -> FixReport:  # fmt: skip
     """Rescale ``model``'s weights in place so the signal keeps unit variance with depth; return a :class:`FixReport`.
 
     ``mode="analytic"`` rescales each weight layer from the moment map so its predicted output second moment

@@ -255,7 +255,8 @@ def doctor_chain(chain: Chain, inputs=None, *, targets=None, seed: int = 0, batc
         where, e = failure
         failed = Flag("forward_failed", where, f"{type(e).__name__}: {e}", "Pass inputs of the right shape.", "error")
     if outs is None:
-        rep.flags.append(failed)
+        if failed is not None:
+            rep.flags.append(failed)
         return rep
     back = _backward(chain, outs, x, targets, seed) if failed is None and outs else "the forward pass failed"
     grads = back[1] if isinstance(back, tuple) else [({}, float("nan"))] * len(outs)

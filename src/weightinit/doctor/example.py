@@ -12,11 +12,23 @@ trains both copies briefly.  The digits data ship with scikit-learn.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    import torch
+    from torch import nn
+    from weightinit.doctor.api import FixMode
+    from weightinit.doctor.report import FixReport, Report
+
+    Digits = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 __all__ = ["digits", "make_mlp", "train", "run_example"]
 
 
-def digits(seed: int = 0):
+def digits(seed: int = 0) -> Digits:
     """Standardized digits ``(x_train, y_train, x_test, y_test)`` as torch tensors (1797 8x8 images, 10 classes)."""
     import numpy as np
 
@@ -31,7 +43,7 @@ def digits(seed: int = 0):
     return t(x[:n]), t(y[:n]), t(x[n:]), t(y[n:])
 
 
-def _load_digits():
+def _load_digits() -> tuple[np.ndarray, np.ndarray]:
     """The digits CSV shipped inside scikit-learn, read without importing sklearn (saves seconds)."""
     import gzip
     import importlib.util
@@ -48,33 +60,34 @@ def _load_digits():
             return data[:, :-1], data[:, -1].astype(np.int64)
     from sklearn.datasets import load_digits
 
-    d = load_digits()
-    return d.data.astype(np.float32), d.target.astype(np.int64)
+    x, y = load_digits(return_X_y=True)
+    return x.astype(np.float32), y.astype(np.int64)
 
 
 def make_mlp(depth: int = 30, width: int = 64, activation: str = "relu", seed: int = 0, n_in: int = 64,
-             n_out: int = 10):  # fmt: skip
+             n_out: int = 10) -> nn.Sequential:  # fmt: skip
     """``depth`` hidden Linear+activation layers with PyTorch's default init (seeded with ``torch.manual_seed``)."""
     import torch
     from torch import nn
 
     acts = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU, "silu": nn.SiLU}
     torch.manual_seed(seed)
-    layers: list = []
+    layers: list[nn.Module] = []
     for i in range(depth):
         layers += [nn.Linear(n_in if i == 0 else width, width), acts[activation]()]
     layers.append(nn.Linear(width if depth else n_in, n_out))
     return nn.Sequential(*layers)
 
 
-def train(model, data, epochs: int = 3, lr: float = 0.01, batch: int = 64, seed: int = 0, on_epoch=None):
+def train(model: nn.Module, data: Digits, epochs: int = 3, lr: float = 0.01, batch: int = 64, seed: int = 0,
+          on_epoch: Callable[[], object] | None = None) -> list[tuple[float, float]]:  # fmt: skip
     """Plain SGD with momentum 0.9; returns per-epoch ``[(train_loss, test_accuracy), ...]``."""
     import torch
 
     xtr, ytr, xte, yte = data
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    hist = []
+    hist: list[tuple[float, float]] = []
     for _ in range(epochs):
         model.train()
         perm = torch.randperm(len(xtr), generator=g)
@@ -100,8 +113,9 @@ EXAMPLE_LR = 0.003
 """SGD learning rate of the example's training (30 plain ReLU layers need a small step)."""
 
 
-def run_example(depth: int = 30, width: int = 64, mode: str = "analytic", epochs: int = 5, seed: int = 0,
-                batch: int = 256, progress=None):  # fmt: skip
+def run_example(depth: int = 30, width: int = 64, mode: FixMode = "analytic", epochs: int = 5, seed: int = 0,
+                batch: int = 256, progress: Callable[[str], object] | None = None,
+                ) -> tuple[Report, FixReport, dict[str, list[tuple[float, float]]]]:  # fmt: skip
     """Diagnose, fix and (briefly) train the example; returns ``(before, fix_report, histories)``.
 
     ``progress(step_description)``, if given, is called after each of the ``3 + 2 * epochs`` steps.
@@ -122,7 +136,7 @@ def run_example(depth: int = 30, width: int = 64, mode: str = "analytic", epochs
     after = doctor(fixed, xb, targets=yb, seed=seed, title=f"after weightinit.fix(mode={mode!r})")
     step("diagnosed the fixed model")
     rep.before, rep.after = before, after
-    hist = {}
+    hist: dict[str, list[tuple[float, float]]] = {}
     if epochs:
         for label, m in (("default init", model), (f"fixed ({mode})", fixed)):
             count = iter(range(1, epochs + 1))

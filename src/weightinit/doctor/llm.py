@@ -39,10 +39,15 @@ from __future__ import annotations
 
 import math
 import re
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from weightinit.doctor.report import Flag
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = ["llm_checks"]
 
@@ -53,11 +58,11 @@ _IN_PROJ = re.compile(r"(c_attn|q_proj|k_proj|v_proj|qkv|query|key|value|in_proj
 _BLOCK = re.compile(r"^(.*?)(\d+)\.")
 
 
-def _f64(t) -> np.ndarray:
+def _f64(t: torch.Tensor) -> np.ndarray:
     return t.detach().double().cpu().numpy()
 
 
-def _uninitialized(model) -> list:
+def _uninitialized(model: nn.Module) -> list[Flag]:
     bad = []
     for name, p in model.named_parameters():
         if p.is_meta or not p.is_floating_point() or p.numel() == 0:
@@ -80,7 +85,7 @@ def _uninitialized(model) -> list:
     )]  # fmt: skip
 
 
-def _fused(named_linear) -> list:
+def _fused(named_linear: list[tuple[str, Any]]) -> list[Flag]:  # nn.Linear, HF Conv1D, nn.MultiheadAttention
     import torch
 
     flags = []
@@ -139,7 +144,7 @@ def _param_expr(name: str) -> str:
     return f"model.get_submodule({name!r}).weight"
 
 
-def _residual(named_linear) -> list:
+def _residual(named_linear: list[tuple[str, Any]]) -> list[Flag]:  # nn.Linear or HF Conv1D
     blocks: dict = {}
     for name, m in named_linear:
         mb = _BLOCK.match(name)
@@ -173,7 +178,7 @@ def _residual(named_linear) -> list:
     return flags
 
 
-def _low_precision(model) -> list:
+def _low_precision(model: nn.Module) -> list[Flag]:
     import torch
 
     hits = []
@@ -199,7 +204,7 @@ def _low_precision(model) -> list:
     )]  # fmt: skip
 
 
-def _tied(model) -> list:
+def _tied(model: nn.Module) -> list[Flag]:
     from torch import nn
 
     emb = {id(m.weight): n for n, m in model.named_modules() if isinstance(m, nn.Embedding)}
@@ -228,7 +233,7 @@ def _tied(model) -> list:
     return flags
 
 
-def _head_scale(model) -> list:
+def _head_scale(model: nn.Module) -> list[Flag]:
     from torch import nn
 
     vocab = {m.num_embeddings for m in model.modules() if isinstance(m, nn.Embedding)}
@@ -253,7 +258,7 @@ def _head_scale(model) -> list:
     return flags
 
 
-def _inactive_truncation(model) -> list:
+def _inactive_truncation(model: nn.Module) -> list[Flag]:
     from weightinit.torch.place import TRUNCATED_WRITE_ATTR
 
     hits = []
@@ -289,7 +294,7 @@ def _inactive_truncation(model) -> list:
     )]  # fmt: skip
 
 
-def llm_checks(model) -> list:
+def llm_checks(model: nn.Module) -> list[Flag]:
     """The flags of the checks above for a torch model (an empty list when none applies)."""
     from torch import nn
 

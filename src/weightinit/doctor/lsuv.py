@@ -21,11 +21,17 @@ Step 2 is :func:`lsuv_rescale`, shared with the Keras and Flax chains
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["lsuv_rescale", "lsuv_torch"]
 
 
-def lsuv_rescale(measure, rescale, target: float, tol: float, max_iter: int):
+def lsuv_rescale(measure: Callable[[], float], rescale: Callable[[float], object], target: float, tol: float,
+                 max_iter: int) -> tuple[float, int, float | None]:  # fmt: skip
     """Step 2 for one weight: ``(total scale, rescalings done, bad variance or None)``.
 
     ``measure()`` returns the layer's output variance on the batch; ``rescale(s)`` multiplies the weight by
@@ -50,8 +56,9 @@ def lsuv_rescale(measure, rescale, target: float, tol: float, max_iter: int):
     return total, n, None
 
 
-def lsuv_torch(model, inputs, *, target: float = 1.0, tol: float = 0.1, max_iter: int = 10, orthogonal: bool = True,
-               seed: int = 0, progress=None):  # fmt: skip
+def lsuv_torch(model: nn.Module, inputs: Any, *, target: float = 1.0, tol: float = 0.1, max_iter: int = 10,
+               orthogonal: bool = True, seed: int = 0,
+               progress: Callable[[], object] | None = None) -> tuple[dict[str, float], dict[str, int], list[str]]:  # fmt: skip
     """Apply LSUV in place; returns ``(scales, iterations, notes)`` keyed by ``"<layer>.weight"``."""
     import torch
     from weightinit.common.errors import InitializerValueError

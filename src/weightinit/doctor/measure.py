@@ -17,16 +17,24 @@ become flags on the returned report.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from weightinit.common.errors import InitializerTypeError
 from weightinit.doctor.diagnose import diagnose
 from weightinit.doctor.report import Flag, LayerStats, Report
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = ["measure_torch"]
 
 
-def _stats_into(s: LayerStats, y, layout: str, module, rng: np.random.Generator, sample_size: int) -> None:
+def _stats_into(s: LayerStats, y: torch.Tensor, layout: str, module: nn.Module, rng: np.random.Generator,
+                sample_size: int) -> None:  # fmt: skip
     import torch
     from weightinit.doctor.backends.torchutil import dead_fraction, saturation_mask
 
@@ -56,14 +64,14 @@ def _stats_into(s: LayerStats, y, layout: str, module, rng: np.random.Generator,
 
 
 def measure_torch(
-    model,
-    inputs=None,
-    targets=None,
-    loss_fn=None,
+    model: nn.Module,
+    inputs: Any = None,
+    targets: Any = None,
+    loss_fn: Callable[..., torch.Tensor] | None = None,
     *,
     seed: int = 0,
     batch: int = 64,
-    input_shape=None,
+    input_shape: Sequence[int] | None = None,
     sample_size: int = 2000,
     title: str = "weightinit doctor",
 ) -> Report:
@@ -78,7 +86,7 @@ def measure_torch(
     except Exception as e:
         report.flags.append(Flag("bad_input", "input", str(e), "Pass a batch as `inputs=`.", "error"))
         return report
-    if inputs is None:
+    if inputs is None and isinstance(x, torch.Tensor):  # synthetic inputs are one tensor
         report.notes.append(f"synthetic N(0, 1) inputs of shape {tuple(x.shape)} (pass inputs= for real data)")
     n = tu.batch_size(x)
     report.batch = n
@@ -169,6 +177,11 @@ def measure_torch(
                 if targets is not None:
                     t = tu.as_tensor(targets)
                     if loss_fn is None:
+                        if isinstance(t, tuple):  # the built-in losses take one target tensor
+                            raise InitializerTypeError(
+                                f"`targets` must be one torch.Tensor or NumPy array (or pass `loss_fn=`); received a "
+                                f"{type(targets).__name__} of them."
+                            )
                         if not t.is_floating_point() and y.ndim == 2:
                             loss_fn = nn.functional.cross_entropy
                         else:

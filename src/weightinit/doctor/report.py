@@ -15,9 +15,14 @@ import html
 import io
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from os import PathLike
+
+    from rich.console import Group
 
 __all__ = ["LayerStats", "Flag", "Report", "FixReport"]
 
@@ -44,7 +49,7 @@ class LayerStats:
     name: str
     kind: str
     depth: int
-    shape: tuple = ()
+    shape: tuple[int, ...] = ()
     mean: float = float("nan")
     std: float = float("nan")
     q: float = float("nan")
@@ -52,7 +57,7 @@ class LayerStats:
     dead: float = float("nan")
     saturated: float = float("nan")
     grad_std: float = float("nan")
-    grad_norms: dict = field(default_factory=dict)
+    grad_norms: dict[str, float] = field(default_factory=dict)
     weight_norm: float = float("nan")  # ||W||_2 of the layer's weight (kernel), for the relative gradient
     q_pred: float = float("nan")
     std_pred: float = float("nan")
@@ -100,13 +105,13 @@ class Flag:
         return f"[{self.severity}] {self.kind} at {self.layer}: {self.message} Fix: {self.fix}"
 
 
-def _fmt(x: float, spec: str = ".3g") -> str:
+def _fmt(x: float | None, spec: str = ".3g") -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
     return format(x, spec)
 
 
-def _pct(x: float) -> str:
+def _pct(x: float | None) -> str:
     return "-" if x is None or math.isnan(x) else f"{100 * x:.0f}%"
 
 
@@ -117,9 +122,9 @@ class Report:
     title: str = "weightinit doctor"
     framework: str = ""
     mode: str = "measure"  # "measure", "analytic" or both ("measure+analytic")
-    layers: list = field(default_factory=list)
-    flags: list = field(default_factory=list)
-    notes: list = field(default_factory=list)
+    layers: list[LayerStats] = field(default_factory=list)
+    flags: list[Flag] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     loss: float = float("nan")
     #: True when ``loss`` is the doctor's random-projection probe ``sum(y * g) / sqrt(batch)`` (no targets):
     #: a number without meaning as a loss (it is often negative), so it is not printed
@@ -128,17 +133,19 @@ class Report:
 
     # -- views -----------------------------------------------------------------------------
     def layer(self, name: str) -> LayerStats:
+        """The statistics of the layer called ``name``; ``KeyError`` if there is none."""
         for s in self.layers:
             if s.name == name:
                 return s
         raise KeyError(name)
 
-    def flagged(self, kind: str) -> list:
+    def flagged(self, kind: str) -> list[Flag]:
         """The flags of one kind (for example ``"vanishing_activations"``)."""
         return [f for f in self.flags if f.kind == kind]
 
     @property
     def ok(self) -> bool:
+        """True when no flag is a warning or an error."""
         return not any(f.severity in ("warning", "error") for f in self.flags)
 
     def _columns(self) -> list[tuple[str, Any]]:
@@ -166,7 +173,7 @@ class Report:
                 ("gain", lambda s: _fmt(s.gain)),
                 ("chi", lambda s: _fmt(s.chi)),
             ]
-        flagged = {}
+        flagged: dict[str, list[str]] = {}
         for f in self.flags:
             flagged.setdefault(f.layer, []).append(f.kind)
         cols.append(("flags", lambda s: ",".join(_SHORT.get(k, k) for k in flagged.get(s.name, []))))
@@ -213,7 +220,7 @@ class Report:
             lines.append(str(f))
         return "\n".join(lines)
 
-    def __rich__(self):
+    def __rich__(self) -> Group:
         from rich.console import Group
         from rich.table import Table
         from rich.text import Text
@@ -244,7 +251,7 @@ class Report:
         """``(caption, base64 PNG)`` pairs: std and gradient norm by depth (with ``other`` overlaid), histograms."""
         return _figures(self, other)
 
-    def to_html(self, path=None, before: Report | None = None) -> str:
+    def to_html(self, path: str | PathLike[str] | None = None, before: Report | None = None) -> str:
         """Write a self-contained HTML page (plots as embedded PNG) to ``path``; return the HTML text."""
         body = [_html_section(self, before)]
         return _write_html(self.title, body, path)
@@ -255,18 +262,20 @@ class FixReport:
     """What :func:`weightinit.fix` did: ``scales`` (parameter name -> factor), and the ``before``/``after`` reports."""
 
     mode: str
-    scales: dict = field(default_factory=dict)
-    iterations: dict = field(default_factory=dict)
+    scales: dict[str, float] = field(default_factory=dict)
+    iterations: dict[str, int] = field(default_factory=dict)
     before: Report | None = None
     after: Report | None = None
-    notes: list = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
-    def layers(self):
+    def layers(self) -> list[LayerStats]:
+        """The layers of the ``after`` report (empty without one)."""
         return self.after.layers if self.after is not None else []
 
     @property
-    def flags(self):
+    def flags(self) -> list[Flag]:
+        """The flags of the ``after`` report (empty without one)."""
         return self.after.flags if self.after is not None else []
 
     def __str__(self) -> str:
@@ -283,7 +292,7 @@ class FixReport:
             lines.append("after:  " + self.after.summary())
         return "\n".join(lines)
 
-    def __rich__(self):
+    def __rich__(self) -> Group:
         from rich.console import Group
         from rich.text import Text
 
@@ -298,7 +307,8 @@ class FixReport:
             parts.append(Text("after:  " + self.after.summary(), style="green"))
         return Group(*parts)
 
-    def to_html(self, path=None) -> str:
+    def to_html(self, path: str | PathLike[str] | None = None) -> str:
+        """Write the fix as a self-contained HTML page (the after/before reports, the scales) to ``path``; return it."""
         sections = []
         if self.after is not None:
             sections.append(_html_section(self.after, self.before, heading=f"After fix ({self.mode})"))
@@ -420,7 +430,7 @@ def _html_section(rep: Report, before: Report | None, heading: str | None = None
     return "\n".join(parts)
 
 
-def _write_html(title: str, sections: list[str], path) -> str:
+def _write_html(title: str, sections: list[str], path: str | PathLike[str] | None) -> str:
     text = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>" + "\n".join(sections) + "</body></html>"

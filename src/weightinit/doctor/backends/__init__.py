@@ -10,7 +10,10 @@ module with ``NAME``, ``doctor`` and ``fix`` plus its line in :data:`MODULES`.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from weightinit.doctor.report import FixReport, Report
 
 __all__ = ["DoctorBackend", "MODULES"]
 
@@ -30,13 +33,13 @@ class DoctorBackend(Protocol):
 
     def doctor(self, model: Any, inputs: Any = None, *, targets: Any = None, loss_fn: Any = None,
                analytic: bool = True, seed: int = 0, batch: int = 64, input_shape: Any = None,
-               title: str = "weightinit doctor") -> Any:  # fmt: skip
+               title: str = "weightinit doctor") -> Report:  # fmt: skip
         """Measure (and predict) the model at init; returns a :class:`weightinit.doctor.report.Report`."""
         ...
 
     def fix(self, model: Any, mode: str, inputs: Any = None, *, targets: Any = None, target: float = 1.0,
             tol: float = 0.1, max_iter: int = 10, orthogonal: bool = True, seed: int = 0, batch: int = 64,
             input_shape: Any = None, measure: bool = True, progress: Any = None,
-            probe: bool = True) -> Any:  # fmt: skip
+            probe: bool = True) -> FixReport:  # fmt: skip
         """Rescale the model in place; returns a :class:`weightinit.doctor.report.FixReport`."""
         ...

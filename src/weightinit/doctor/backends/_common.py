@@ -6,33 +6,49 @@ function that picks its adapter (a :class:`weightinit.doctor.graph.GraphModel` f
 
 from __future__ import annotations
 
-from weightinit.doctor.chain import doctor_chain, fix_chain
+from collections.abc import Callable
+from typing import Any
+
+from weightinit.doctor.chain import Chain, doctor_chain, fix_chain
 from weightinit.doctor.graph import GraphModel, doctor_graph, fix_graph
+from weightinit.doctor.report import FixReport, Report
 
 __all__ = ["backend_functions"]
 
 
-def backend_functions(framework: str, module: str, adapt):
+DoctorFunction = Callable[..., Report]
+FixFunction = Callable[..., FixReport]
+
+
+def backend_functions(
+    framework: str, module: str, adapt: Callable[[Any], GraphModel | Chain]
+) -> tuple[DoctorFunction, FixFunction, DoctorFunction, FixFunction]:
     """``(doctor_<framework>, fix_<framework>, doctor, fix)`` for models seen through ``adapt(model)``."""
 
-    def doctor_fw(model, inputs=None, *, targets=None, seed=0, batch=64, input_shape=None, title="weightinit doctor"):
+    def doctor_fw(model, inputs=None, *, targets=None, seed=0, batch=64, input_shape=None,
+                  title="weightinit doctor") -> Report:  # fmt: skip
         a = adapt(model)
-        run = doctor_graph if isinstance(a, GraphModel) else doctor_chain
-        return run(a, inputs, targets=targets, seed=seed, batch=batch, input_shape=input_shape, title=title)
+        if isinstance(a, GraphModel):
+            return doctor_graph(
+                a, inputs, targets=targets, seed=seed, batch=batch, input_shape=input_shape, title=title
+            )
+        return doctor_chain(a, inputs, targets=targets, seed=seed, batch=batch, input_shape=input_shape, title=title)
 
     def fix_fw(model, mode, inputs, *, target=1.0, tol=0.1, max_iter=10, seed=0, batch=64, input_shape=None,
-               measure=True, probe=True):  # fmt: skip
+               measure=True, probe=True) -> FixReport:  # fmt: skip
         a = adapt(model)
-        run = fix_graph if isinstance(a, GraphModel) else fix_chain
-        return run(a, mode, inputs, target=target, tol=tol, max_iter=max_iter, seed=seed, batch=batch,
-                   input_shape=input_shape, measure=measure, probe=probe)  # fmt: skip
+        if isinstance(a, GraphModel):
+            return fix_graph(a, mode, inputs, target=target, tol=tol, max_iter=max_iter, seed=seed, batch=batch,
+                             input_shape=input_shape, measure=measure, probe=probe)  # fmt: skip
+        return fix_chain(a, mode, inputs, target=target, tol=tol, max_iter=max_iter, seed=seed, batch=batch,
+                         input_shape=input_shape, measure=measure, probe=probe)  # fmt: skip
 
     def doctor(model, inputs=None, *, targets=None, loss_fn=None, analytic=True, seed=0, batch=64, input_shape=None,
-               title="weightinit doctor"):  # fmt: skip
+               title="weightinit doctor") -> Report:  # fmt: skip
         return doctor_fw(model, inputs, targets=targets, seed=seed, batch=batch, input_shape=input_shape, title=title)
 
     def fix(model, mode, inputs=None, *, targets=None, target=1.0, tol=0.1, max_iter=10, orthogonal=True, seed=0,
-            batch=64, input_shape=None, measure=True, progress=None, probe=True):  # fmt: skip
+            batch=64, input_shape=None, measure=True, progress=None, probe=True) -> FixReport:  # fmt: skip
         return fix_fw(model, mode, inputs, target=target, tol=tol, max_iter=max_iter, seed=seed, batch=batch,
                       input_shape=input_shape, measure=measure, probe=probe)  # fmt: skip
 
@@ -45,11 +61,11 @@ def backend_functions(framework: str, module: str, adapt):
         f"doctor_{framework}": f"The doctor on a {label} model: its graph, or its layers as a chain.",
         f"fix_{framework}": f"Rescale a {label} model's kernels in place (``mode`` ``'lsuv'`` or ``'analytic'``).",
     }
-    out = []
+    out: list[Callable[..., Any]] = []
     for name, fn in ((f"doctor_{framework}", doctor_fw), (f"fix_{framework}", fix_fw), ("doctor", doctor),
                      ("fix", fix)):  # fmt: skip
         fn.__name__ = fn.__qualname__ = name
         fn.__module__ = module
         fn.__doc__ = docs[name]
         out.append(fn)
-    return tuple(out)
+    return out[0], out[1], out[2], out[3]

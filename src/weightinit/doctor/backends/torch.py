@@ -7,6 +7,9 @@ are in :mod:`weightinit.doctor.backends.torchutil` (re-exported here).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
 from weightinit.common.errors import value_error
 from weightinit.doctor.analytic import analyze_torch
 from weightinit.doctor.backends.torchgraph import analyze_recorded
@@ -15,7 +18,11 @@ from weightinit.doctor.backends.torchutil import batch_size, correct_on_probe, s
 from weightinit.doctor.llm import llm_checks
 from weightinit.doctor.lsuv import lsuv_torch
 from weightinit.doctor.measure import measure_torch
-from weightinit.doctor.report import FixReport
+from weightinit.doctor.report import FixReport, Report
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 # ------------------------------------------------------------------------------------------
 # the backend protocol (weightinit.doctor.backends.DoctorBackend)
@@ -24,8 +31,9 @@ from weightinit.doctor.report import FixReport
 NAME = "torch"
 
 
-def doctor(model, inputs=None, *, targets=None, loss_fn=None, analytic: bool = True, seed: int = 0, batch: int = 64,
-           input_shape=None, title: str = "weightinit doctor"):  # fmt: skip
+def doctor(model: nn.Module, inputs: Any = None, *, targets: Any = None,
+           loss_fn: Callable[..., torch.Tensor] | None = None, analytic: bool = True, seed: int = 0, batch: int = 64,
+           input_shape: Sequence[int] | None = None, title: str = "weightinit doctor") -> Report:  # fmt: skip
     """:func:`weightinit.doctor.api.doctor` for a torch model: hooks, then torch.fx moments, then the LLM checks."""
 
     rep = measure_torch(model, inputs, targets, loss_fn, seed=seed, batch=batch, input_shape=input_shape,
@@ -41,7 +49,7 @@ def doctor(model, inputs=None, *, targets=None, loss_fn=None, analytic: bool = T
     return rep
 
 
-def _merge(rep, pred) -> None:
+def _merge(rep: Report, pred: Report) -> None:
     by_name = {s.name: s for s in pred.layers}
     for s in rep.layers:
         p = by_name.get(s.name)
@@ -60,13 +68,15 @@ PROBE_BATCH = 1024
 64-dimensional subspace of a wider layer, and the scales fitted on it drift by ~10% per 10 layers)."""
 
 
-def _example_numel(x) -> int:
+def _example_numel(x: torch.Tensor | tuple[torch.Tensor, ...]) -> int:
     x = x[0] if isinstance(x, tuple) else x
     return int(x[0].numel()) if x.ndim else 1
 
 
-def fix(model, mode, inputs=None, *, targets=None, target=1.0, tol=0.1, max_iter=10, orthogonal=True, seed=0,
-        batch=64, input_shape=None, measure=True, progress=None, probe=True):  # fmt: skip
+def fix(model: nn.Module, mode: str, inputs: Any = None, *, targets: Any = None, target: float = 1.0, tol: float = 0.1,
+        max_iter: int = 10, orthogonal: bool = True, seed: int = 0, batch: int = 64,
+        input_shape: Sequence[int] | None = None, measure: bool = True, progress: Callable[[], object] | None = None,
+        probe: bool = True) -> FixReport:  # fmt: skip
     """:func:`weightinit.doctor.api.fix` for a torch model."""
 
     rep = FixReport(mode=mode)

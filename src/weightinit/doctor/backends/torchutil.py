@@ -6,6 +6,9 @@ Imported only when a torch model is diagnosed; importing it imports torch.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, cast
+
 import numpy as np
 
 import torch
@@ -19,6 +22,7 @@ CHANNELS_FIRST = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.m
                   nn.modules.instancenorm._InstanceNorm)  # fmt: skip
 CHANNELS_LAST = (nn.Linear, nn.LayerNorm, nn.Embedding, nn.MultiheadAttention)
 WEIGHT_TYPES = (nn.Linear, nn.modules.conv._ConvNd, nn.Bilinear)
+WeightLayer = nn.Linear | nn.modules.conv._ConvNd | nn.Bilinear  # a module of WEIGHT_TYPES
 NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm)
 
 # module class name -> (ACTIVATIONS name, parameter attribute or None)
@@ -30,7 +34,7 @@ ACT_MODULES = {
 }  # fmt: skip
 
 
-def saturation_mask(module, y: torch.Tensor):
+def saturation_mask(module: nn.Module, y: torch.Tensor) -> torch.Tensor | None:
     """Boolean mask of outputs where the activation's derivative is (near) zero, or None if not applicable."""
     name = type(module).__name__
     if name == "Tanh":
@@ -38,7 +42,8 @@ def saturation_mask(module, y: torch.Tensor):
     if name in ("Sigmoid", "Hardsigmoid"):
         return (y < 0.01) | (y > 0.99)
     if name == "Hardtanh":
-        return (y <= module.min_val) | (y >= module.max_val)
+        hard = cast(nn.Hardtanh, module)  # by its class name, as the other activations here
+        return (y <= hard.min_val) | (y >= hard.max_val)
     if name == "ReLU6":
         return y >= 6.0
     return None
@@ -59,8 +64,9 @@ def dead_fraction(y: torch.Tensor, layout: str) -> float:
     return float(1.0 - nz.float().mean())
 
 
-def input_spec(model: nn.Module):
-    """Guess ``(shape_without_batch, dtype)`` of the model's input from its first layer, or None."""
+def input_spec(model: nn.Module) -> tuple[tuple[int, ...], torch.dtype, int | None] | None:
+    """Guess ``(shape_without_batch, dtype, vocabulary size or None)`` of the model's input from its first layer,
+    or None."""
     for m in model.modules():
         if isinstance(m, nn.Embedding):
             return (16,), torch.long, m.num_embeddings
@@ -72,7 +78,8 @@ def input_spec(model: nn.Module):
     return None
 
 
-def synthetic_inputs(model: nn.Module, batch: int = 64, input_shape=None, seed: int = 0):
+def synthetic_inputs(model: nn.Module, batch: int = 64, input_shape: Sequence[int] | None = None,
+                     seed: int = 0) -> torch.Tensor:  # fmt: skip
     """A batch of N(0, 1) inputs (or random token ids) of the shape the first layer expects."""
     g = torch.Generator().manual_seed(seed)
     if input_shape is not None:
@@ -84,31 +91,36 @@ def synthetic_inputs(model: nn.Module, batch: int = 64, input_shape=None, seed: 
             "pass `inputs=` (a batch) or `input_shape=` (without the batch dimension)."
         )
     shape, dtype, vocab = spec
-    if dtype == torch.long:
+    if dtype == torch.long and vocab is not None:  # token ids for an Embedding (input_spec gives its vocabulary)
         return torch.randint(0, vocab, (batch, *shape), generator=g)
     return torch.randn((batch, *shape), generator=g)
 
 
-def as_tensor(inputs):
-    if isinstance(inputs, torch.Tensor):
-        return inputs
-    if isinstance(inputs, np.ndarray):
-        t = torch.from_numpy(inputs)
-        return t.float() if t.is_floating_point() else t
+def _one_tensor(x: torch.Tensor | np.ndarray) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x
+    t = torch.from_numpy(x)
+    return t.float() if t.is_floating_point() else t
+
+
+def as_tensor(inputs: object) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    """``inputs`` (a tensor, a NumPy array -- float arrays become float32 -- or a tuple/list of them) as tensors."""
+    if isinstance(inputs, (torch.Tensor, np.ndarray)):
+        return _one_tensor(inputs)
     if isinstance(inputs, (tuple, list)) and inputs and all(isinstance(x, (torch.Tensor, np.ndarray)) for x in inputs):
-        return tuple(as_tensor(x) for x in inputs)
+        return tuple(_one_tensor(x) for x in inputs)
     raise InitializerTypeError(
         f"`inputs` must be a torch.Tensor or NumPy array (a batch); received {type(inputs).__name__}."
     )
 
 
-def batch_size(x) -> int:
+def batch_size(x: torch.Tensor | tuple[torch.Tensor, ...]) -> int:
     if isinstance(x, tuple):
         x = x[0]
     return int(x.shape[0]) if x.ndim else 0
 
 
-def first_tensor(out):
+def first_tensor(out: object) -> torch.Tensor | None:
     if isinstance(out, torch.Tensor):
         return out
     if isinstance(out, (tuple, list)):
@@ -122,12 +134,13 @@ def first_tensor(out):
     return None
 
 
-def call(model: nn.Module, x):
+def call(model: nn.Module, x: torch.Tensor | tuple[torch.Tensor, ...]) -> Any:
     """``model(x)``, or ``model(*x)`` when the batch is a tuple of inputs."""
     return model(*x) if isinstance(x, tuple) else model(x)
 
 
-def forward_with_hooks(model: nn.Module, x, modules, hook) -> None:
+def forward_with_hooks(model: nn.Module, x: torch.Tensor | tuple[torch.Tensor, ...], modules: Iterable[nn.Module],
+                       hook: Callable[..., Any]) -> None:  # fmt: skip
     """One forward pass of ``x`` without gradients, with ``hook`` as forward hook on ``modules``."""
     handles = [m.register_forward_hook(hook) for m in modules]
     try:
@@ -159,10 +172,10 @@ def orthogonal_(weight: torch.Tensor, seed: int, name: str) -> None:
             weight.copy_(full)
 
 
-def weight_layers(model: nn.Module):
+def weight_layers(model: nn.Module) -> list[tuple[str, WeightLayer]]:
     """``(qualified name, module)`` of layers with a weight to rescale, each parameter once (tied ones skipped)."""
-    seen = set()
-    out = []
+    seen: set[int] = set()
+    out: list[tuple[str, WeightLayer]] = []
     for name, m in model.named_modules():
         if isinstance(m, WEIGHT_TYPES):
             w = getattr(m, "weight", None)
@@ -182,7 +195,8 @@ def _minus_bias(m: nn.Module, y: torch.Tensor) -> torch.Tensor:
     return y - b
 
 
-def correct_on_probe(model: nn.Module, x, weight_q: dict) -> dict:
+def correct_on_probe(model: nn.Module, x: torch.Tensor | tuple[torch.Tensor, ...],
+                     weight_q: dict[str, float]) -> dict[str, float]:  # fmt: skip
     """One forward pass of the probe batch ``x`` that rescales each weight layer named in ``weight_q`` so the
     measured second moment of its weight part ``E[(W x)**2]`` is the value given; returns ``{name: factor}``.
 
@@ -191,7 +205,7 @@ def correct_on_probe(model: nn.Module, x, weight_q: dict) -> dict:
     called twice (tied) is corrected at its first call only.
     """
     names = {m: n for n, m in model.named_modules()}
-    done: dict = {}
+    done: dict[str, float] = {}
 
     def hook(mod, args, out):
         name = names.get(mod)
