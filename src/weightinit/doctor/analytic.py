@@ -45,7 +45,8 @@ moments), and a weight layer after it sees the size-weighted average (exact for 
 training mode / LayerNorm / GroupNorm give ``E[gamma**2] + E[beta**2]``, BatchNorm in eval mode the affine map of
 its running statistics (:func:`running_norm_affine`); average pooling over
 ``k`` positions divides the input-dependent variance ``d`` by ``k`` and keeps what every input shares
-(:func:`avgpool_moments`; max pooling is treated as the identity, an approximation); inverted dropout in training
+(:func:`avgpool_moments`; max pooling the max of the window's values, :func:`maxpool_moments`; a zero-padded
+convolution counts the taps in bounds, :func:`padding_fraction`); inverted dropout in training
 mode multiplies ``q`` by ``1/(1-p)``; an embedding outputs ``E[W**2]``, its input-dependent variance the rows' spread
 per feature (:func:`embedding_moments`);
 multi-head attention at init is near-uniform averaging over ``T`` tokens
@@ -78,6 +79,8 @@ __all__ = [
     "variance_slope", "add_moments", "residual_cross", "concat_moments", "groups_moment_map",
     "bivariate_expectation", "correlation_map", "correlation_depth_scale", "norm_moments", "running_norm_affine",
     "avgpool_moments", "embedding_moments",
+    "conv_pads", "conv_windows", "padding_fraction", "padded_kernel_moments", "pool_window_sizes", "non_decreasing",
+    "maxpool_moments", "adaptive_pool_sizes", "maxpool_rule",
     "attention_moments", "linear_moments", "signal_map", "groups_signal_map", "norm_signal", "add_signal", "mul_signal",
     "dropout_signal", "rademacher", "probe_examples", "input_signal",
     "softmax_mixing", "mixing_moments", "token_gram_map", "attention_gram",
@@ -739,6 +742,308 @@ def dropout_signal(q: float, d: float, p: float) -> float:
 
 
 # ------------------------------------------------------------------------------------------
+# convolutions with zero padding, max pooling (framework-neutral; every walk calls these)
+# ------------------------------------------------------------------------------------------
+
+
+def _per_dim(v, n: int, name: str) -> tuple:
+    if isinstance(v, (int, np.integer)):
+        return (int(v),) * n
+    v = tuple(int(a) for a in v)
+    if len(v) == 1:
+        return v * n
+    if len(v) != n:
+        raise InitializerValueError(f"`{name}` must have one entry per spatial dimension ({n}); received {name}={v!r}")
+    return v
+
+
+def conv_pads(padding, in_size, kernel, stride=1, dilation=1) -> list[tuple[int, int]]:
+    """The zero padding ``(low, high)`` of each spatial dimension of a convolution or pooling window.
+
+    ``padding``: an int (the same on both sides of every dimension), one per dimension, ``(low, high)`` pairs, or
+    ``"valid"`` (none), ``"same"`` (output size ``ceil(n / stride)``: the total ``max((out - 1) stride + (k - 1)
+    dilation + 1 - n, 0)``, its lower half ``total // 2`` before: PyTorch's (stride 1), Keras/TensorFlow's and
+    ``jax.lax``'s rule alike), ``"causal"`` (``(k - 1) dilation`` before), ``"circular"`` (none: the wrapped values
+    are real inputs).  Case-insensitive.
+
+    >>> conv_pads("same", (5, 4), 3, stride=2), conv_pads(((1, 0), (2, 2)), (5, 4), 3), conv_pads(1, (4,), 3)
+    ([(1, 1), (0, 1)], [(1, 0), (2, 2)], [(1, 1)])
+    """
+    n = len(in_size)
+    k, s, dl = _per_dim(kernel, n, "kernel_size"), _per_dim(stride, n, "stride"), _per_dim(dilation, n, "dilation")
+    if isinstance(padding, str):
+        p = padding.lower()
+        if p in ("valid", "circular"):
+            return [(0, 0)] * n
+        if p == "causal":
+            return [((kk - 1) * dd, 0) for kk, dd in zip(k, dl)]
+        if p != "same":
+            raise InitializerValueError(
+                "`padding` must be 'same', 'valid', 'causal', 'circular', an int or (low, high) pairs; "
+                f"received padding={padding!r}"
+            )
+        out = []
+        for nn_, kk, ss, dd in zip(in_size, k, s, dl):
+            total = max((-(-nn_ // ss) - 1) * ss + (kk - 1) * dd + 1 - nn_, 0)
+            out.append((total // 2, total - total // 2))
+        return out
+    if isinstance(padding, (int, np.integer)):
+        return [(int(padding), int(padding))] * n
+    items = list(padding)
+    if len(items) == 1 and n > 1:
+        items = items * n
+    if len(items) != n:
+        raise InitializerValueError(
+            f"`padding` must have one entry per spatial dimension ({n}); received padding={padding!r}"
+        )
+    return [(int(a), int(a)) if isinstance(a, (int, np.integer)) else (int(a[0]), int(a[1])) for a in items]
+
+
+def conv_windows(in_size, kernel, stride=1, padding=0, dilation=1, ceil_mode: bool = False) -> list:
+    """Which taps of a window read inside the input, per spatial dimension: ``[(masks, weights)]``, ``masks`` the
+    distinct in-bounds patterns ``(P, k)`` (bool) over the dimension's output positions and ``weights`` the fraction
+    of positions with each.  The patterns of a position are the product of its dimensions' (zero padding and
+    pooling windows are separable), so every mean over output positions factorizes.  Output position ``o`` reads
+    input ``o * stride - low + t * dilation`` at tap ``t``; ``ceil_mode`` (pooling) keeps a last partial window
+    that starts inside the input or its low padding (PyTorch's rule).
+
+    >>> [(m.astype(int).tolist(), w.tolist()) for m, w in conv_windows((4,), 3, padding=1)]
+    [([[0, 1, 1], [1, 1, 0], [1, 1, 1]], [0.25, 0.25, 0.5])]
+    """
+    pads = conv_pads(padding, in_size, kernel, stride, dilation)
+    n = len(in_size)
+    k, s, dl = _per_dim(kernel, n, "kernel_size"), _per_dim(stride, n, "stride"), _per_dim(dilation, n, "dilation")
+    out = []
+    for size, kk, ss, dd, (lo, hi) in zip(in_size, k, s, dl, pads):
+        span = size + lo + hi - (kk - 1) * dd - 1
+        if span < 0 or ss < 1:
+            raise InitializerValueError(
+                f"a window of {kk} taps (dilation {dd}) does not fit an input of size {size} with padding "
+                f"({lo}, {hi}); received kernel_size={kernel!r}, padding={padding!r}"
+            )
+        m = (span + (ss - 1 if ceil_mode else 0)) // ss + 1
+        if ceil_mode and (m - 1) * ss >= size + lo:
+            m -= 1
+        idx = (np.arange(m) * ss - lo)[:, None] + np.arange(kk)[None, :] * dd
+        masks, counts = np.unique((idx >= 0) & (idx < size), axis=0, return_counts=True)
+        out.append((masks, counts / m))
+    return out
+
+
+def padding_fraction(in_size, kernel, stride=1, padding=0, dilation=1) -> float:
+    r"""The mean over a convolution's output positions of the share of its kernel's taps that read inside the
+    input (the rest read zero padding): the factor on ``sigma_w**2`` of a zero-padded convolution.
+
+    For zero-mean i.i.d. weights (``Var(W) = sigma_w**2 / (C K)``, ``K`` taps) and inputs of second moment ``q``
+    at every position, ``E[y(p)**2] = sigma_w**2 / K \sum_{t \in B(p)} E[x(p + t)**2] = sigma_w**2 q |B(p)| / K``
+    (``B(p)`` the in-bounds taps of position ``p``), so the output's second moment, averaged over positions, is
+    ``sigma_w**2 q`` times
+
+    .. math::  f = \frac{1}{|P|} \sum_{p} \frac{|B(p)|}{K} = \prod_{\text{dims}} \frac{1}{|P_i|}
+               \sum_{p_i} \frac{|B_i(p_i)|}{k_i}
+
+    (it factorizes: ``B(p)`` is the product of the dimensions' in-bounds taps).  ``padding`` as
+    :func:`conv_pads`.  One scalar per layer, not a per-position profile: exact when the input has the same
+    moments at every position (a network's first padded layer; the 1 x 1 and 2 x 2 maps of resnet18's layer4 at
+    32 x 32, where every position sees the same taps).  After a padded layer the border positions carry smaller
+    second moments, and a second padded conv on a map with borders (4 x 4, 8 x 8) reads them with its own short
+    border windows: the scalar factor then predicts 5-10% low per layer, which compounds where no normalization
+    rescales (a per-position profile would be needed there).  With BatchNorm in training mode, torchvision's
+    resnet18 at 32 x 32 is within 13% at every layer, where counting every tap is off by up to 9.4x
+    (tests/doctor/test_cnn_rules.py).  With the measured weights each tap is weighted by its share of the kernel's
+    energy (:func:`padded_kernel_moments`: exact for a delta-orthogonal kernel, whose one tap is always in bounds
+    under "same" padding).
+
+    >>> padding_fraction((1, 1), 3, padding=1), padding_fraction((2, 2), 3, padding=1)   # resnet18's layer4
+    (0.1111111111111111, 0.4444444444444444)
+    >>> round(padding_fraction((4, 4), 3, padding=1), 6), padding_fraction((8,), 3, padding="valid")  # 25/36
+    (0.694444, 1.0)
+    """
+    f = 1.0
+    for masks, w in conv_windows(in_size, kernel, stride, padding, dilation):
+        f *= float(w @ masks.mean(1))
+    return f
+
+
+def padded_kernel_moments(kernel, windows, bias=None) -> tuple[float, tuple[float, float, float]]:
+    """``(factor, rows)`` of a zero-padded convolution with the measured ``kernel`` (``(*taps, fan_in, fan_out)``,
+    Keras/Flax layout; a grouped conv's ``fan_in`` per group) over the in-bounds patterns ``windows`` of
+    :func:`conv_windows`: ``factor`` multiplies ``sigma_w**2 = E[W**2] fan_in`` (each tap's share of the kernel's
+    energy times the fraction of positions where it reads inside the input: :func:`padding_fraction` for i.i.d.
+    weights), and ``rows = (E[r], E[r**2], E[r b])`` are the row-sum moments of :func:`linear_moments` over output
+    units and positions, ``r_i(p)`` the sum of the weights of unit ``i`` at the taps in bounds at ``p`` (what an
+    input mean reaches the output through).  Averaged over positions: the input's moments are taken as the same
+    at every position.
+
+    >>> k = np.zeros((3, 1, 1)); k[1] = 1.0        # a 1-D delta kernel: its centre tap is always in bounds
+    >>> padded_kernel_moments(k, conv_windows((4,), 3, padding=1))
+    (1.0, (1.0, 1.0, 0.0))
+    >>> f, rows = padded_kernel_moments(np.ones((3, 1, 1)), conv_windows((4,), 3, padding=1))
+    >>> round(f, 6), rows                        # 5/6 of the taps in bounds; row sums 2, 2, 3, 3
+    (0.833333, (2.5, 6.5, 0.0))
+    """
+    k = np.asarray(kernel, np.float64)
+    nd = len(windows)
+    if k.ndim != nd + 2:
+        raise InitializerValueError(
+            f"the kernel must have {nd} tap dimensions, then fan_in and fan_out; received a kernel of shape {k.shape}"
+        )
+    energy = np.square(k).sum(axis=(-2, -1))  # per tap
+    cover = np.ones(())
+    for masks, w in windows:
+        cover = np.multiply.outer(cover, w @ masks)
+    tot = float(energy.sum())
+    factor = float((energy * cover).sum() / tot) if tot > 0 else float(cover.mean())
+    r = k.sum(-2)  # (*taps, fan_out): each tap's row sums
+    w_all = np.ones(())
+    for masks, w in windows:  # contract the first tap axis with the patterns: (*taps_rest, fan_out, P_1, ..., P_j)
+        r = np.tensordot(r, masks.astype(np.float64), axes=([0], [1]))
+        w_all = np.multiply.outer(w_all, w)
+    r = np.moveaxis(r, 0, -1)  # (P_1, ..., P_nd, fan_out)
+    wp = w_all[..., None] / r.shape[-1]
+    r1, r2 = float((wp * r).sum()), float((wp * r * r).sum())
+    b = None if bias is None else np.asarray(bias, np.float64)
+    if b is not None and b.shape == (r.shape[-1],):
+        rb = float((wp * r * b).sum())
+    else:
+        rb = r1 * (float(b.mean()) if b is not None and b.size else 0.0)
+    return factor, (r1, r2, rb)
+
+
+def pool_window_sizes(windows) -> tuple[np.ndarray, np.ndarray]:
+    """``(sizes, weights)``: the distinct numbers of real values (not padding) in a pooling window over the output
+    positions, and the fraction of positions with each, from :func:`conv_windows`.
+
+    >>> pool_window_sizes(conv_windows((4, 4), 3, stride=2, padding=1))   # resnet's stem maxpool on a 4 x 4 map
+    (array([4., 6., 9.]), array([0.25, 0.5 , 0.25]))
+    """
+    sizes, weights = np.ones(1), np.ones(1)
+    for masks, w in windows:
+        sizes = np.multiply.outer(sizes, masks.sum(1)).ravel()
+        weights = np.multiply.outer(weights, w).ravel()
+    out, inv = np.unique(sizes, return_inverse=True)
+    return out.astype(np.float64), np.bincount(inv, weights=weights)
+
+
+def non_decreasing(phi) -> bool:
+    """Whether an elementwise ``phi`` is non-decreasing on ``[-12, 12]`` (ReLU, tanh, ELU, softplus: yes; GELU and
+    SiLU dip below zero: no), so that ``max_i phi(x_i) = phi(max_i x_i)``.
+
+    >>> non_decreasing(lambda x: np.maximum(x, 0.0)), non_decreasing(lambda x: x / (1 + np.exp(-x)))
+    (True, False)
+    """
+    z = np.linspace(-12.0, 12.0, 4801)
+    try:
+        y = np.asarray(phi(z), np.float64)
+    except Exception:
+        return False
+    if y.shape != z.shape or not np.isfinite(y).all():
+        return False
+    return bool(np.all(np.diff(y) >= -1e-9 * max(float(np.abs(y).max()), 1.0)))
+
+
+#: nodes of the max-of-k density's rule (finer than signal_map's inner rule: the density narrows as k grows)
+_MAX_Z, _MAX_W = _panels(9.0, 0.125)
+_MAX_CDF = np.array([0.5 * math.erfc(-z / math.sqrt(2)) for z in _MAX_Z])
+
+
+def _max_weights(k: float) -> np.ndarray:
+    """Quadrature weights of ``E[f(Z_(k))]``, ``Z_(k)`` the largest of ``k`` i.i.d. N(0, 1): density ``k phi(z)
+    Phi(z)**(k-1)`` on the panels of :data:`_MAX_Z` (renormalized)."""
+    w = _MAX_W * k * np.power(_MAX_CDF, k - 1.0)
+    return w / w.sum()
+
+
+def maxpool_moments(mu: float, q: float, sizes, weights=None, d: float | None = None, phi=None):
+    r"""``(mean, second moment, input-dependent variance)`` of the max over a pooling window (``sizes``: the
+    number of values per window, one or several with ``weights``, the fraction of windows with each:
+    :func:`pool_window_sizes`).
+
+    The window's values are modelled as ``u_j = mu + a z_0 + b z_j``: ``b**2 = d`` the input-dependent part,
+    i.i.d. across the window's positions (Gaussian: ``z_j`` i.i.d. N(0, 1)), ``a**2 = v - d`` the part every input
+    shares (a channel's bias, its mean offset), the same at every position of the window.  Then ``max_j u_j =
+    mu + a z_0 + b Z_(k)``, with ``Z_(k)`` the largest of ``k`` i.i.d. standard normals (density ``k phi(z)
+    Phi(z)**(k-1)``, by composite Gauss-Legendre panels), and with ``phi`` given (the pooled tensor is ``phi(u)``
+    of a tracked pre-activation ``u`` of these moments, ``phi`` non-decreasing: :func:`non_decreasing`)
+    ``max_j phi(u_j) = phi(max_j u_j)``:
+
+    .. math::  E[y^m] = E_{z_0, Z_{(k)}}[\phi(\mu + a z_0 + b Z_{(k)})^m], \qquad
+               d_{out} = E_{z_0}[\operatorname{Var}_{Z_{(k)}} \phi(\mu + a z_0 + b Z_{(k)})]
+
+    (``d`` None: all of the variance is input-dependent, ``k`` i.i.d. Gaussians).  The independence across
+    positions is an assumption: spatially correlated inputs (smooth natural images, the overlapping receptive
+    fields of the layers before) have a smaller maximum than ``k`` independent values; a GELU or SiLU output
+    (not monotone) is modelled as Gaussian with its own moments.  One value per window (``k = 1``) is the identity.
+
+    >>> mu, q, d = maxpool_moments(0.0, 1.0, 2)
+    >>> round(mu, 6), round(1 / math.sqrt(math.pi), 6), round(q, 6)   # E[max(z1, z2)] = 1/sqrt(pi), E[max^2] = 1
+    (0.56419, 0.56419, 1.0)
+    >>> relu = lambda x: np.maximum(x, 0.0)
+    >>> [round(v, 6) for v in maxpool_moments(0.0, 1.0, 1, phi=relu)]   # k = 1: relu's moments
+    [0.398942, 0.5, 0.340845]
+    """
+    sizes = np.atleast_1d(np.asarray(sizes, np.float64))
+    weights = np.ones(len(sizes)) / len(sizes) if weights is None else np.asarray(weights, np.float64)
+    v = max(q - mu * mu, 0.0)
+    d = v if d is None else min(max(d, 0.0), v)
+    f = (lambda x: x) if phi is None else phi
+    a, b = math.sqrt(v - d), math.sqrt(d)
+    outer_z, outer_w = (_OUT_Z, _OUT_W) if a > 0 else (np.zeros(1), np.ones(1))
+    m1 = m2 = dd = 0.0
+    for k, wk in zip(sizes.tolist(), weights.tolist()):
+        wi = _max_weights(max(k, 1.0))
+        u = mu + a * outer_z[:, None] + b * _MAX_Z[None, :]
+        vals = np.asarray(f(u.ravel()), np.float64).reshape(u.shape)
+        inner = vals @ wi
+        m1 += wk * float(inner @ outer_w)
+        m2 += wk * float((np.square(vals) @ wi) @ outer_w)
+        dd += wk * float((np.square(vals - inner[:, None]) @ wi) @ outer_w)
+    return m1, m2, dd
+
+
+def adaptive_pool_sizes(in_size, out_size) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`pool_window_sizes` of an adaptive pooling (PyTorch's ``AdaptiveMaxPool``/``AdaptiveAvgPool``): output
+    position ``i`` of a dimension pools inputs ``floor(i n / m)`` to ``ceil((i + 1) n / m)``.
+
+    >>> adaptive_pool_sizes((5,), (2,)), adaptive_pool_sizes((7, 7), (1, 1))
+    ((array([3.]), array([1.])), (array([49.]), array([1.])))
+    """
+    sizes, weights = np.ones(1), np.ones(1)
+    for n, m in zip(in_size, out_size):
+        i = np.arange(int(m))
+        s = -(-((i + 1) * int(n)) // int(m)) - (i * int(n)) // int(m)
+        vals, counts = np.unique(s, return_counts=True)
+        sizes = np.multiply.outer(sizes, vals).ravel()
+        weights = np.multiply.outer(weights, counts / len(i)).ravel()
+    out, inv = np.unique(sizes, return_inverse=True)
+    return out.astype(np.float64), np.bincount(inv, weights=weights)
+
+
+def maxpool_rule(mu: float, q: float, d: float, sizes, weights=None, groups=None, pre=None):
+    """One max-pooling node for the walks (torch.fx, recorded graph, Keras/Flax graphs): ``(mean, second moment,
+    d, groups)`` by :func:`maxpool_moments`, per group of a concatenation (each with the tensor's input-dependent
+    share of its variance, as :func:`groups_signal_map`).  ``pre = (phi, mu, q, d, groups)``: the pooled tensor is
+    ``phi`` of a tracked pre-activation with these moments, ``phi`` non-decreasing (:func:`non_decreasing`), so the
+    max is taken before ``phi``; None: the tensor's own moments, as Gaussian.
+
+    >>> [round(v, 4) for v in maxpool_rule(0.0, 1.0, 1.0, [9])[:3]]   # 3 x 3 windows of independent N(0, 1)
+    [1.485, 2.5626, 0.3574]
+
+    (the mean of the largest of 9 standard normals is 1.4850, as in the order-statistics tables of Harter 1961)
+    """
+    phi = None
+    if pre is not None:
+        phi, mu, q, d, groups = pre
+    if not groups:
+        return (*maxpool_moments(mu, q, sizes, weights, d, phi), None)
+    v = q - mu * mu
+    share = min(max(d / v, 0.0), 1.0) if v > 0 else 0.0
+    out = [(f, *maxpool_moments(m, qq, sizes, weights, share * max(qq - m * m, 0.0), phi)) for f, m, qq in groups]
+    return (sum(f * a for f, a, _, _ in out), sum(f * b for f, _, b, _ in out), sum(f * c for f, _, _, c in out),
+            [(f, a, b) for f, a, b, _ in out])  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------
 # PyTorch graphs
 # ------------------------------------------------------------------------------------------
 
@@ -869,6 +1174,37 @@ def _np64(t):
     return None if t is None else t.detach().double().cpu().numpy()
 
 
+def _module_padding(mod, in_shape):
+    """:func:`conv_windows` of an ``nn.Conv*d`` with zero padding on an input of ``in_shape`` (batch, channels,
+    spatial), else None (no padding, another padding mode, a transposed conv, unknown shape)."""
+    from torch import nn
+
+    if not isinstance(mod, nn.modules.conv._ConvNd) or isinstance(mod, nn.modules.conv._ConvTransposeNd):
+        return None
+    if in_shape is None or len(in_shape) < 2 + len(mod.kernel_size) or mod.padding_mode != "zeros":
+        return None
+    if mod.padding == "valid" or (not isinstance(mod.padding, str) and not any(mod.padding)):
+        return None
+    return conv_windows(tuple(in_shape[-len(mod.kernel_size):]), mod.kernel_size, mod.stride, mod.padding,
+                        mod.dilation)  # fmt: skip
+
+
+def _module_pool_sizes(mod, in_shape, out_shape):
+    """:func:`pool_window_sizes` of an ``nn.MaxPool*d`` / ``nn.AdaptiveMaxPool*d`` (its values per window, padding
+    excluded), or None without shapes."""
+    from torch import nn
+
+    if in_shape is None or out_shape is None:
+        return None
+    nd = len(in_shape) - 2 if len(in_shape) >= 3 else len(in_shape) - 1
+    if isinstance(mod, nn.modules.pooling._AdaptiveMaxPoolNd):
+        return adaptive_pool_sizes(in_shape[-nd:], out_shape[-nd:])
+    k = mod.kernel_size
+    nd = len(k) if isinstance(k, tuple) else nd
+    return pool_window_sizes(conv_windows(tuple(in_shape[-nd:]), k, mod.stride or k, mod.padding, mod.dilation,
+                                          mod.ceil_mode))  # fmt: skip
+
+
 def _running_stats(mod) -> bool:
     """True if ``mod`` is a BatchNorm that applies its running statistics (eval mode, statistics tracked): torch's
     own test (``training or running_mean is None and running_var is None``: the batch's statistics)."""
@@ -899,6 +1235,9 @@ class Propagator:
         self.weight_q: dict[str, float] = {}
         #: product over activations of :func:`variance_slope`: how a fixed-scale net amplifies a deviation
         self.amplification = 1.0
+        #: set by the graph walk: ``(phi, mu, q, d, groups)`` when the current node's input is a non-decreasing
+        #: activation of a tracked pre-activation (max pooling takes the max before ``phi``), else None
+        self.pre_act = None
 
     # one module, given its input moments and shapes; returns (mu, q, gain_info); gain_info["d"] is the output's
     # input-dependent variance (the signal squared) from the input's ``d`` (None: not tracked)
@@ -953,6 +1292,11 @@ class Propagator:
                 r1 = float(rows.mean())
                 rb = float((rows * b.detach().double()).mean()) if b is not None and b.shape == rows.shape else r1 * mb
                 row_stats = (r1, float((rows**2).mean()), rb)
+            pad = _module_padding(mod, in_shape)  # a zero-padded conv: the taps in bounds, over positions
+            if pad is not None:
+                factor, row_stats = padded_kernel_moments(wd.permute(*range(2, wd.dim()), 1, 0).cpu().numpy(), pad,
+                                                          None if b is None else _np64(b))  # fmt: skip
+                fan *= factor
             mu_out, q_out, part = linear_moments(mu, qin, sw * fan, qb, mb, row_stats)
             if self.fix and id(w) not in self.done and name not in self.skip_fix:
                 target = self.targets.get(name, 1.0) * self.base
@@ -1011,7 +1355,15 @@ class Propagator:
                 extra["d"] = d / k
             return mu_p, q_p, extra
         if isinstance(mod, (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd)):
-            return mu, q, {"note": "max pooling: identity (approximation)"}
+            sizes = _module_pool_sizes(mod, in_shape, out_shape)
+            if sizes is None:
+                return mu, q, {"note": "max pooling: window unknown, identity"}
+            mu_p, q_p, d_p, g_p = maxpool_rule(mu, q, q - mu * mu if d is None else d, *sizes, groups, self.pre_act)
+            if g_p:
+                extra["groups"] = g_p
+            if d is not None:
+                extra["d"] = d_p
+            return mu_p, q_p, extra
         if isinstance(mod, (nn.Flatten, nn.Unflatten, nn.Identity)):
             if groups:
                 extra["groups"] = groups
@@ -1041,6 +1393,7 @@ class Propagator:
             extra = {"chi": chi(phi, incoming_sw2, q, mu) if incoming_sw2 is not None else float("nan"), "act": key}
         if d is not None:
             extra["d"] = groups_signal_map(phi, groups, mu, q, d) if groups else signal_map(phi, q, mu, d)
+        extra["phi"] = phi
         if incoming_sw2 is not None:
             k = variance_slope(phi, q, mu)
             if math.isfinite(k):
@@ -1092,6 +1445,8 @@ def analyze_graph(gm, model, x_mu: float, x_q: float, *, fix: bool = False, targ
     calls: dict = {}
     groups: dict = {}  # node -> [(fraction, mu, q)] after a concatenation of parts with different moments
     normed: set = set()  # nodes that are a normalization's output (or a shape op of one)
+    acts: dict = {}  # node -> (phi, its input) for a non-decreasing elementwise activation (for max pooling)
+    monotone: dict = {}
     order = {n: i for i, n in enumerate(gm.graph.nodes)}
 
     def shape_of(n):
@@ -1133,6 +1488,10 @@ def analyze_graph(gm, model, x_mu: float, x_q: float, *, fix: bool = False, targ
         out_shape = shape_of(n)
         in_shape = shape_of(targs[0])
         prop.input_normed = targs[0] in normed
+        prop.pre_act = None
+        if targs[0] in acts:  # a non-decreasing activation of a tracked tensor: max pooling takes the max before it
+            phi_a, pre = acts[targs[0]]
+            prop.pre_act = (phi_a, *env[pre], sig.get(pre, 0.0), groups.get(pre))
         if n.op == "call_module":
             mod = mods[n.target]
             new = prop.module(n.target, mod, mu, q, in_shape, out_shape, inc, g_in, d)
@@ -1244,6 +1603,12 @@ def analyze_graph(gm, model, x_mu: float, x_q: float, *, fix: bool = False, targ
                     rec_kind = name
         env[n] = (mu2, q2)
         sig[n] = d2
+        if extra.get("phi") is not None and len(targs) == 1:
+            key = extra.get("act")
+            if key not in monotone:
+                monotone[key] = non_decreasing(extra["phi"])
+            if monotone[key]:
+                acts[n] = (extra["phi"], targs[0])
         if _is_norm_node(n, mods) or (prop.input_normed and _target_name(n.target) in _SHAPE):
             normed.add(n)
         if g_out:

@@ -74,6 +74,8 @@ class GNode:
     phi: Any = None  # act (or a weight layer's fused activation): numpy function
     act: str | None = None  # its name
     pool: float = 0.0  # avgpool: inputs per output (0: from the measured shapes)
+    pad: float = 1.0  # weight, a zero-padded conv: the factor on sigma_w2 (analytic.padded_kernel_moments)
+    window: tuple | None = None  # maxpool: (sizes, weights) of its windows (analytic.pool_window_sizes)
     attn: tuple | None = None  # attention: (sigma_v2, qb_v, sigma_o2, qb_o, tokens); mix: (scale**2 * d, counts, p)
     vin: int = 0  # attention: which input is the value
     signs: list | None = None  # add: +1/-1 per input (None: all +1)
@@ -443,6 +445,7 @@ def propagate(g: Graph, x_moments: list, *, on_weight=None, cross=None) -> list:
     (:func:`weightinit.doctor.analytic.concat_moments`), carried through elementwise maps
     (:func:`weightinit.doctor.analytic.groups_moment_map`) until a weight layer or a normalization mixes them."""
     res: list = []
+    pre: dict = {}  # node with a non-decreasing activation -> (phi, mu, q, d, groups) of its pre-activation
     xin = iter(x_moments)
     cross = cross or {}
     for i, n in enumerate(g.nodes):
@@ -462,8 +465,9 @@ def propagate(g: Graph, x_moments: list, *, on_weight=None, cross=None) -> list:
         elif op == "weight":
             if on_weight is not None:
                 on_weight(i, n, mu, q)
-            mu, q, _ = an.linear_moments(mu, q, n.sigma_w2, n.qb, n.mb, n.rows)
-            inc, groups, d = n.sigma_w2, None, n.sigma_w2 * d  # the bias and the input mean shift every input alike
+            sw = n.sigma_w2 * n.pad  # (a zero-padded conv: the taps in bounds, averaged over positions)
+            mu, q, _ = an.linear_moments(mu, q, sw, n.qb, n.mb, n.rows)
+            inc, groups, d = sw, None, sw * d  # the bias and the input mean shift every input alike
         elif op == "add":
             signs = n.signs or [1] * len(ins)
             got = (cross(i) if callable(cross) else cross.get(i)) if len(ins) == 2 else None
@@ -497,6 +501,9 @@ def propagate(g: Graph, x_moments: list, *, on_weight=None, cross=None) -> list:
                       if groups else None)  # fmt: skip
             mu, q = an.avgpool_moments(mu, q, k, d)
             d = d / max(k, 1.0)
+        elif op == "maxpool":
+            win = n.window or ([max(np.size(g.nodes[n.inputs[0]].out) / max(np.size(n.out), 1), 1.0)], None)
+            mu, q, d, groups = an.maxpool_rule(mu, q, d, win[0], win[1], groups, _monotone_pre(g, n, pre))
         elif op == "attention":
             sv, bv, so, bo, t = n.attn
             vin = ins[min(n.vin, len(ins) - 1)]
@@ -521,6 +528,7 @@ def propagate(g: Graph, x_moments: list, *, on_weight=None, cross=None) -> list:
             v_in = max(ins[2][1] - ins[2][0] ** 2, 0.0)  # the signal shrinks as the variance does
             d = ins[2][5] * max(q - mu * mu, 0.0) / v_in if v_in > 0 else 0.0
         if n.phi is not None and op in ("act", "weight"):
+            pre[i] = (n.phi, mu, q, d, groups)
             tc = an.token_gram_map(n.phi, mu, tc) if tc is not None and not groups else None
             if groups:  # a concatenation's parts: the mixture of the groups' maps
                 if inc is not None:
@@ -802,6 +810,17 @@ def _token_cross(g: Graph, n: GNode, op: str, ins: list, mu0: float, tc_in, mu: 
     return None
 
 
+def _monotone_pre(g: Graph, n: GNode, pre: dict):
+    """The pre-activation ``(phi, mu, q, d, groups)`` of a max pooling's input when that input applies a
+    non-decreasing activation (the max is then taken before it), else None."""
+    j = n.inputs[0] if n.inputs else None
+    while j is not None and g.nodes[j].op == "identity" and g.nodes[j].inputs:  # (reshapes between)
+        j = g.nodes[j].inputs[0]
+    if j is None or j not in pre:
+        return None
+    return pre[j] if an.non_decreasing(pre[j][0]) else None
+
+
 def _x_moments(x, inputs) -> list:
     xs = x if isinstance(x, tuple) else (x,)
     if inputs is None:
@@ -1002,7 +1021,8 @@ def fix_graph(gm: GraphModel, mode: str, inputs, *, target: float = 1.0, tol: fl
                 return
             done.add(id(n.layer))
             want = targets.get(i, target)
-            s = an.rescale_factor(an.linear_moments(mu, q, _sw2(n, k), n.qb, n.mb, n.rows)[2], 1.0, n.qb, want)
+            s = an.rescale_factor(an.linear_moments(mu, q, _sw2(n, k) * n.pad, n.qb, n.mb, n.rows)[2], 1.0, n.qb,
+                                 want)  # fmt: skip
             gm.set_kernel(n, k * s)
             if probe:  # correct on the batch the finite-width drift the moment map cannot see
                 a = float(np.mean(np.square(gm.preactivation(x, n)))) - n.qb

@@ -219,7 +219,14 @@ def _flax_rule(cls: str, params: dict, ins: list, out: np.ndarray, call) -> dict
     k = _arr(params, "kernel")
     if k is not None and k.ndim >= 2:
         rows = cls in ("Linear", "Dense", "Conv")
-        return {"op": "weight", **kernel_stats(k, _arr(params, "bias"), rows)}
+        fields = kernel_stats(k, _arr(params, "bias"), rows)
+        geo = params.get("geometry")
+        if geo is not None and ins and ins[0].ndim == k.ndim:  # zero padding: the taps in bounds per position
+            kernel_size, strides, padding, dilation = geo
+            if not (isinstance(padding, str) and padding.upper() in ("VALID", "CIRCULAR")):
+                windows = an.conv_windows(ins[0].shape[1:-1], kernel_size, strides, padding, dilation)
+                fields["pad"], fields["rows"] = an.padded_kernel_moments(k, windows, _arr(params, "bias"))
+        return {"op": "weight", **fields}
     if cls == "BatchNorm" and "running_mean" in params and len(ins) == 1:  # eval mode: its running statistics
         run = running_norm_fields(ins[0], out, params["running_mean"], params["running_var"], _arr(params, "scale"),
                                   _arr(params, "bias"), float(params["epsilon"]), int(params["axis"]))  # fmt: skip
@@ -437,7 +444,17 @@ def _nnx_params(m) -> dict:
     from flax import nnx
 
     state = nnx.state(m, nnx.Param)
-    return {".".join(map(str, k)): np.asarray(_get(v), np.float64) for k, v in nnx.to_flat_state(state)}
+    return {".".join(map(str, k)): np.asarray(_get(v), np.float64) for k, v in nnx.to_flat_state(state)} | _geometry(m)
+
+
+def _geometry(mod) -> dict:
+    """``{"geometry": (kernel_size, strides, padding, kernel_dilation)}`` of a Flax ``Conv`` (NNX or Linen) without
+    input dilation, for :func:`_flax_rule`'s zero padding; else empty."""
+    idil = getattr(mod, "input_dilation", None)
+    if type(mod).__name__ != "Conv" or (idil is not None and any(int(d) != 1 for d in np.atleast_1d(idil))):
+        return {}
+    k = tuple(mod.kernel_size) if not isinstance(mod.kernel_size, int) else (mod.kernel_size,)
+    return {"geometry": (k, mod.strides or 1, mod.padding, mod.kernel_dilation or 1)}
 
 
 class _NNXGraph(_FlaxGraph):
@@ -609,7 +626,7 @@ class _LinenGraph(_FlaxGraph):
                 mod = context.module
                 ps = {
                     ".".join(map(str, k)): np.asarray(v, np.float64) for k, v in _flat(mod.variables.get("params", {}))
-                }
+                } | _geometry(mod)
                 ps.update(_running(mod, dict(mod.variables.get("batch_stats", {}))))
                 record.append((path, type(mod).__name__, ps, _arrays(args), _first_array(y),
                                lambda z, nf=next_fun: nf(z)))  # fmt: skip

@@ -291,6 +291,18 @@ def _elementwise(op, x: np.ndarray, y: np.ndarray) -> bool:
         return False
 
 
+def _conv_windows(op, x: np.ndarray, pool: bool = False):
+    """:func:`weightinit.doctor.analytic.conv_windows` of a Keras Conv or MaxPooling layer on the input ``x``
+    (``"same"``/``"causal"`` padding; ``"valid"``: None, unless ``pool``)."""
+    pad = getattr(op, "padding", "valid")
+    if not isinstance(pad, str) or (pad.lower() == "valid" and not pool) or x.ndim < 3:
+        return None
+    sp = x.shape[2:] if getattr(op, "data_format", "channels_last") == "channels_first" else x.shape[1:-1]
+    k = getattr(op, "kernel_size", None) or getattr(op, "pool_size", None)
+    return an.conv_windows(tuple(sp), tuple(k), tuple(op.strides), pad,
+                           tuple(getattr(op, "dilation_rate", None) or (1,) * len(sp)))  # fmt: skip
+
+
 def _rule(op, ins: list, out: np.ndarray) -> dict:
     """The :class:`GNode` fields of a Keras layer/op node from the layer and its measured inputs/output."""
     from weightinit.doctor.graph import running_norm_fields
@@ -311,7 +323,11 @@ def _rule(op, ins: list, out: np.ndarray) -> dict:
         act = _act_name(op)
         fused = act not in (None, "linear")
         rows = cls == "Dense" or (cls.startswith("Conv") and "Transpose" not in cls)
-        return {"op": "weight", **kernel_stats(_np(k), _np(b) if b is not None else None, rows),
+        fields = kernel_stats(_np(k), _np(b) if b is not None else None, rows)
+        windows = _conv_windows(op, ins[0]) if rows and cls != "Dense" and ins else None
+        if windows is not None:  # zero padding: the taps in bounds at each output position
+            fields["pad"], fields["rows"] = an.padded_kernel_moments(_np(k), windows, _np(b) if b is not None else None)
+        return {"op": "weight", **fields,
                 "phi": _numpy_act(op) if fused else None, "act": act if fused else None, "sat": _SAT.get(act)}  # fmt: skip
     if cls in ("Add", "Subtract") and len(ins) >= 2:
         return {"op": "add", "signs": [1, -1] if cls == "Subtract" else None}
@@ -335,8 +351,10 @@ def _rule(op, ins: list, out: np.ndarray) -> dict:
         return {"op": "norm", "qg": _mean_sq(g)[1] if g is not None else 1.0, "qb": qb, "mb": mb}
     if cls.startswith(("AveragePooling", "GlobalAveragePooling")):
         return {"op": "avgpool"}
-    if cls.startswith(("MaxPooling", "GlobalMaxPooling")):
-        return {"op": "maxpool", "note": "max pooling: identity (approximation)"}
+    if cls.startswith("MaxPooling") and ins:
+        return {"op": "maxpool", "window": an.pool_window_sizes(_conv_windows(op, ins[0], pool=True))}
+    if cls.startswith("GlobalMaxPooling"):
+        return {"op": "maxpool"}  # (one window: every position)
     if cls == "Embedding":
         return {"op": "embedding", "emb": an.embedding_moments(_np(op.embeddings))}
     if cls in _IDENTITY:

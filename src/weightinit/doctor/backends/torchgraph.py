@@ -12,8 +12,11 @@ moment)`` along its edges with the rules of :mod:`weightinit.doctor.analytic`:
 * data and constants: a tensor that depends on the model's inputs is *data*; one that does not (position ids,
   rotary ``cos``/``sin``, masks, position embeddings, buffers) is a constant, whose moments are its values';
 * ``linear``, ``addmm`` (Hugging Face ``Conv1D``), ``conv*``, ``matmul`` with a parameter: the weight rule with
-  the measured weights (``E[W**2] * fan_in``, row sums, bias moments); ``embedding`` of data ids: ``E[W]``,
+  the measured weights (``E[W**2] * fan_in``, row sums, bias moments; a zero-padded conv counts the taps in
+  bounds, :func:`weightinit.doctor.analytic.padded_kernel_moments`); ``embedding`` of data ids: ``E[W]``,
   ``E[W**2]``;
+* ``max_pool*d``/``adaptive_max_pool*d``: the max of the window's values
+  (:func:`weightinit.doctor.analytic.maxpool_rule`), ``avg_pool*d``/``adaptive_avg_pool*d``: the average;
 * ``layer_norm``/``group_norm``/``rms_norm``/``instance_norm``, ``batch_norm`` in training mode, and leaf modules
   whose class name says norm (``LlamaRMSNorm``, ``T5LayerNorm``: their elementwise operations as one node):
   ``E[gamma**2] + E[beta**2]``; ``batch_norm`` in eval mode: the affine map of its running statistics;
@@ -63,6 +66,32 @@ _CAT = {"cat", "concat", "concatenate"}
 _MATMUL = {"matmul", "__matmul__", "mm", "bmm", "einsum"}
 _NORMS = {"layer_norm", "group_norm", "rms_norm", "instance_norm", "batch_norm"}
 _MASKED = -1e4  # an additive mask value at or below this removes the key
+_MAXPOOL = {"max_pool1d", "max_pool2d", "max_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d",
+            "adaptive_max_pool3d"}  # fmt: skip
+_AVGPOOL = {"avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+            "adaptive_avg_pool3d"}  # fmt: skip
+
+
+def _conv_call_windows(call, x, w):
+    """:func:`weightinit.doctor.analytic.conv_windows` of a recorded ``conv*d(input, weight, bias, stride, padding,
+    dilation, groups)`` with zero padding, else None."""
+    nd = w.dim() - 2
+    padding = _arg(call, "padding", 4, 0)
+    if padding == "valid" or (not isinstance(padding, str) and not any(an._per_dim(padding, nd, "padding"))):
+        return None
+    return an.conv_windows(tuple(x.shape[-nd:]), tuple(w.shape[2:]), _arg(call, "stride", 3, 1), padding,
+                           _arg(call, "dilation", 5, 1))  # fmt: skip
+
+
+def _pool_call_windows(op, call, x, y):
+    """``(sizes, weights)`` of a recorded max pooling's windows (values per window, padding excluded)."""
+    nd = int(op[-2])
+    if op.startswith("adaptive"):
+        return an.adaptive_pool_sizes(tuple(x.shape[-nd:]), tuple(y.shape[-nd:]))
+    k = _arg(call, "kernel_size", 1)
+    return an.pool_window_sizes(an.conv_windows(tuple(x.shape[-nd:]), k, _arg(call, "stride", 2) or k,
+                                                _arg(call, "padding", 3, 0), _arg(call, "dilation", 4, 1),
+                                                bool(_arg(call, "ceil_mode", 5, False))))  # fmt: skip
 
 
 @dataclass
@@ -229,11 +258,15 @@ def recorded_graph(model: nn.Module, x, x_moments: tuple = (0.0, 1.0)) -> Record
             return gid[a.index]
         return const(a.value, "const")
 
-    def weight_node(name, kind, srcs, w_keras, bias, shape, path=None, layer=None) -> int:
-        st = kernel_stats(w_keras.detach().double().cpu().numpy(), None if bias is None else
-                          bias.detach().double().cpu().numpy())  # fmt: skip
+    def weight_node(name, kind, srcs, w_keras, bias, shape, path=None, layer=None, windows=None) -> int:
+        k = w_keras.detach().double().cpu().numpy()
+        bn = None if bias is None else bias.detach().double().cpu().numpy()
+        st = kernel_stats(k, bn)
+        pad, rows = 1.0, st.get("rows")
+        if windows is not None:  # a zero-padded conv: the taps in bounds at each output position
+            pad, rows = an.padded_kernel_moments(k, windows, bn)
         g = add(GNode(name, kind, "weight", srcs, layer=layer, fan_in=0, sigma_w2=st["sigma_w2"], qb=st["qb"],
-                      mb=st["mb"], rows=st.get("rows"), weight_norm=st["weight_norm"]), shape)  # fmt: skip
+                      mb=st["mb"], rows=rows, weight_norm=st["weight_norm"], pad=pad), shape)  # fmt: skip
         if path is not None:
             result.params[g] = path
         return g
@@ -377,6 +410,7 @@ def recorded_graph(model: nn.Module, x, x_moments: tuple = (0.0, 1.0)) -> Record
                 b = _arg(n.call, "bias", 2)
                 groups = int(_arg(n.call, "groups", 6, 1))
                 wk = w.permute(*range(2, w.dim()), 1, 0) if groups == 1 else None
+                windows = _conv_call_windows(n.call, din[0].value, w)
             else:  # x @ W
                 b = None
                 wk = w if n.call[1] and n.call[1][-1] is w and w.dim() == 2 else None
@@ -385,7 +419,13 @@ def recorded_graph(model: nn.Module, x, x_moments: tuple = (0.0, 1.0)) -> Record
             else:
                 owner = path.rsplit(".", 1)[0] if "." in path else ""
                 g = weight_node(name or fresh(op), kind if lab else type(modules[owner]).__name__,
-                                [gid[din[0].index]], wk, b if isinstance(b, torch.Tensor) else None, shape, path, w)  # fmt: skip
+                                [gid[din[0].index]], wk, b if isinstance(b, torch.Tensor) else None, shape, path, w,
+                                windows if op.startswith("conv") else None)  # fmt: skip
+        elif op in _MAXPOOL and len(din) == 1 and isinstance(n.value, torch.Tensor):
+            g = add(GNode(name or fresh(op), kind, "maxpool", [gid[din[0].index]],
+                          window=_pool_call_windows(op, n.call, din[0].value, n.value)), shape)  # fmt: skip
+        elif op in _AVGPOOL and len(din) == 1 and isinstance(n.value, torch.Tensor):
+            g = add(GNode(name or fresh(op), kind, "avgpool", [gid[din[0].index]]), shape)
         elif op == "embedding" and len(din) == 1:
             w = _arg(n.call, "weight", 1)
             g = add(
@@ -700,7 +740,7 @@ def analyze_recorded(model: nn.Module, x, x_mu: float, x_q: float, prop, *, fix:
                                                                               path.endswith(".weight")):  # fmt: skip
                 return
             want = want_of.get(i, target)
-            part = an.linear_moments(mu, q, node.sigma_w2, node.qb, node.mb, node.rows)[2]
+            part = an.linear_moments(mu, q, node.sigma_w2 * node.pad, node.qb, node.mb, node.rows)[2]
             s = an.rescale_factor(part, 1.0, node.qb, want)
             with torch.no_grad():
                 node.layer.mul_(s)
@@ -709,7 +749,7 @@ def analyze_recorded(model: nn.Module, x, x_mu: float, x_q: float, prop, *, fix:
                 node.rows = (node.rows[0] * s, node.rows[1] * s * s, node.rows[2] * s)
             owner = path.rsplit(".", 1)[0] if "." in path else ""
             prop.scales[path] = s
-            prop.weight_q[owner] = an.linear_moments(mu, q, node.sigma_w2, node.qb, node.mb, node.rows)[2]
+            prop.weight_q[owner] = an.linear_moments(mu, q, node.sigma_w2 * node.pad, node.qb, node.mb, node.rows)[2]
 
     cm = None
     if cross == "measured":
