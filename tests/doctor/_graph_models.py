@@ -11,6 +11,8 @@ weight gradient.
   ``tanh(side(h))``, their concatenation, a ``head``.
 * ``transformer``: a pre-LN block ``h = x + attn(ln1(x))``, ``h + fc2(gelu(fc1(ln2(h))))`` (exact GELU,
   LayerNorm epsilon 1e-5 everywhere, two heads), then a ``head``.
+* ``cnn`` (healthy only): ``relu(conv1)`` (3x3, zero padding "same"), ``relu(conv2)`` (3x3, stride 2, padding 1),
+  a 2x2 max pooling (in Flax the function ``max_pool``, found by value), a ``head``; torch gets the batch NCHW.
 
 Variants: ``healthy`` (fan-in scaled Gaussian weights, zero biases) and ``broken`` (resnet: ``fc1``'s bias at -10
 kills its ReLU, ``side``'s at -10 saturates its tanh; transformer: ``fc2`` 300 times too large).
@@ -313,11 +315,110 @@ def linen_transformer(w):
     return net.bind({"params": p})
 
 
+# ------------------------------------------------------------------------------------------ cnn (padding, max pooling)
+HW, CH, CW = 5, 3, 8  # cnn: input 5 x 5 x 3, 8 channels: conv 3x3 "same", conv 3x3 stride 2 pad 1, relu, 2x2 max pool
+
+
+def cnn_weights(variant: str) -> dict:
+    """Torch layout ``(out, in, kh, kw)`` conv weights (He scale, small biases) and the head's ``(out, in)``."""
+    rng = np.random.default_rng(4)
+    conv = lambda cin: (rng.standard_normal((CW, cin, 3, 3)) * np.sqrt(2 / (9 * cin))).astype(np.float32)  # noqa: E731
+    return {"conv1": (conv(CH), (0.1 * rng.standard_normal(CW)).astype(np.float32)),
+            "conv2": (conv(CW), (0.1 * rng.standard_normal(CW)).astype(np.float32)),
+            "head": _linear(rng, CW, OUT)}  # fmt: skip
+
+
+def torch_cnn(w):
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.relu1 = nn.Conv2d(CH, CW, 3, padding=1), nn.ReLU()
+            self.conv2, self.relu2 = nn.Conv2d(CW, CW, 3, stride=2, padding=1), nn.ReLU()
+            self.pool, self.head = nn.MaxPool2d(2), nn.Linear(CW, OUT)
+
+        def forward(self, x):
+            return self.head(torch.flatten(self.pool(self.relu2(self.conv2(self.relu1(self.conv1(x))))), 1))
+
+    m = Net()
+    with torch.no_grad():
+        for k, (wt, b) in w.items():
+            getattr(m, k).weight.copy_(torch.from_numpy(wt))
+            getattr(m, k).bias.copy_(torch.from_numpy(b))
+    return m
+
+
+def keras_cnn(w):
+    import keras
+    from keras import layers
+
+    x = keras.Input((HW, HW, CH), name="x")
+    h = layers.Activation("relu", name="relu1")(layers.Conv2D(CW, 3, padding="same", name="conv1")(x))
+    h = layers.Activation("relu", name="relu2")(layers.Conv2D(CW, 3, strides=2, padding="same", name="conv2")(h))
+    m = keras.Model(
+        x, layers.Dense(OUT, name="head")(layers.Flatten(name="flat")(layers.MaxPooling2D(2, name="pool")(h)))
+    )
+    for k in ("conv1", "conv2"):
+        m.get_layer(k).kernel.assign(w[k][0].transpose(2, 3, 1, 0))
+        m.get_layer(k).bias.assign(w[k][1])
+    _keras_set(m.get_layer("head"), *w["head"])
+    return m
+
+
+def nnx_cnn(w):
+    import jax.numpy as jnp
+    from flax import nnx
+
+    import jax
+
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.conv1 = nnx.Conv(CH, CW, (3, 3), padding="SAME", rngs=rngs)
+            self.conv2 = nnx.Conv(CW, CW, (3, 3), strides=2, padding=1, rngs=rngs)
+            self.head = nnx.Linear(CW, OUT, rngs=rngs)
+
+        def __call__(self, x):
+            h = nnx.max_pool(jax.nn.relu(self.conv2(jax.nn.relu(self.conv1(x)))), (2, 2), (2, 2))
+            return self.head(h.reshape(len(h), -1))
+
+    m = Net(nnx.Rngs(0))
+    for k in ("conv1", "conv2"):
+        getattr(m, k).kernel.set_value(jnp.asarray(w[k][0].transpose(2, 3, 1, 0)))
+        getattr(m, k).bias.set_value(jnp.asarray(w[k][1]))
+    _nnx_set(m.head, *w["head"])
+    return m
+
+
+def linen_cnn(w):
+    import flax.linen as nn
+    import jax.numpy as jnp
+
+    import jax
+
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            h = nn.relu(nn.Conv(CW, (3, 3), padding="SAME", name="conv1")(x))
+            h = nn.relu(nn.Conv(CW, (3, 3), strides=2, padding=1, name="conv2")(h))
+            h = nn.max_pool(h, (2, 2), (2, 2))
+            return nn.Dense(OUT, name="head")(h.reshape(len(h), -1))
+
+    net = Net()
+    v = net.init(jax.random.key(0), jnp.zeros((1, HW, HW, CH)))
+    p = _linen_params(v["params"], w, ("head",))
+    for k in ("conv1", "conv2"):
+        p[k] = {"kernel": jnp.asarray(w[k][0].transpose(2, 3, 1, 0)), "bias": jnp.asarray(w[k][1])}
+    return net.bind({"params": p})
+
+
 BUILDERS = {
     "resnet": (resnet_weights, {"torch": torch_resnet, "keras": keras_resnet, "keras_subclassed": keras_resnet_subclassed,
                                 "nnx": nnx_resnet, "linen": linen_resnet}),
     "transformer": (transformer_weights, {"torch": torch_transformer, "keras": keras_transformer,
                                           "nnx": nnx_transformer, "linen": linen_transformer}),
+    "cnn": (cnn_weights, {"torch": torch_cnn, "keras": keras_cnn, "nnx": nnx_cnn, "linen": linen_cnn}),
 }  # fmt: skip
 
 
@@ -377,8 +478,8 @@ def graph_of(model, x) -> dict:
 
 def batch_for(arch: str):
     """The batch and MSE targets every framework gets."""
-    shape = (D,) if arch == "resnet" else (T, E)
-    oshape = (OUT,) if arch == "resnet" else (T, OUT)
+    shape = {"resnet": (D,), "cnn": (HW, HW, CH)}.get(arch, (T, E))
+    oshape = (T, OUT) if arch == "transformer" else (OUT,)
     rng = np.random.default_rng(2)
     return rng.standard_normal((B, *shape)).astype(np.float32), rng.standard_normal((B, *oshape)).astype(np.float32)
 
@@ -429,12 +530,13 @@ def main() -> dict:
     out: dict = {}
     for arch, (weights, builders) in BUILDERS.items():
         x, t = batch_for(arch)
-        for variant in ("healthy", "broken"):
+        for variant in ("healthy", "broken") if arch != "cnn" else ("healthy",):
             w = weights(variant)
             for fw, build in builders.items():
                 m = build(w)
-                rep = wi.doctor(m, x, targets=t)
-                out.setdefault(arch, {}).setdefault(variant, {})[fw] = {**summary(rep), **graph_of(m, x)}
+                xf = x.transpose(0, 3, 1, 2).copy() if arch == "cnn" and fw == "torch" else x  # (torch: NCHW)
+                rep = wi.doctor(m, xf, targets=t)
+                out.setdefault(arch, {}).setdefault(variant, {})[fw] = {**summary(rep), **graph_of(m, xf)}
     return out
 
 

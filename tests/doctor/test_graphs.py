@@ -87,6 +87,21 @@ def test_same_numbers_as_torch_layer_by_layer(reports, arch, variant):
                     fw, s["name"], key, s[key], t[key])  # fmt: skip
 
 
+def test_cnn_padding_and_max_pooling_same_numbers_as_torch(reports):
+    # zero-padded convs ("same", stride 2 with padding 1) and a max pooling after a relu: the predicted second moment
+    # of every weight layer and of the pooling (Flax: nn.max_pool found by value) is torch.fx's, to rounding
+    fx = reports["cnn"]["healthy"]["torch"]["fx"]
+    for fw in ("keras", "nnx", "linen"):
+        r = reports["cnn"]["healthy"][fw]
+        pools = [n for n in r["edges"] if r["ops"][n] == "maxpool"]
+        assert len(pools) == 1 and not any("not a recorded tensor" in n for n in r["notes"]), (fw, r["ops"], r["notes"])
+        for node, name in (("conv1", "conv1"), ("conv2", "conv2"), (pools[0], "pool"), ("head", "head")):
+            assert math.isclose(r["pred"][node][1], fx[name], rel_tol=1e-6), (fw, node, r["pred"][node], fx[name])
+    # (the max pooling is no identity here: 2.6x its input's second moment; the padding rules' and the pooling's
+    # accuracy against Monte Carlo: tests/doctor/test_cnn_rules.py)
+    assert fx["pool"] > 2 * fx["relu2"]
+
+
 GRAPH_FWS = {"resnet": ["keras", "keras_subclassed", "nnx", "linen"], "transformer": ["keras", "nnx", "linen"]}
 
 
@@ -412,3 +427,34 @@ def test_inferred_grads_flow_back_through_concat_add_and_activation():
     assert np.allclose(by["concat"].grad_y, gin)
     assert np.allclose(by["add_tanh"].grad_y, gin[:, :3])
     assert np.allclose(by["add"].grad_y, gin[:, :3] * (1 - np.tanh(3 * x) ** 2), rtol=1e-5)
+
+
+def test_link_calls_finds_max_and_average_pooling_by_value():
+    # Flax's nn.max_pool / avg_pool and jnp.mean are functions, not module calls: found between recorded calls by
+    # value, a max pooling of relu(h) as relu's node then the pooling (the max is taken before a monotone activation)
+    from weightinit.doctor.graph import _pool_np
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 5, 5, 3))
+    h = x * 2.0  # conv(x), recorded
+    p = np.maximum(h, 0).reshape(4, 5, 5, 3)
+    mp = np.full((4, 3, 3, 3), -np.inf)  # 3x3 windows, stride 2, padding "SAME" (1 on each side) by brute force
+    for i in range(3):
+        for j in range(3):
+            mp[:, i, j] = p[:, max(2 * i - 1, 0) : 2 * i + 2, max(2 * j - 1, 0) : 2 * j + 2].max((1, 2))
+    gap = mp.mean((1, 2))
+    recs = [_rec("conv", "Conv", "weight", [x], h), _rec("fc", "Dense", "weight", [mp], mp[..., :2]),
+            _rec("head", "Dense", "weight", [gap], gap[:, :1])]  # fmt: skip
+    g = link_calls([("input", x)], recs, [recs[-1][2]])
+    assert [(n.name, n.op) for n in g.nodes] == [("input", "input"), ("conv", "weight"), ("conv_relu", "act"),
+                                                 ("max_pool", "maxpool"), ("fc", "weight"), ("avg_pool", "avgpool"),
+                                                 ("head", "weight")], [(n.name, n.op) for n in g.nodes]  # fmt: skip
+    mpn = g.nodes[3]
+    assert mpn.inputs == [2] and g.nodes[5].inputs == [3] and not g.notes
+    assert mpn.window[0].tolist() == [4.0, 6.0, 9.0]  # border windows of 2x2 and 2x3 values, inner 3x3
+    # the tangent of a max pooling is the input's tangent at each window's argmax (no ties: before the relu)
+    t = rng.standard_normal(h.shape)
+    y, ty = mpn.pool_fn(h, t)
+    eps = 1e-6
+    fd = (_pool_np(h + eps * t, "max", 3, 2, [(1, 1), (1, 1)])[0] - y) / eps
+    assert np.allclose(np.maximum(y, 0), mp) and np.allclose(ty, fd, atol=1e-4)

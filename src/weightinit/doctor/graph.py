@@ -23,7 +23,7 @@ function, a concatenation's part sizes).  From it:
 Where the framework gives only the calls of its layers (Keras subclassed models, Flax modules), the edges between
 them are found by :func:`link_calls`: a layer's input that is not the very output of an earlier call is matched by
 value against the tensors recorded so far (the same tensor, an elementwise activation of one, the sum of two, a
-concatenation along the last axis); what matches nothing becomes an ``opaque`` node, treated as the identity and
+concatenation along the last axis, a max or average pooling of one: :data:`POOLINGS`); what matches nothing becomes an ``opaque`` node, treated as the identity and
 named in the report's notes.
 """
 
@@ -76,6 +76,7 @@ class GNode:
     pool: float = 0.0  # avgpool: inputs per output (0: from the measured shapes)
     pad: float = 1.0  # weight, a zero-padded conv: the factor on sigma_w2 (analytic.padded_kernel_moments)
     window: tuple | None = None  # maxpool: (sizes, weights) of its windows (analytic.pool_window_sizes)
+    pool_fn: Any = None  # a pooling found by value: (x, tangent or None) -> (pooled x, pooled tangent), numpy
     attn: tuple | None = None  # attention: (sigma_v2, qb_v, sigma_o2, qb_o, tokens); mix: (scale**2 * d, counts, p)
     vin: int = 0  # attention: which input is the value
     signs: list | None = None  # add: +1/-1 per input (None: all +1)
@@ -328,6 +329,10 @@ def link_calls(inputs: list, records: list, outputs: list, *, acts=LINK_ACTS, to
                         if _close(ACTIVATIONS[a](s), uv):
                             k = register(GNode(fresh("add"), "add", "add", [i, j], out=s), None)
                             return act_node(k, a, uv, base="add")
+        if not nested:  # a max or average pooling over the spatial axes (channels last), found by value
+            hit = _find_pooling(uv, vals, acts, register, act_node, fresh)
+            if hit is not None:
+                return hit
         if nested or uv.ndim < 2:
             return None
         # a concatenation along the last axis: each part, in order, one of the above (sizes from the candidates)
@@ -375,6 +380,82 @@ def link_calls(inputs: list, records: list, outputs: list, *, acts=LINK_ACTS, to
             notes.append(f"the model's output is not a recorded tensor: treated as the identity of {nodes[prev].name}")
         outs.append(i)
     return Graph(nodes, outs, notes, how="layer calls")
+
+
+#: the windows looked for between recorded calls: (window, stride, padding) per spatial axis, all axes alike
+POOLINGS = tuple((k, st, p) for k in (2, 3) for st in dict.fromkeys((k, 2, 1)) for p in ("VALID", "SAME", 1))
+#: activations that commute with a max (non-decreasing): max(phi(x)) = phi(max(x))
+_MONOTONE_ACTS = ("relu", "tanh", "sigmoid", "softplus", "elu", "selu", "relu6")
+
+
+def _pool_np(x: np.ndarray, how: str, k=None, s=None, pads=None, t=None):
+    """Max (padding -inf) or average (padding counted as zeros: Flax's ``count_include_pad=True``) pooling of a
+    channels-last ``x`` over its spatial axes (``k`` None: global, the axes dropped), and of a tangent ``t`` (the
+    max's at the argmax); returns ``(pooled x, pooled t or None)``."""
+    nd = x.ndim - 2
+    if k is None:
+        axes = tuple(range(1, 1 + nd))
+        if how == "avg":
+            return x.mean(axes), None if t is None else t.mean(axes)
+        flat = x.reshape(len(x), -1, x.shape[-1])
+        idx = flat.argmax(1)[:, None]
+        y = np.take_along_axis(flat, idx, 1)[:, 0]
+        return y, None if t is None else np.take_along_axis(t.reshape(flat.shape), idx, 1)[:, 0]
+    width = [(0, 0), *pads, (0, 0)]
+    sl = (slice(None), *(slice(None, None, s) for _ in range(nd)))
+
+    def windows(a, fill):
+        a = np.lib.stride_tricks.sliding_window_view(np.pad(a, width, constant_values=fill), (k,) * nd,
+                                                     axis=tuple(range(1, 1 + nd)))[sl]  # fmt: skip
+        return a.reshape(*a.shape[: nd + 2], -1)
+
+    w = windows(x, -np.inf if how == "max" else 0.0)
+    if how == "avg":
+        return w.mean(-1), None if t is None else windows(t, 0.0).mean(-1)
+    idx = w.argmax(-1)[..., None]
+    y = np.take_along_axis(w, idx, -1)[..., 0]
+    return y, None if t is None else np.take_along_axis(windows(t, 0.0), idx, -1)[..., 0]
+
+
+def _find_pooling(uv: np.ndarray, vals: list, acts, register, act_node, fresh):
+    """The node of ``uv`` if it is a max or average pooling (:data:`POOLINGS`, or global) of a known tensor, or a
+    max pooling of a non-decreasing activation of one (that activation's node goes first); else None."""
+    if uv.ndim < 2:
+        return None
+    cands = [(i, v) for i, v in reversed(vals) if v.ndim >= 3 and (v.ndim == uv.ndim or uv.ndim == 2)
+             and v.shape[0] == uv.shape[0] and v.shape[-1] == uv.shape[-1] and v.shape != uv.shape][:_MAX_CANDIDATES]  # fmt: skip
+    for i, v in cands:
+        configs = [(None, None, None)] if uv.ndim == 2 else []
+        want = uv.shape[1:-1] if uv.ndim == v.ndim else (1,) * (v.ndim - 2)  # (B, C): pooled to 1 x 1, flattened
+        if uv.ndim == v.ndim or uv.ndim == 2:
+            for k, st, p in POOLINGS:
+                try:
+                    pads = an.conv_pads(p, v.shape[1:-1], k, st)
+                    sizes = [(n + lo + hi - k) // st + 1 for n, (lo, hi) in zip(v.shape[1:-1], pads)]
+                except Exception:
+                    continue
+                if tuple(sizes) == want and min(lo for lo, _ in pads) >= 0 and k > max(
+                    max(lo, hi) for lo, hi in pads):  # fmt: skip
+                    configs.append((k, st, pads))
+        for k, st, pads in configs:
+            for how in ("max", "avg"):
+                y = _pool_np(v, how, k, st, pads)[0].reshape(uv.shape)
+                for a in (None, *(a for a in acts if a in _MONOTONE_ACTS and how == "max")):
+                    if not _close(y if a is None else ACTIVATIONS[a](y), uv):
+                        continue
+                    j = i if a is None else act_node(i, a, ACTIVATIONS[a](v))
+
+                    def fn(x, t=None, how=how, k=k, st=st, pads=pads, shape=uv.shape[1:]):
+                        y, ty = _pool_np(x, how, k, st, pads, t)
+                        return y.reshape(len(y), *shape), None if ty is None else ty.reshape(len(y), *shape)
+
+                    window = None
+                    if how == "max" and k is not None:
+                        window = an.pool_window_sizes(an.conv_windows(v.shape[1:-1], k, st, pads))
+                    name = f"{'max' if how == 'max' else 'avg'}_pool"
+                    return register(GNode(fresh(name), name, f"{how}pool", [j], out=uv, window=window, pool_fn=fn),
+                                    None)  # fmt: skip
+    return None
 
 
 def _dphi_at(phi, u: np.ndarray) -> np.ndarray:
@@ -604,6 +685,8 @@ class Tangents:
                 if any(self.tan.get(j) is not None for j in ins):
                     t = np.concatenate([self.tan[j] if self.tan.get(j) is not None else np.zeros_like(self.val[j])
                                         for j in ins], -1)  # fmt: skip
+            elif n.op in ("maxpool", "avgpool") and n.pool_fn is not None:  # a pooling found by value
+                v, t = n.pool_fn(self.val[ins[0]], self.tan.get(ins[0]))
             else:  # opaque: the identity of its input (as in propagate)
                 v = self.val[ins[0]] if ins else np.asarray(n.out, np.float64)
                 t = self.tan.get(ins[0]) if ins else None
