@@ -203,3 +203,56 @@ def test_torchvision_resnet18_at_32x32(model_zoo, per_example_q):
         old = {s.name: s.q_pred for s in analyze_torch(m, x, cross="expected")[0].layers}
     old_bad, old_worst = _check(old, got, 1 / math.sqrt(64))
     assert "maxpool" in {b.split(":")[0] for b in old_bad} and old_worst > 4, (old_bad, old_worst)
+
+
+class FunctionalConv(nn.Module):
+    """``relu(F.conv2d(x, w, b, padding=1))`` on the module's own parameters (torch.fx: ``get_attr`` nodes)."""
+
+    def __init__(self, conv):
+        super().__init__()
+        self.w, self.b = nn.Parameter(conv.weight.detach().clone()), nn.Parameter(conv.bias.detach().clone())
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        return self.act(nn.functional.conv2d(x, self.w, self.b, padding=1))
+
+
+def test_functional_conv_counts_the_padding_too(per_example_q):
+    """``F.conv2d`` in a traced forward gets the module's rule (it was an unknown node, the identity)."""
+    torch.manual_seed(0)
+    mod = _he(OneConv(kernel_size=3, padding=1))
+    f = FunctionalConv(mod.conv)
+    x = 0.5 + torch.randn(B, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+    want = {s.name: s.q_pred for s in analyze_torch(mod, x)[0].layers}
+    got = {s.name: s.q_pred for s in analyze_torch(f, x)[0].layers}
+    assert got["conv2d"] == pytest.approx(want["conv"], rel=1e-9) and got["act"] == pytest.approx(
+        want["relu"], rel=1e-9
+    )
+    bad, _ = _check({"act": got["act"]}, per_example_q(f, x, ["act"]))
+    assert not bad, bad
+
+
+class TwoConv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.relu1 = nn.Conv2d(3, C, 3, padding=1), nn.ReLU()
+        self.conv2, self.relu2 = nn.Conv2d(C, C, 3, padding=1), nn.ReLU()
+
+    def forward(self, x):
+        return self.relu2(self.conv2(self.relu1(self.conv1(x))))
+
+
+def test_analytic_fix_aims_at_the_padded_output(per_example_q):
+    """``weightinit.fix(mode="analytic", probe=False)`` rescales each padded conv by its predicted output: on 2x2 maps
+    (4/9 of the taps in bounds) the convs' measured second moments hit the target 1 (counting every tap, the fix
+    would leave them at 4/9)."""
+    import weightinit as wi
+
+    torch.manual_seed(0)
+    m = TwoConv()
+    x = torch.randn(B, 3, 2, 2, generator=torch.Generator().manual_seed(1))
+    wi.fix(m, "analytic", x, measure=False, probe=False)
+    for name, per in per_example_q(m, x, ["conv1", "conv2"]).items():
+        q, se = float(per.mean()), float(per.std() / math.sqrt(per.numel()))
+        assert abs(q - 1.0) <= 5 * se + TOL_WIDTH, (name, q)
+        assert abs(4 / 9 - q) > 5 * se + TOL_WIDTH, (name, q)

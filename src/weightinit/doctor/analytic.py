@@ -1565,6 +1565,12 @@ def analyze_graph(gm, model, x_mu: float, x_q: float, *, fix: bool = False, targ
                     continue
                 mu2, q2 = mu, q
                 g_out = g_in if _numel(out_shape) == _numel(in_shape) else None
+            elif name in ("conv1d", "conv2d", "conv3d") and (cw := _functional_conv(gm, n, in_shape)) is not None:
+                sw_fan, qb, mb, rows = cw  # F.conv*d on the module's parameters: the weight rule, padding counted
+                mu2, q2, _ = linear_moments(mu, q, sw_fan, qb, mb, rows)
+                d2 = sw_fan * d
+                extra = {"sigma_w2": sw_fan}
+                rec_kind = name
             elif name == "batch_norm" and (bn := _functional_running_stats(gm, n)) is not None:
                 sw, qb, mb, rows = running_norm_affine(*bn)  # F.batch_norm(..., training=False): affine
                 mu2, q2, _ = linear_moments(mu, q, sw, qb, mb, rows)
@@ -1627,6 +1633,43 @@ def analyze_graph(gm, model, x_mu: float, x_q: float, *, fix: bool = False, targ
             s.std_pred, s.signal_pred = math.sqrt(max(q2 - mu2 * mu2, 0.0)), math.sqrt(max(d2, 0.0))
             records.append(s)
     return records, prop
+
+
+def _functional_conv(gm, n, in_shape):
+    """``(sigma_w2, E[b**2], E[b], rows)`` of an fx ``F.conv*d(input, weight, bias, stride, padding, dilation,
+    groups)`` whose weight (and bias) are the module's parameters, with zero padding counted
+    (:func:`padded_kernel_moments`), else None."""
+    import torch.fx
+
+    got = dict(zip(("input", "weight", "bias", "stride", "padding", "dilation", "groups"), n.args))
+    got.update(n.kwargs)
+    ts = []
+    for k in ("weight", "bias"):
+        a = got.get(k)
+        if isinstance(a, torch.fx.Node):
+            if a.op != "get_attr":
+                return None
+            try:
+                a = gm.get_parameter(a.target)
+            except AttributeError:
+                return None
+        ts.append(None if a is None else _np64(a))
+    w, b = ts
+    if w is None or w.ndim < 3:
+        return None
+    kk = np.moveaxis(w, (0, 1), (-1, -2))  # (*taps, fan_in per group, out): Keras layout
+    sw = float(np.mean(w * w)) * float(np.prod(w.shape[1:]))
+    r = kk.reshape(-1, kk.shape[-1]).sum(0)
+    mb = float(b.mean()) if b is not None else 0.0
+    rows = (float(r.mean()), float((r * r).mean()), float((r * b).mean()) if b is not None else float(r.mean()) * mb)
+    padding = got.get("padding", 0)
+    nd = w.ndim - 2
+    if in_shape is not None and padding != "valid" and (isinstance(padding, str) or any(_per_dim(padding, nd, "p"))):
+        windows = conv_windows(tuple(in_shape[-nd:]), w.shape[2:], got.get("stride", 1), padding,
+                               got.get("dilation", 1))  # fmt: skip
+        factor, rows = padded_kernel_moments(kk, windows, b)
+        sw *= factor
+    return sw, float((b * b).mean()) if b is not None else 0.0, mb, rows
 
 
 def _functional_running_stats(gm, n):
