@@ -256,3 +256,39 @@ def test_analytic_fix_aims_at_the_padded_output(per_example_q):
         q, se = float(per.mean()), float(per.std() / math.sqrt(per.numel()))
         assert abs(q - 1.0) <= 5 * se + TOL_WIDTH, (name, q)
         assert abs(4 / 9 - q) > 5 * se + TOL_WIDTH, (name, q)
+
+
+class PaddedPoolNet(nn.Module):
+    """A padded conv, relu, a 3x3 stride-2 pad-1 max pooling (border windows), a strided padded conv, relu, adaptive
+    max pooling; ``untraceable`` adds data-dependent control flow (torch.fx cannot trace it: the recorded graph)."""
+
+    def __init__(self, untraceable: bool):
+        super().__init__()
+        self.untraceable = untraceable
+        self.conv1, self.relu1, self.pool1 = nn.Conv2d(3, C, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2, 1)
+        self.conv2, self.relu2, self.pool2 = nn.Conv2d(C, C, 3, stride=2, padding=1), nn.ReLU(), nn.AdaptiveMaxPool2d(2)
+
+    def forward(self, x):
+        if self.untraceable and x.shape[0] < 1:  # (a Python branch on a traced shape: torch.fx cannot trace it)
+            raise ValueError("empty batch")
+        return self.pool2(self.relu2(self.conv2(self.pool1(self.relu1(self.conv1(x))))))
+
+
+def test_recorded_graph_has_the_same_padding_and_pooling_rules(per_example_q):
+    """The recorded forward pass (models torch.fx cannot trace) gives the fx path's numbers at every layer, and both
+    match Monte Carlo."""
+    from weightinit.doctor.backends.torchgraph import analyze_recorded
+
+    torch.manual_seed(0)
+    fx_m, rec_m = _he(PaddedPoolNet(False)), PaddedPoolNet(True)
+    rec_m.load_state_dict(fx_m.state_dict())
+    x = torch.randn(B, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    fx = {s.name: s.q_pred for s in analyze_torch(fx_m, x)[0].layers}
+    rep = analyze_torch(rec_m, x, recorded=analyze_recorded)[0]
+    assert any("recorded forward pass" in n for n in rep.notes) and not rep.flagged("untraceable")
+    rec = {s.name: s.q_pred for s in rep.layers}
+    names = ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2"]
+    for name in names:
+        assert rec[name] == pytest.approx(fx[name], rel=1e-9), (name, rec[name], fx[name])
+    bad, _ = _check(fx, per_example_q(fx_m, x, names))
+    assert not bad, bad
