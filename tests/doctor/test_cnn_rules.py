@@ -292,3 +292,35 @@ def test_recorded_graph_has_the_same_padding_and_pooling_rules(per_example_q):
         assert rec[name] == pytest.approx(fx[name], rel=1e-9), (name, rec[name], fx[name])
     bad, _ = _check(fx, per_example_q(fx_m, x, names))
     assert not bad, bad
+
+
+class FunctionalPools(nn.Module):
+    def forward(self, x):
+        h = nn.functional.max_pool2d(torch.relu(x), 3, stride=2, padding=1)
+        return nn.functional.adaptive_max_pool2d(torch.relu(h - 1.0), 1)
+
+
+class ModulePools(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.relu1, self.pool1, self.relu2, self.pool2 = (
+            nn.ReLU(),
+            nn.MaxPool2d(3, 2, 1),
+            nn.ReLU(),
+            nn.AdaptiveMaxPool2d(1),
+        )
+
+    def forward(self, x):
+        return self.pool2(self.relu2(self.pool1(self.relu1(x)) - 1.0))
+
+
+def test_functional_max_pooling_is_the_modules_rule():
+    """``F.max_pool2d`` / ``F.adaptive_max_pool2d`` in a traced forward get the modules' rule (they were unknown
+    nodes, the identity)."""
+    x = torch.randn(B, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    f = [s.q_pred for s in analyze_torch(FunctionalPools(), x)[0].layers if "pool" in s.name]
+    m = [s.q_pred for s in analyze_torch(ModulePools(), x)[0].layers if "pool" in s.name]
+    assert len(f) == 2 and f == pytest.approx(m, rel=1e-12), (f, m)
+    y = nn.functional.max_pool2d(torch.relu(x), 3, stride=2, padding=1).double()  # (i.i.d. inputs: no width term)
+    q, se = float(y.pow(2).mean()), float(y.pow(2).reshape(B, -1).mean(1).std() / math.sqrt(B))
+    assert abs(f[0] - q) <= 5 * se, (f[0], q, se)

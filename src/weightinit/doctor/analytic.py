@@ -1412,6 +1412,8 @@ _DIV = {"truediv", "div", "__truediv__"}
 _CAT = {"cat", "concat", "concatenate"}
 _SHAPE = {"view", "reshape", "flatten", "permute", "transpose", "contiguous", "squeeze", "unsqueeze", "expand",
           "clone", "float", "to", "type_as", "detach", "unflatten", "movedim", "swapaxes"}  # fmt: skip
+_MAXPOOLF = {"max_pool1d", "max_pool2d", "max_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d",
+             "adaptive_max_pool3d"}  # fmt: skip
 _NORMF = {"layer_norm", "batch_norm", "group_norm", "instance_norm", "rms_norm", "normalize"}
 
 
@@ -1570,6 +1572,19 @@ def analyze_graph(gm, model, x_mu: float, x_q: float, *, fix: bool = False, targ
                 mu2, q2, _ = linear_moments(mu, q, sw_fan, qb, mb, rows)
                 d2 = sw_fan * d
                 extra = {"sigma_w2": sw_fan}
+                rec_kind = name
+            elif name in _MAXPOOLF and out_shape is not None and in_shape is not None and len(targs) == 1:
+                got = dict(zip(("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode"), n.args))
+                got.update(n.kwargs)
+                nd = int(name[-2])
+                if name.startswith("adaptive"):
+                    sizes = adaptive_pool_sizes(in_shape[-nd:], out_shape[-nd:])
+                else:
+                    k = got["kernel_size"]
+                    sizes = pool_window_sizes(conv_windows(tuple(in_shape[-nd:]), k, got.get("stride") or k,
+                                                           got.get("padding", 0), got.get("dilation", 1),
+                                                           bool(got.get("ceil_mode", False))))  # fmt: skip
+                mu2, q2, d2, g_out = maxpool_rule(mu, q, d, *sizes, g_in, prop.pre_act)
                 rec_kind = name
             elif name == "batch_norm" and (bn := _functional_running_stats(gm, n)) is not None:
                 sw, qb, mb, rows = running_norm_affine(*bn)  # F.batch_norm(..., training=False): affine
