@@ -450,15 +450,21 @@ def summary(rep) -> dict:
 def graph_of(model, x) -> dict:
     """The captured graph (Keras/Flax): per node its inputs by name, the predicted ``(mean, second moment)`` with
     the measured cross moments at adds (``pred``; ``cross``: per add, its source node and Jacobian term) and with
-    the in-expectation ones (``pred_expected``); for torch, the torch.fx analysis' predicted second moment per
-    node, measured (``fx``) and in expectation (``fx_expected``)."""
+    the in-expectation ones (``pred_expected``); for torch, the analysis' predicted second moment per node as the
+    doctor runs it (torch.fx's graph; the recorded forward pass for a model with nn.MultiheadAttention), measured
+    (``fx``) and in expectation (``fx_expected``)."""
     from weightinit.doctor.api import backend_for, framework_of
 
     if framework_of(model) == "torch":
         from weightinit.doctor.analytic import analyze_torch
+        from weightinit.doctor.backends.torchgraph import analyze_recorded
 
-        return {"fx": {s.name: _f(s.q_pred) for s in analyze_torch(model, x)[0].layers},
-                "fx_expected": {s.name: _f(s.q_pred) for s in analyze_torch(model, x, cross="expected")[0].layers}}  # fmt: skip
+        def run(cross):
+            return {
+                s.name: _f(s.q_pred) for s in analyze_torch(model, x, cross=cross, recorded=analyze_recorded)[0].layers
+            }
+
+        return {"fx": run("measured"), "fx_expected": run("expected")}
     from weightinit.doctor.graph import _x_moments, measured_cross, propagate
 
     gm = backend_for(model).adapter(model)
@@ -469,6 +475,7 @@ def graph_of(model, x) -> dict:
     expected = propagate(g, _x_moments(x, x))
     adds = [i for i, n in enumerate(g.nodes) if n.op == "add"]
     return {"edges": {n.name: [g.nodes[j].name for j in n.inputs] for n in g.nodes},
+            "args": {n.name: [g.nodes[j].name for j in n.args()] for n in g.nodes if n.call_inputs is not None},
             "ops": {n.name: n.op for n in g.nodes},
             "pred": {n.name: [float(p[0]), float(p[1])] for n, p in zip(g.nodes, pred)},
             "pred_expected": {n.name: [float(p[0]), float(p[1])] for n, p in zip(g.nodes, expected)},

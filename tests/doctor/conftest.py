@@ -36,3 +36,18 @@ def per_example_q():
         return out
 
     return collect
+
+
+@pytest.fixture(scope="session")
+def graph_per_example_q():
+    """``collect(g) -> {node name: per-example E[y^2]}`` for a captured Keras/Flax graph ``g``
+    (:meth:`weightinit.doctor.graph.GraphModel.capture`, every node's measured output): one mean square per
+    example, as ``per_example_q`` gives for torch modules."""
+    import numpy as np
+
+    def collect(g):
+        n = np.shape(g.nodes[0].out)[0]
+        return {node.name: np.square(np.asarray(node.out, np.float64)).reshape(n, -1).mean(1) for node in g.nodes
+                if np.ndim(node.out) and np.shape(node.out)[0] == n}  # fmt: skip
+
+    return collect

@@ -221,3 +221,65 @@ def test_analytic_fix_rescales_weights_before_an_eval_batchnorm(conv_bn, per_exa
         assert abs(q - 1.0) <= 5 * se + TOL_WIDTH, (name, q)
     t = copy.deepcopy(conv_bn[0]).train()
     assert not {"conv1.weight", "conv2.weight"} & set(wi.fix(t, "analytic", x, measure=False, probe=False).scales)
+
+
+# ------------------------------------------------------------------------------------------
+# nn.MultiheadAttention in a model fx traces: the recorded graph's attention rule
+# ------------------------------------------------------------------------------------------
+
+N, T_IMG, PATCH = 128, 32, 8  # 16 patches and a class token: 17 tokens
+
+
+@pytest.fixture(scope="module")
+def vit(model_zoo):
+    torch.manual_seed(0)
+    m = model_zoo.torchvision.models.VisionTransformer(
+        image_size=T_IMG, patch_size=PATCH, num_layers=2, num_heads=4, hidden_dim=N, mlp_dim=2 * N, num_classes=10
+    ).eval()
+    x = torch.randn(B, 3, T_IMG, T_IMG, generator=torch.Generator().manual_seed(1))
+    return m, x
+
+
+def _vit_failures(per_example_q, m, x, rep, names):
+    preds = {s.name: s.q_pred for s in rep.layers}
+    got = per_example_q(m, x, names)
+    bad = []
+    for name in names:
+        per = got[name]
+        q, se = float(per.mean()), float(per.std() / math.sqrt(per.numel()))
+        tol = 5 * se + q / math.sqrt(N)
+        if name not in preds or not abs(preds[name] - q) <= tol:
+            bad.append(f"{name}: predicted {preds.get(name, float('nan')):.4g}, measured {q:.4g} +- {tol:.2g}")
+    return bad
+
+
+VIT_LAYERS = ["conv_proj", "encoder.layers.encoder_layer_0.ln_1", "encoder.layers.encoder_layer_0.self_attention",
+              "encoder.layers.encoder_layer_0.mlp.3", "encoder.layers.encoder_layer_1.self_attention",
+              "encoder.layers.encoder_layer_1.mlp.3", "encoder.ln"]  # fmt: skip
+
+
+def test_torchvision_vit_attention_follows_the_recorded_graph(vit, per_example_q):
+    """torchvision's VisionTransformer traces with torch.fx, but its nn.MultiheadAttention is modelled by the
+    recorded graph's attention rule: the score spread from the query and key moments, and the token Gram the
+    class token and the position embedding give (the second layer's attention averages correlated tokens)."""
+    m, x = vit
+    from weightinit.doctor.analytic import trace_torch
+
+    assert trace_torch(m, x[:2])[0] is not None  # fx traces it
+    rep = wi.doctor(m, x)
+    note = next(n for n in rep.notes if "recorded forward pass" in n)
+    assert "nn.MultiheadAttention" in note and "2 mix" in note, note
+    bad = _vit_failures(per_example_q, m, x, rep, VIT_LAYERS)
+    assert not bad, bad
+
+
+def test_the_fx_walks_uniform_attention_fails_on_the_vit(vit, per_example_q):
+    """What the tolerance rejects: the fx walk's own rule (uniform averaging over independent tokens)."""
+    from weightinit.doctor.analytic import analyze_torch
+
+    m, x = vit
+    rep, _ = analyze_torch(m, x)  # no recorded=: the fx walk
+    assert not any("recorded forward pass" in n for n in rep.notes)
+    bad = _vit_failures(per_example_q, m, x, rep, ["encoder.layers.encoder_layer_0.self_attention",
+                                    "encoder.layers.encoder_layer_1.self_attention"])  # fmt: skip
+    assert len(bad) == 2, bad

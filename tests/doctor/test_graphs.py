@@ -172,11 +172,14 @@ def test_keras_two_inputs_two_outputs_conv_norm_pooling(request, backend):
 MERGES = {  # node -> its inputs, per framework family (the names a hook capture gives inferred nodes)
     ("resnet", "keras"): {"res1": ["stem_relu", "fc2"], "cat": ["res1_relu", "side_tanh"]},
     ("resnet", "hooks"): {"add": ["stem_relu", "fc2"], "concat": ["add_relu", "side_tanh"]},
-    ("transformer", "keras"): {"res1": ["x", "attn"], "attn": ["ln1", "ln1"], "res2": ["res1", "fc2"],
-                               "ln2": ["res1"]},
-    ("transformer", "hooks"): {"add": ["input", "attn"], "attn": ["ln1"], "add#2": ["add", "fc2"], "ln2": ["add"]},
-    ("transformer", "linen"): {"add": ["input", "attn"], "attn": ["ln1", "ln1"], "add#2": ["add", "fc2"],
-                               "ln2": ["add"]},  # Linen's attention is called as attn(a, a)
+    # attention as the recorded torch graph has nn.MultiheadAttention: q/k/v projections, the mixing, the output
+    # projection (the call's own node)
+    ("transformer", "keras"): {"res1": ["x", "attn"], "attn.q": ["ln1"], "attn.k": ["ln1"], "attn.v": ["ln1"],
+                               "attn.attention": ["attn.q", "attn.k", "attn.v"], "attn": ["attn.attention"],
+                               "res2": ["res1", "fc2"], "ln2": ["res1"]},
+    ("transformer", "hooks"): {"add": ["input", "attn"], "attn.q": ["ln1"], "attn.k": ["ln1"], "attn.v": ["ln1"],
+                               "attn.attention": ["attn.q", "attn.k", "attn.v"], "attn": ["attn.attention"],
+                               "add#2": ["add", "fc2"], "ln2": ["add"]},
 }  # fmt: skip
 
 
@@ -231,6 +234,26 @@ def test_each_framework_reports_the_branches_not_a_chain(reports, arch):
         adds = [n for n in merges if ops[n] == "add"]
         fx_adds = [v for k, v in fx.items() if k.startswith("add")]  # torch.fx's own graph: the same predictions
         assert len(adds) == len(fx_adds) and np.allclose([pred[n][1] for n in adds], fx_adds, rtol=1e-5), (fw, fx)
+
+
+ATTENTION_NODES = {"attn.q": "weight", "attn.k": "weight", "attn.v": "weight", "attn.attention": "mix",
+                   "attn": "weight"}  # fmt: skip
+ATTENTION_ARGS = {"keras": ["ln1", "ln1"], "nnx": ["ln1"], "linen": ["ln1", "ln1"]}  # attn(a, a), attn(a), attn(a, a)
+
+
+@pytest.mark.parametrize("variant", ["healthy", "broken"])
+def test_attention_has_the_recorded_torch_graphs_nodes_and_numbers(reports, variant):
+    # Keras MultiHeadAttention, NNX MultiHeadAttention and Linen MultiHeadDotProductAttention as the recorded torch
+    # graph has nn.MultiheadAttention: the same nodes (q/k/v projections, the mixing, the output projection) with
+    # the same predicted second moments (the projections' measured kernels, the score spread, the token Gram), to
+    # rounding; the call's own arguments are kept for its tangents and gradients
+    fx = reports["transformer"][variant]["torch"]["fx"]
+    for fw in GRAPH_FWS["transformer"]:
+        r = reports["transformer"][variant][fw]
+        assert {n: r["ops"].get(n) for n in ATTENTION_NODES} == ATTENTION_NODES, (fw, r["ops"])
+        assert r["args"] == {"attn": ATTENTION_ARGS[fw]}, (fw, r["args"])  # the one call placed as several nodes
+        for n in ATTENTION_NODES:
+            assert math.isclose(r["pred"][n][1], fx[n], rel_tol=1e-6), (fw, n, r["pred"][n], fx[n])
 
 
 # ------------------------------------------------------------------------------------------ in process (flax)
@@ -458,3 +481,67 @@ def test_link_calls_finds_max_and_average_pooling_by_value():
     eps = 1e-6
     fd = (_pool_np(h + eps * t, "max", 3, 2, [(1, 1), (1, 1)])[0] - y) / eps
     assert np.allclose(np.maximum(y, 0), mp) and np.allclose(ty, fd, atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------ attention (flax, Monte Carlo)
+
+AN, AT, AB = 128, 8, 256  # width, tokens, examples
+
+
+def _nnx_causal_blocks():
+    """Two pre-LN blocks ``h = h + attn(ln(h), mask=causal)`` (4 heads, NNX defaults: LeCun-normal kernels)."""
+    from flax import nnx
+
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.ln1, self.ln2 = nnx.LayerNorm(AN, rngs=rngs), nnx.LayerNorm(AN, rngs=rngs)
+            self.attn1 = nnx.MultiHeadAttention(4, AN, decode=False, rngs=rngs)
+            self.attn2 = nnx.MultiHeadAttention(4, AN, decode=False, rngs=rngs)
+
+        def __call__(self, x):
+            mask = nnx.make_causal_mask(x[..., 0])
+            h = x + self.attn1(self.ln1(x), mask=mask)
+            return h + self.attn2(self.ln2(h), mask=mask)
+
+    return Net(nnx.Rngs(0))
+
+
+def test_nnx_causal_attention_predictions_match_the_measurement(graph_per_example_q):
+    """The Keras/Flax graphs' attention is the recorded torch graph's rule (q/k/v projections, the causal mask's
+    keys, the score spread, the token Gram the first attention leaves for the second), checked by Monte Carlo as
+    tests/doctor/test_recorded_graph.py checks torch: every node within 5 standard errors of the mean over
+    ``AB`` independent examples plus ``1/sqrt(AN)`` relative (the mean-field error of one draw of the weights at
+    width ``AN``: 8.8%).  What it rejects: uniform averaging over independent tokens (the rule the graphs had before,
+    1/8 of the value variance where the causal mask gives ``H_8/8``, 2.7x that)."""
+    _nnx()
+    from weightinit.doctor.backends.flax import adapter
+    from weightinit.doctor.graph import _x_moments, propagate
+
+    x = np.random.default_rng(11).standard_normal((AB, AT, AN)).astype(np.float32)
+    gm = adapter(_nnx_causal_blocks())
+    g = gm.capture(x)
+    assert [n.name for n in g.nodes if n.op == "mix"] == ["attn1.attention", "attn2.attention"]
+    mix = g.nodes[[n.name for n in g.nodes].index("attn1.attention")]
+    assert np.array_equal(mix.attn[3], np.tril(np.ones((1, AT, AT), bool)))  # the distinct masks: the causal one
+    per = graph_per_example_q(g)
+
+    def failures(pred):
+        bad = []
+        for i, n in enumerate(g.nodes):
+            if n.op == "input":
+                continue
+            q, se = float(per[n.name].mean()), float(per[n.name].std() / math.sqrt(AB))
+            if not abs(pred[i][1] - q) <= 5 * se + q / math.sqrt(AN):
+                bad.append(
+                    f"{n.name}: predicted {pred[i][1]:.4g}, measured {q:.4g} +- {5 * se + q / math.sqrt(AN):.2g}"
+                )
+        return bad
+
+    # (the adds with the independence rule, right in expectation over zero-mean weights: the Jacobian term of
+    # x + attn(ln(x)) is of order 1/AN here; test_the_measured_cross_moment_is_what_makes_them_agree measures it)
+    assert not failures(propagate(g, _x_moments(x, x)))
+    for n in g.nodes:  # the old rule: every key, no score spread, independent tokens
+        if n.op == "mix":
+            n.attn = (0.0, np.full(AT, AT), 0.0)
+    bad = failures(propagate(g, _x_moments(x, x)))
+    assert {b.split(":")[0] for b in bad} >= {"attn1.attention", "attn1", "attn2.attention", "attn2"}, bad

@@ -49,8 +49,12 @@ its running statistics (:func:`running_norm_affine`); average pooling over
 convolution counts the taps in bounds, :func:`padding_fraction`); inverted dropout in training
 mode multiplies ``q`` by ``1/(1-p)``; an embedding outputs ``E[W**2]``, its input-dependent variance the rows' spread
 per feature (:func:`embedding_moments`);
-multi-head attention at init is near-uniform averaging over ``T`` tokens
-(independent tokens assumed: the value variance is divided by ``T``).
+attention ``softmax(q k^T * s + mask) v`` is one rule on every path (the recorded torch graph, the Keras and Flax
+graphs; nn.MultiheadAttention on the fx path goes to the recorded graph): q/k/v and output projections are weight
+layers, and the mixing averages the values with ``E[sum_j P_ij**2]`` over the keys each query may attend to, from
+the scores' spread (:func:`softmax_mixing`, :func:`mixing_moments`), acting on the tokens' Gram where it is
+carried (:func:`attention_gram`).  Where no score information exists (the fx walk's fallback when the forward
+cannot be recorded) it is :func:`softmax_mixing` of zero spread, uniform averaging over independent tokens.
 
 Two inputs: the signal.  Next to ``(mu, q)`` every tensor carries ``d = q - q12``, its input-dependent variance,
 where ``q12 = E[y(x1) y(x2)]`` is the cross moment of two independent inputs (mean-field over units: a unit's
@@ -81,7 +85,7 @@ __all__ = [
     "avgpool_moments", "embedding_moments",
     "conv_pads", "conv_windows", "padding_fraction", "padded_kernel_moments", "pool_window_sizes", "non_decreasing",
     "maxpool_moments", "adaptive_pool_sizes", "maxpool_rule",
-    "attention_moments", "linear_moments", "signal_map", "groups_signal_map", "norm_signal", "add_signal", "mul_signal",
+    "linear_moments", "signal_map", "groups_signal_map", "norm_signal", "add_signal", "mul_signal",
     "dropout_signal", "rademacher", "probe_examples", "input_signal",
     "softmax_mixing", "mixing_moments", "token_gram_map", "attention_gram",
 ]  # fmt: skip
@@ -491,18 +495,6 @@ def avgpool_moments(mu: float, q: float, k: float, d: float | None = None) -> tu
     v = max(q - mu * mu, 0.0)
     d = v if d is None else min(max(d, 0.0), v)
     return mu, mu * mu + (v - d) + d / k
-
-
-def attention_moments(q: float, sigma_v2: float, qb_v: float, sigma_o2: float, qb_o: float, tokens: int
-                      ) -> tuple[float, float]:  # fmt: skip
-    """Multi-head attention at init as near-uniform averaging over ``tokens`` independent tokens: the value
-    projection maps ``q -> sigma_v2 q + qb_v``, averaging divides that by ``tokens``, the output projection
-    maps ``q -> sigma_o2 q + qb_o`` (``sigma_*2 = E[W**2] * fan_in``); the mean is 0 (zero-mean weights).
-
-    >>> attention_moments(1.0, 1.0, 0.0, 1.0, 0.0, 4)
-    (0.0, 0.25)
-    """
-    return 0.0, sigma_o2 * (sigma_v2 * q + qb_v) / max(int(tokens), 1) + qb_o
 
 
 def softmax_mixing(counts, score_var: float = 0.0, dropout: float = 0.0) -> float:
@@ -1205,6 +1197,15 @@ def _module_pool_sizes(mod, in_shape, out_shape):
                                           mod.ceil_mode))  # fmt: skip
 
 
+def _weight_numbers(w, b=None) -> tuple:
+    """``(sigma_w2, E[b**2], E[b], row-sum moments)`` of a torch ``(out, in)`` weight and its bias, for
+    :func:`linear_moments`."""
+    from weightinit.doctor.graph import kernel_stats
+
+    st = kernel_stats(_np64(w).T, None if b is None else _np64(b))
+    return st["sigma_w2"], st["qb"], st["mb"], st.get("rows")
+
+
 def _running_stats(mod) -> bool:
     """True if ``mod`` is a BatchNorm that applies its running statistics (eval mode, statistics tracked): torch's
     own test (``training or running_mean is None and running_var is None``: the batch's statistics)."""
@@ -1247,23 +1248,22 @@ class Propagator:
         from weightinit.doctor.backends import torchutil as tu
 
         extra: dict = {}
-        if isinstance(mod, nn.MultiheadAttention):
+        if isinstance(mod, nn.MultiheadAttention):  # (the recorded graph could not be used: see analyze_torch)
             e = mod.embed_dim
             wv = mod.in_proj_weight[2 * e :] if mod.in_proj_weight is not None else mod.v_proj_weight
-            sv = float((wv.detach().double() ** 2).mean()) * e
-            bv = (
-                float((mod.in_proj_bias[2 * e :].detach().double() ** 2).mean())
-                if mod.in_proj_bias is not None
-                else 0.0
-            )
+            bv = mod.in_proj_bias[2 * e :] if mod.in_proj_bias is not None else None
+            wo, bo = mod.out_proj.weight, mod.out_proj.bias
             t = in_shape[0] if not mod.batch_first else in_shape[1]
-            so = float((mod.out_proj.weight.detach().double() ** 2).mean()) * e
-            bo = float((mod.out_proj.bias.detach().double() ** 2).mean()) if mod.out_proj.bias is not None else 0.0
-            self.notes.append(f"{name}: attention treated as uniform averaging over {t} independent tokens")
-            mu_a, q_a = attention_moments(q, sv, bv, so, bo, t)
-            if d is not None:
-                extra["d"] = attention_moments(d, sv, 0.0, so, 0.0, t)[1]  # the biases are shared by every input
-            return mu_a, q_a, extra
+            self.notes.append(f"{name}: attention averaged uniformly over {t} independent tokens (no score spread, "
+                              "mask or token correlations: those are the recorded graph's)")  # fmt: skip
+            v_mu, v_q, _ = linear_moments(mu, q, *_weight_numbers(wv, bv))
+            mu_a, q_a = mixing_moments(v_mu, v_q, softmax_mixing([t] * t))
+            sw_o, qb_o, mb_o, rows_o = _weight_numbers(wo, bo)
+            mu_o, q_o, _ = linear_moments(mu_a, q_a, sw_o, qb_o, mb_o, rows_o)
+            if d is not None:  # the biases are shared by every input
+                extra["d"] = sw_o * softmax_mixing([t] * t) * _weight_numbers(wv, None)[0] * d
+            extra["sigma_w2"] = sw_o
+            return mu_o, q_o, extra
         if isinstance(mod, tu.WEIGHT_TYPES):
             w = mod.weight
             if isinstance(mod, nn.modules.conv._ConvTransposeNd):
@@ -1956,7 +1956,9 @@ def analyze_torch(model, inputs=None, *, input_shape=None, batch: int = 64, seed
     instead, ``recorded(model, x, x_mu, x_q, propagator, fix=, target=, x_d=, cross=, seed=) -> (records,
     RecordedGraph)`` (the torch
     backend passes :func:`weightinit.doctor.backends.torchgraph.analyze_recorded`: ``weightinit.doctor`` and
-    ``weightinit.fix`` use it); None, or when it fails: leaf modules in execution order as a chain.
+    ``weightinit.fix`` use it); None, or when it fails: leaf modules in execution order as a chain.  A model fx
+    traces that has ``nn.MultiheadAttention`` goes to ``recorded`` too (attention is the recorded graph's rule;
+    the fx walk, used if recording fails, averages attention uniformly over independent tokens).
     """
     if cross not in ("measured", "expected"):
         from weightinit.common.errors import value_error
@@ -1995,7 +1997,14 @@ def analyze_torch(model, inputs=None, *, input_shape=None, batch: int = 64, seed
                 "right in expectation over zero-mean weights (raise weightinit.doctor.analytic.CROSS_BUDGET to "
                 "measure them)"
             )
-    if gm is not None:
+    got, rec_err = None, ""
+    if gm is not None and recorded is not None and any(isinstance(m, torch.nn.MultiheadAttention)
+                                                       for m in model.modules()):  # fmt: skip
+        # attention is the recorded graph's rule (q/k/v weight nodes, the score spread, masks, the token Gram); the
+        # fx walk only has its fallback, uniform averaging over independent tokens (a 2-layer torchvision ViT's
+        # attention outputs at 0.78x and 0.45x of the measurement)
+        got, rec_err = _recorded(recorded, model, x, x_mu, x_q, fix, target, x_d, cross, seed)
+    if gm is not None and got is None:
         records, prop = analyze_graph(
             gm,
             model,
@@ -2009,15 +2018,19 @@ def analyze_torch(model, inputs=None, *, input_shape=None, batch: int = 64, seed
             seed=seed,
             x_d=x_d,
         )
-    got = None
     if gm is None:
         got, rec_err = _recorded(recorded, model, x, x_mu, x_q, fix, target, x_d, cross, seed)
     if got is not None:
         records, prop, rg = got
-        where, msg = err
+        if err is None:
+            why = "the model has nn.MultiheadAttention, whose attention rule (score spread, masks, token Gram) is "
+            why += "the recorded graph's"
+        else:
+            where, msg = err
+            why = f"torch.fx could not trace the model at layer {where!r} ({msg})"
         report.notes.append(
-            f"torch.fx could not trace the model at layer {where!r} ({msg}); moments follow the recorded forward "
-            f"pass instead ({len(rg.graph.nodes)} nodes: {_tally(rg.counts)}; adds use the "
+            f"{why}; moments follow the recorded forward pass instead ({len(rg.graph.nodes)} nodes: "
+            f"{_tally(rg.counts)}; adds use the "
             f"{'measured cross moment' if cross == 'measured' else 'independence rule'})"
         )
         if rg.opaque:

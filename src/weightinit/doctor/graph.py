@@ -49,8 +49,8 @@ __all__ = ["GNode", "Graph", "GraphModel", "Tangents", "doctor_graph", "fix_grap
            "measured_cross", "jacobian_cross", "common_source", "running_norm_fields"]  # fmt: skip
 
 #: node operations and the rule each gets (see :func:`propagate`)
-OPS = ("input", "weight", "act", "add", "concat", "mul", "norm", "avgpool", "maxpool", "attention", "embedding",
-       "identity", "opaque", "mix")  # fmt: skip
+OPS = ("input", "weight", "act", "add", "concat", "mul", "norm", "avgpool", "maxpool", "embedding", "identity",
+       "opaque", "mix")  # fmt: skip
 
 
 @dataclass(eq=False)
@@ -77,8 +77,7 @@ class GNode:
     pad: float = 1.0  # weight, a zero-padded conv: the factor on sigma_w2 (analytic.padded_kernel_moments)
     window: tuple | None = None  # maxpool: (sizes, weights) of its windows (analytic.pool_window_sizes)
     pool_fn: Any = None  # a pooling found by value: (x, tangent or None) -> (pooled x, pooled tangent), numpy
-    attn: tuple | None = None  # attention: (sigma_v2, qb_v, sigma_o2, qb_o, tokens); mix: (scale**2 * d, counts, p)
-    vin: int = 0  # attention: which input is the value
+    attn: tuple | None = None  # mix: (scale**2 * d, counts, p[, allowed masks[, score variance]]): attention_mix
     signs: list | None = None  # add: +1/-1 per input (None: all +1)
     emb: tuple | None = None  # embedding: (E[W], E[W**2], d) of analytic.embedding_moments
     sat: Any = None  # y -> bool mask of saturated outputs
@@ -88,6 +87,55 @@ class GNode:
     grad_params: dict = field(default_factory=dict)
     arg_grads: list | None = None  # dL/d(input j) of a recorded call (hook captures), for inferred nodes
     note: str = ""
+    # a layer call the rules see as several nodes (attention: its q/k/v projections, the mixing, the output
+    # projection); see place_parts
+    parts: list | None = None  # before placing: the nodes before this one, ``inputs`` as ("arg", j) / ("part", k)
+    call_inputs: list | None = None  # after placing: the nodes of the call's array arguments (``inputs`` is then
+    # [the last part]); a call's tangents, perturbations and argument gradients go with these
+    inner: bool = False  # a placed part: inside its call, no tensor of the model's own dataflow
+
+    def args(self) -> list:
+        """The nodes of this call's array arguments, in order (its ``inputs``, unless its parts were placed)."""
+        return self.inputs if self.call_inputs is None else self.call_inputs
+
+
+def place_parts(nodes: list, node: GNode) -> None:
+    """Append the ``parts`` of the call ``node`` (whose ``inputs`` are its arguments' nodes) to ``nodes``, before
+    ``node`` itself is appended: each part's ``("arg", j)`` input becomes ``node.inputs[j]``, ``("part", k)`` the
+    ``k``-th part's index; ``node`` keeps its arguments in ``call_inputs`` and takes the last part as its input.
+
+    >>> nodes = [GNode("x", "Input", "input")]
+    >>> call = GNode("attn", "MultiHeadAttention", "weight", [0, 0],
+    ...              parts=[GNode("attn.v", "EinsumDense", "weight", [("arg", 1)]),
+    ...                     GNode("attn.attention", "attention", "mix", [("part", 0)] * 3)])
+    >>> place_parts(nodes, call); nodes.append(call)
+    >>> [(n.name, n.inputs) for n in nodes], call.args()
+    ([('x', []), ('attn.v', [0]), ('attn.attention', [1, 1, 1]), ('attn', [2])], [0, 0])
+    """
+    if not node.parts:
+        return
+    base, args = len(nodes), list(node.inputs)
+    for p in node.parts:
+        p.inputs = [args[j] if how == "arg" else base + j for how, j in p.inputs]
+        p.inner = True
+        nodes.append(p)
+    node.call_inputs, node.inputs, node.parts = args, [len(nodes) - 1], None
+
+
+def attention_mix(s2: float, allowed, dropout: float = 0.0) -> tuple:
+    """The ``attn`` of a ``mix`` node (``softmax(q k^T * scale + mask) v``; inputs query, key, value): ``s2 =
+    scale**2 * head dim`` (1 for the usual ``1/sqrt(head dim)``), the keys each query row may attend to from the
+    boolean ``allowed`` (``(..., T_q, T_k)``, True: attend; a stack over batch and heads is kept as its distinct
+    masks, for the token Gram), the dropout rate on the weights.
+
+    >>> s2, counts, p, masks = attention_mix(1.0, np.tril(np.ones((1, 3, 3), bool)))
+    >>> counts.tolist(), masks.shape
+    ([1, 2, 3], (1, 3, 3))
+    """
+    a = np.asarray(allowed, bool)
+    m = a.reshape(-1, *a.shape[-2:])
+    m = np.unique(m, axis=0) if m.shape[0] > 1 else m
+    return float(s2), a.reshape(-1, a.shape[-1]).sum(-1), float(dropout), m
 
 
 @dataclass
@@ -370,6 +418,7 @@ def link_calls(inputs: list, records: list, outputs: list, *, acts=LINK_ACTS, to
                 notes.append(f"the input of {node.name} is not a recorded tensor, an activation of one, a sum of two "
                              f"or a concatenation: treated as the identity of {nodes[prev].name}")  # fmt: skip
             node.inputs.append(i)
+        place_parts(nodes, node)  # (not matched by value: no tensor of the model's dataflow)
         register(node, out)
     outs = []
     for y in outputs:
@@ -468,11 +517,15 @@ def inferred_grads(g: Graph, cots: list) -> None:
     """``grad_y`` of the nodes a hook capture did not record (found by :func:`link_calls`), in reverse graph
     order: the sum over their consumers of ``dL/d(input)``, from a recorded call's ``arg_grads``, a model output's
     cotangent, or back through an inferred add (the same gradient, times its sign), concatenation (the part's
-    slice) or activation (times ``phi'`` by central differences).  Left None where a consumer gives none."""
-    use = g.consumers()
+    slice) or activation (times ``phi'`` by central differences).  Left None where a consumer gives none, and for
+    the parts of a call (:func:`place_parts`): a call's arguments get theirs from its ``arg_grads``."""
+    use: dict = {i: [] for i in range(len(g.nodes))}
+    for j, u in enumerate(g.nodes):
+        for a, i in enumerate([] if u.inner else u.args()):
+            use[i].append((j, a))
     for i in reversed(range(len(g.nodes))):
         n = g.nodes[i]
-        if n.grad_y is not None or (n.op == "input" and not use[i]):
+        if n.grad_y is not None or n.inner or (n.op == "input" and not use[i]):
             continue
         total = None
         for k, i_out in enumerate(g.outputs):
@@ -585,12 +638,6 @@ def propagate(g: Graph, x_moments: list, *, on_weight=None, cross=None) -> list:
         elif op == "maxpool":
             win = n.window or ([max(np.size(g.nodes[n.inputs[0]].out) / max(np.size(n.out), 1), 1.0)], None)
             mu, q, d, groups = an.maxpool_rule(mu, q, d, win[0], win[1], groups, _monotone_pre(g, n, pre))
-        elif op == "attention":
-            sv, bv, so, bo, t = n.attn
-            vin = ins[min(n.vin, len(ins) - 1)]
-            mu, q = an.attention_moments(vin[1], sv, bv, so, bo, t)
-            d = an.attention_moments(vin[5], sv, 0.0, so, 0.0, t)[1]  # the biases are shared by every input
-            inc, groups = so, None
         elif op == "embedding":
             (mu, q), inc, groups = n.emb[:2], None, None
             d = n.emb[2] if len(n.emb) > 2 else max(q - mu * mu, 0.0)  # the rows' spread, per feature
@@ -704,7 +751,7 @@ class Tangents:
         c = self.g.calls[self.k]
         self.k += 1
         self._upto(c)
-        ins = self.g.nodes[c].inputs
+        ins = self.g.nodes[c].args()
         tans = [self.tan.get(ins[p]) if p < len(ins) else None for p in (pos or range(len(arrays)))]
         if c != self.src and any(t is not None for t in tans):
             y, t = self.jvp(fn, arrays, tans)
@@ -920,7 +967,7 @@ def _x_moments(x, inputs) -> list:
 def _counts(g: Graph) -> str:
     tally: dict = {}
     for n in g.nodes:
-        if n.op in ("add", "concat", "mul", "attention", "norm", "avgpool", "maxpool"):
+        if n.op in ("add", "concat", "mul", "mix", "norm", "avgpool", "maxpool"):
             tally[n.op] = tally.get(n.op, 0) + 1
     return ", ".join(f"{v} {k}" for k, v in tally.items()) or "no branches"
 

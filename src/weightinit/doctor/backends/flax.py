@@ -197,25 +197,13 @@ def _is_elementwise(fn, x: np.ndarray, y: np.ndarray) -> bool:
         return False
 
 
-def _flax_rule(cls: str, params: dict, ins: list, out: np.ndarray, call) -> dict:
+def _flax_rule(cls: str, params: dict, ins: list, out: np.ndarray, call, mod=None) -> dict:
     """:class:`GNode` fields of a Flax module call from its class name, its parameters (``{name: array}``, nested
     names joined by ``.``; a BatchNorm's also its running statistics, :func:`_running`), its measured
-    inputs/output, and ``call`` (the module as a function of one array)."""
+    inputs/output, ``call`` (the module as a function of one array) and the module (a normalization's
+    ``epsilon``)."""
     from weightinit.doctor.graph import running_norm_fields
-    from weightinit.initializers.fans import input_size
 
-    if cls in ("MultiHeadAttention", "MultiHeadDotProductAttention", "SelfAttention"):
-        vk = next((v for k, v in params.items() if k.split(".")[0] == "value" and k.endswith("kernel")), None)
-        ok = next((v for k, v in params.items() if k.split(".")[0] == "out" and k.endswith("kernel")), None)
-        if vk is not None and ok is not None:
-            vk, ok = np.asarray(vk, np.float64), np.asarray(ok, np.float64)
-            qbv = _ms(next((v for k, v in params.items() if k.split(".")[0] == "value" and k.endswith("bias")), None))
-            qbo = _ms(next((v for k, v in params.items() if k.split(".")[0] == "out" and k.endswith("bias")), None))
-            vin = min(len(ins) - 1, 2)
-            v = ins[vin]
-            return {"op": "attention", "vin": vin,
-                    "attn": (float(np.mean(vk * vk)) * vk.shape[0], qbv[1], float(np.mean(ok * ok)) * input_size(ok.shape),
-                             qbo[1], int(v.shape[-2]) if v.ndim >= 3 else 1)}  # fmt: skip
     k = _arr(params, "kernel")
     if k is not None and k.ndim >= 2:
         rows = cls in ("Linear", "Dense", "Conv")
@@ -235,7 +223,9 @@ def _flax_rule(cls: str, params: dict, ins: list, out: np.ndarray, call) -> dict
     if cls in _NORMS:
         mb, qb = _ms(_arr(params, "bias"))
         sc = _arr(params, "scale")
-        return {"op": "norm", "qg": float(np.mean(sc * sc)) if sc is not None else 1.0, "qb": qb, "mb": mb}
+        eps = getattr(mod, "epsilon", None)
+        return {"op": "norm", "qg": float(np.mean(sc * sc)) if sc is not None else 1.0, "qb": qb, "mb": mb,
+                "eps": float(eps) if isinstance(eps, (int, float)) else 0.0}  # fmt: skip
     if cls in ("Embed", "Embedding"):
         return {"op": "embedding", "emb": an.embedding_moments(_arr(params, "embedding"))}
     if cls in _IDENTITY:
@@ -246,6 +236,118 @@ def _flax_rule(cls: str, params: dict, ins: list, out: np.ndarray, call) -> dict
     if x is not None and x.size == out.size and np.array_equal(np.sort(x, axis=None), np.sort(out, axis=None)):
         return {"op": "identity"}
     return {"op": "opaque", "note": f"{cls}: no moment rule; treated as the identity"}
+
+
+_ATTENTION = ("MultiHeadAttention", "MultiHeadDotProductAttention", "SelfAttention")
+_DEFAULT_ATTENTION = ("dot_product_attention",)
+
+
+def _attention_positional(fn, mod, args, kwargs):
+    """An attention call's query, key and value inputs as positional arguments (``inputs_k``/``inputs_v``/Linen's
+    ``inputs_kv`` given by keyword, Linen ``SelfAttention``'s positional ``mask`` moved to its keyword); ``fn`` the
+    class's ``__call__``."""
+    import inspect
+
+    try:
+        b = dict(inspect.signature(fn).bind(mod, *args, **kwargs).arguments)
+    except TypeError:
+        return args, kwargs
+    b.pop("self", None)
+    rest = b.pop("kwargs", {})
+    kv = b.pop("inputs_kv", None)
+    q, k, v = b.pop("inputs_q", None), b.pop("inputs_k", kv), b.pop("inputs_v", kv)
+    pos = tuple(a for a in (q, k, v) if a is not None)
+    if v is not None and k is None:
+        return args, kwargs  # (an error Flax reports itself)
+    return pos, {**b, **rest}
+
+
+class _AttentionFn:
+    """Wraps an attention module's ``attention_fn`` for one call: records what it is handed (the projected query,
+    key and value, the mask, the dropout rate and whether it is deterministic, ``is_causal``) and returns (the
+    heads before the output projection)."""
+
+    def __init__(self, fn):
+        self.fn, self.entry = fn, None
+
+    def __call__(self, query, key, value, *args, **kwargs):
+        y = self.fn(query, key, value, *args, **kwargs)
+        self.entry = {"q": query, "k": key, "v": value, "mask": kwargs.get("mask"), "bias": kwargs.get("bias"),
+                      "p": float(kwargs.get("dropout_rate", 0.0) or 0.0),
+                      "deterministic": bool(kwargs.get("deterministic", True)),
+                      "causal": bool(kwargs.get("is_causal", False)), "out": y}  # fmt: skip
+        return y
+
+
+def _with_attention_log(mod, run):
+    """``(run(), entry)``: ``run`` with ``mod.attention_fn`` wrapped (:class:`_AttentionFn`), on the instance."""
+    d = vars(mod)
+    if "attention_fn" not in d:
+        return run(), None
+    orig = d["attention_fn"]
+    rec = _AttentionFn(orig)
+    d["attention_fn"] = rec
+    try:
+        y = run()
+    finally:
+        d["attention_fn"] = orig
+    entry = rec.entry
+    if entry is not None:
+        entry["default_fn"] = getattr(orig, "__name__", "") in _DEFAULT_ATTENTION
+    return y, entry
+
+
+def _attention_nodes(name: str, path: tuple, params: dict, n_args: int, entry, mod) -> dict:
+    """The :class:`GNode` fields of a Flax attention call as the recorded torch graph has
+    ``nn.MultiheadAttention``: weight nodes ``name.q``/``.k``/``.v`` (the ``query``/``key``/``value``
+    projections, kernels ``(E, heads, head dim)`` read as ``(E, heads * head dim)``), a ``mix`` node
+    ``name.attention`` (scale ``1/sqrt(head dim)``, the keys the ``mask``/``is_causal`` allows, dropout unless
+    deterministic) and the call itself as the ``out`` projection's weight node (``(heads, head dim, E)`` read as
+    ``(heads * head dim, E)``), all with their measured outputs; parameters as Flax names them."""
+    from weightinit.doctor.graph import attention_mix
+
+    kern = {r: _arr(params, f"{r}.kernel") for r in ("query", "key", "value", "out")}
+    if entry is None or any(v is None or v.ndim < 3 for v in kern.values()) or n_args < 1:
+        return {"op": "opaque", "note": "attention: its projections or inputs were not found; no moment rule, "
+                                        "treated as the identity"}  # fmt: skip
+    notes = []
+    if getattr(mod, "normalize_qk", False):
+        notes.append("the query/key normalization (normalize_qk) is not modelled")
+    if entry["bias"] is not None:
+        notes.append("the additive attention bias is not modelled")
+    if not entry["default_fn"]:
+        notes.append("a custom attention_fn is modelled as softmax(q k^T / sqrt(head dim)) v")
+    if getattr(mod, "decode", False):
+        notes.append("the decoding cache is not modelled")
+    q, k, v, mix = (np.asarray(entry[r], np.float64) for r in ("q", "k", "v", "out"))
+
+    def proj(r, fan, out, src):
+        b = _arr(params, f"{r}.bias")
+        st = kernel_stats(kern[r].reshape(fan, -1), None if b is None else b.reshape(-1))
+        return {**st, "fan_in": fan, "layer": (*path, r), "out": out, "inputs": src}
+
+    roles = {"query": 0, "key": min(1, n_args - 1), "value": min(2, n_args - 1) if n_args > 2 else min(1, n_args - 1)}
+    parts = [GNode(f"{name}.{c}", "LinearGeneral", "weight", **proj(r, kern[r].shape[0], o, [("arg", roles[r])]))
+             for c, r, o in (("q", "query", q), ("k", "key", k), ("v", "value", v))]  # fmt: skip
+    t_q, t_k = q.shape[-3], k.shape[-3]
+    allowed = np.ones((1, t_q, t_k), bool)
+    if entry["causal"]:
+        allowed = np.tril(allowed)
+    if entry["mask"] is not None:  # (batch..., heads, T_q, T_k), True: attend
+        m = np.asarray(entry["mask"]).astype(bool)
+        allowed = allowed & (np.broadcast_to(m, (*m.shape[:-2], t_q, t_k)) if m.ndim >= 2 else m)
+    p = entry["p"] if not entry["deterministic"] else 0.0
+    parts.append(GNode(f"{name}.attention", "attention", "mix", [("part", 0), ("part", 1), ("part", 2)],
+                       attn=attention_mix(1.0, allowed, p), out=mix, note="; ".join(notes)))  # fmt: skip
+    fields = proj("out", int(np.prod(kern["out"].shape[:2])), None, None)
+    del fields["out"], fields["inputs"]
+    return {"op": "weight", "parts": parts, **fields}
+
+
+def _as_matrix(node, k: np.ndarray) -> np.ndarray:
+    """An attention projection's kernel ``(E, heads, head dim)`` / ``(heads, head dim, E)`` as ``(fan_in, fan_out)``
+    (the node's ``fan_in``); other kernels as they are."""
+    return k.reshape(node.fan_in, -1) if node.fan_in and k.ndim > 2 else k
 
 
 def _running(mod, stats) -> dict:
@@ -362,13 +464,18 @@ class _FlaxGraph(GraphModel):
         outs = self._run(None, xs, None, None, recs)
         counts: dict = {}
         records = []
-        for path, cls, params, args, y, call in recs:
+        for path, cls, params, args, y, call, mod, entry in recs:
             base = ".".join(map(str, path)) or cls
             k = counts.get(base, 0)
             counts[base] = k + 1
-            yv, iv = np.asarray(y, np.float64), [np.asarray(a, np.float64) for a in args]
-            fields = _flax_rule(cls, params, iv, yv, call)
-            node = GNode(name=base if k == 0 else f"{base}#{k + 1}", kind=cls, layer=path, out=yv, **fields)
+            name = base if k == 0 else f"{base}#{k + 1}"
+            yv = np.asarray(y, np.float64)
+            if cls in _ATTENTION:
+                fields = _attention_nodes(name, path, params, len(args), entry, mod)
+            else:
+                fields = _flax_rule(cls, params, [np.asarray(a, np.float64) for a in args], yv, call, mod)
+            fields.setdefault("layer", path)
+            node = GNode(name=name, kind=cls, out=yv, **fields)
             records.append((node, args, y))
         names = ["input"] if len(xs) == 1 else [f"input_{i}" for i in range(len(xs))]
         import jax
@@ -382,16 +489,16 @@ class _FlaxGraph(GraphModel):
         import jax.numpy as jnp
 
         eo = [jnp.zeros(np.shape(g.nodes[i].out), jnp.float32) for i in g.calls]
-        ei = [[jnp.zeros(np.shape(g.nodes[j].out), jnp.float32) for j in g.nodes[i].inputs] for i in g.calls]
+        ei = [[jnp.zeros(np.shape(g.nodes[j].out), jnp.float32) for j in g.nodes[i].args()] for i in g.calls]
         return eo, ei
 
     def _fill(self, g, geo, gei, flat_grads) -> None:
-        seen = set()
         for k, i in enumerate(g.calls):
-            n = g.nodes[i]
-            n.grad_y = np.asarray(geo[k], np.float64)
-            n.arg_grads = [np.asarray(a, np.float64) for a in gei[k]]
-            if n.layer in seen:
+            g.nodes[i].grad_y = np.asarray(geo[k], np.float64)
+            g.nodes[i].arg_grads = [np.asarray(a, np.float64) for a in gei[k]]
+        seen = set()
+        for n in g.nodes:  # the calls' and their parts' (an attention's projections) parameters
+            if not isinstance(n.layer, tuple) or n.layer in seen:
                 continue
             seen.add(n.layer)
             p = tuple(n.layer)
@@ -482,7 +589,13 @@ class _NNXGraph(_FlaxGraph):
             def __call__(self, *args, **kwargs):
                 if id(self) not in leaves or calls.depth:
                     return orig(self, *args, **kwargs)
-                if hook is None:
+                entry = None
+                if type(self).__name__ in _ATTENTION:
+                    args, kwargs = _attention_positional(orig, self, args, kwargs)
+                if hook is None and record is not None and type(self).__name__ in _ATTENTION:
+                    (y, args), entry = _with_attention_log(self, lambda: calls(lambda *a: orig(self, *a, **kwargs),
+                                                                                 args))  # fmt: skip
+                elif hook is None:
                     y, args = calls(lambda *a: orig(self, *a, **kwargs), args)
                 else:  # forward mode: on a copy made inside the trace, so a BatchNorm may update its statistics
                     y, args = calls(lambda *a: orig(nnx.merge(*nnx.split(self), copy=True), *a, **kwargs), args)
@@ -491,7 +604,7 @@ class _NNXGraph(_FlaxGraph):
                     ps = {**_nnx_params(self), **_running(self, {k: getattr(self, k, None) for k in ("mean", "var")
                                                                   if getattr(self, k, None) is not None})}  # fmt: skip
                     record.append((leaves[id(self)][0], type(self).__name__, ps, _arrays(args),
-                                   _first_array(y), lambda z, mod=mod: orig(mod, z)))  # fmt: skip
+                                   _first_array(y), lambda z, mod=mod: orig(mod, z), mod, entry))  # fmt: skip
                 return y
 
             return __call__
@@ -541,13 +654,13 @@ class _NNXGraph(_FlaxGraph):
         if node.op != "weight":
             return None
         k = getattr(self._module(node), "kernel", None)  # (none: a BatchNorm applying its running statistics)
-        return None if k is None else np.asarray(_get(k), np.float64)
+        return None if k is None else _as_matrix(node, np.asarray(_get(k), np.float64))
 
     def set_kernel(self, node, k) -> None:
         import jax.numpy as jnp
 
         var = self._module(node).kernel
-        _set(var, jnp.asarray(k, _get(var).dtype))
+        _set(var, jnp.asarray(k, _get(var).dtype).reshape(_get(var).shape))
 
 
 _LINEN_ATTENTION = ("MultiHeadDotProductAttention", "SelfAttention", "MultiHeadAttention")
@@ -621,15 +734,20 @@ class _LinenGraph(_FlaxGraph):
             path = tuple(context.module.path)
             if context.method_name != "__call__" or calls.depth or path not in leaves:
                 return next_fun(*args, **kwargs)
-            y, args = calls(lambda *a: next_fun(*a, **kwargs), args)
+            mod, entry = context.module, None
+            if type(mod).__name__ in _ATTENTION:
+                args, kwargs = _attention_positional(type(mod).__call__, mod, args, kwargs)
+            if record is not None and type(mod).__name__ in _ATTENTION:
+                (y, args), entry = _with_attention_log(mod, lambda: calls(lambda *a: next_fun(*a, **kwargs), args))
+            else:
+                y, args = calls(lambda *a: next_fun(*a, **kwargs), args)
             if record is not None:
-                mod = context.module
                 ps = {
                     ".".join(map(str, k)): np.asarray(v, np.float64) for k, v in _flat(mod.variables.get("params", {}))
                 } | _geometry(mod)
                 ps.update(_running(mod, dict(mod.variables.get("batch_stats", {}))))
                 record.append((path, type(mod).__name__, ps, _arrays(args), _first_array(y),
-                               lambda z, nf=next_fun: nf(z)))  # fmt: skip
+                               lambda z, nf=next_fun: nf(z), mod, entry))  # fmt: skip
             return y
 
         variables = dict(self.variables) if params is None else {**self.variables, "params": params}
@@ -661,7 +779,7 @@ class _LinenGraph(_FlaxGraph):
 
     def kernel(self, node):
         k = self._params_of(node).get("kernel") if node.op == "weight" else None  # (none: an eval BatchNorm)
-        return None if k is None else np.asarray(k, np.float64)
+        return None if k is None else _as_matrix(node, np.asarray(k, np.float64))
 
     def set_kernel(self, node, k) -> None:
         """Linen variables are immutable: the new kernel goes into the adapter's copy of the variables and into the
@@ -673,7 +791,7 @@ class _LinenGraph(_FlaxGraph):
         d = variables["params"]
         for key in node.layer:
             d = d[key]
-        d["kernel"] = jnp.asarray(k, d["kernel"].dtype)
+        d["kernel"] = jnp.asarray(k, d["kernel"].dtype).reshape(d["kernel"].shape)
         self.variables = variables
         self.model = self.module.bind(variables)
 

@@ -38,7 +38,16 @@ import numpy as np
 from weightinit.doctor import analytic as an
 from weightinit.doctor.backends._common import backend_functions
 from weightinit.doctor.chain import Chain
-from weightinit.doctor.graph import SATURATION, GNode, Graph, GraphModel, batch_of, kernel_stats, link_calls
+from weightinit.doctor.graph import (
+    SATURATION,
+    GNode,
+    Graph,
+    GraphModel,
+    batch_of,
+    kernel_stats,
+    link_calls,
+    place_parts,
+)
 
 __all__ = ["adapter", "doctor_keras", "fix_keras"]
 
@@ -306,17 +315,8 @@ def _conv_windows(op, x: np.ndarray, pool: bool = False):
 def _rule(op, ins: list, out: np.ndarray) -> dict:
     """The :class:`GNode` fields of a Keras layer/op node from the layer and its measured inputs/output."""
     from weightinit.doctor.graph import running_norm_fields
-    from weightinit.initializers.fans import input_size
 
     cls = type(op).__name__
-    if cls == "MultiHeadAttention":
-        vk, ok = _np(op._value_dense.kernel), _np(op._output_dense.kernel)
-        _, qbv = _mean_sq(getattr(op._value_dense, "bias", None))
-        _, qbo = _mean_sq(getattr(op._output_dense, "bias", None))
-        v = ins[1] if len(ins) > 1 else ins[0]
-        return {"op": "attention", "vin": 1 if len(ins) > 1 else 0,
-                "attn": (float(np.mean(vk * vk)) * vk.shape[0], qbv, float(np.mean(ok * ok)) * input_size(ok.shape),
-                         qbo, int(v.shape[1]) if v.ndim >= 3 else 1)}  # fmt: skip
     k = getattr(op, "kernel", None)
     if k is not None and hasattr(k, "shape") and len(k.shape) >= 2:
         b = getattr(op, "bias", None)
@@ -348,7 +348,9 @@ def _rule(op, ins: list, out: np.ndarray) -> dict:
         if g is None:
             g = getattr(op, "scale", None) if not isinstance(getattr(op, "scale", None), bool) else None
         mb, qb = _mean_sq(getattr(op, "beta", None))
-        return {"op": "norm", "qg": _mean_sq(g)[1] if g is not None else 1.0, "qb": qb, "mb": mb}
+        eps = getattr(op, "epsilon", None)
+        return {"op": "norm", "qg": _mean_sq(g)[1] if g is not None else 1.0, "qb": qb, "mb": mb,
+                "eps": float(eps) if isinstance(eps, (int, float)) else 0.0}  # fmt: skip
     if cls.startswith(("AveragePooling", "GlobalAveragePooling")):
         return {"op": "avgpool"}
     if cls.startswith("MaxPooling") and ins:
@@ -372,6 +374,130 @@ def _rule(op, ins: list, out: np.ndarray) -> dict:
     if x is not None and x.size == out.size and np.array_equal(np.sort(x, axis=None), np.sort(out, axis=None)):
         return {"op": "identity"}
     return {"op": "opaque", "note": f"{cls}: no moment rule; treated as the identity"}
+
+
+def _is_attention(layer) -> bool:
+    from keras import layers
+
+    return isinstance(layer, layers.MultiHeadAttention)
+
+
+class _AttentionLog:
+    """During a capture, what each ``MultiHeadAttention`` call hands its attention kernel (``_compute_attention``,
+    wrapped on the instance): the projected query, key and value, the final boolean mask (Keras' own merge of
+    ``attention_mask``, the inputs' Keras masks, ``use_causal_mask`` and a sliding window; None where only the
+    causal mask is left to the kernel), the training flag, and the kernel's output (the heads before the output
+    projection).  ``pop(layer)``: the layer's next call's entry."""
+
+    def __init__(self, model):
+        self.entries: dict = {}
+        self.layers = [lay for lay in model._flatten_layers(include_self=False, recursive=True) if _is_attention(lay)]
+
+    def __enter__(self):
+        for lay in self.layers:
+            lay._compute_attention = self._wrap(lay, lay._compute_attention)
+        return self
+
+    def __exit__(self, *exc):
+        for lay in self.layers:
+            lay.__dict__.pop("_compute_attention", None)
+
+    def _wrap(self, lay, orig):
+        def _compute_attention(query, key, value, attention_mask=None, training=None, *args, **kwargs):
+            y = orig(query, key, value, attention_mask, training, *args, **kwargs)
+            self.entries.setdefault(id(lay), []).append({"q": query, "k": key, "v": value, "mask": attention_mask,
+                                                          "causal": bool(kwargs.get("use_causal_mask", False)),
+                                                          "training": bool(training), "out": y[0]})  # fmt: skip
+            return y
+
+        return _compute_attention
+
+    def pop(self, layer):
+        got = self.entries.get(id(layer))
+        return got.pop(0) if got else None
+
+
+def _attention_roles(layer, args, kwargs, tensors) -> dict:
+    """``{"query": j, "value": j, "key": j}``: which of the call's array arguments ``tensors`` each input is (by
+    identity; None where it is none of them)."""
+    import inspect
+
+    try:
+        b = inspect.signature(type(layer).call).bind(layer, *args, **kwargs).arguments
+    except TypeError:
+        return {}
+    q, v = b.get("query"), b.get("value")
+    k = b.get("key")
+    k = v if k is None else k
+
+    def pos(t):
+        return next((j for j, u in enumerate(tensors) if u is t), None)
+
+    return {"query": pos(q), "key": pos(k), "value": pos(v)}
+
+
+def _attention_positional(layer, args, kwargs):
+    """``MultiHeadAttention.call``'s ``query``, ``value`` and ``key`` (if given) moved to positional arguments."""
+    import inspect
+
+    try:
+        b = inspect.signature(type(layer).call).bind(layer, *args, **kwargs).arguments
+    except TypeError:
+        return args, kwargs
+    rest = {k: v for k, v in b.items() if k not in ("self", "query", "value", "key")}
+    rest.update(rest.pop("kwargs", {}))
+    pos = (b.get("query"), b.get("value")) + ((b["key"],) if b.get("key") is not None else ())
+    return pos, rest
+
+
+def _attention_rule(op, name: str, roles: dict, entry) -> dict:
+    """The :class:`GNode` fields of a ``MultiHeadAttention`` call as the recorded torch graph has
+    ``nn.MultiheadAttention``: weight nodes ``name.q``/``.k``/``.v`` (the query/key/value ``EinsumDense``, their
+    kernels ``(E, heads, head dim)`` read as ``(E, heads * head dim)``), a ``mix`` node ``name.attention``
+    (scale, allowed keys, dropout on the weights in training), and the call itself as the output projection's
+    weight node (``(heads, head dim, E)`` read as ``(heads * head dim, E)``), all with their measured outputs."""
+    from weightinit.doctor.graph import attention_mix
+
+    if entry is None or None in (roles.get("query"), roles.get("key"), roles.get("value")) or \
+            getattr(op, "_use_gate", False):  # fmt: skip
+        why = "a gated attention" if getattr(op, "_use_gate", False) else "its inputs were not found"
+        return {"op": "opaque", "note": f"MultiHeadAttention: {why}, no moment rule; treated as the identity"}
+    q, k, v, mix = (_np(entry[r]) for r in ("q", "k", "v", "out"))
+
+    def proj(dense, fan):
+        kern = _np(dense.kernel)
+        b = getattr(dense, "bias", None)
+        st = kernel_stats(kern.reshape(fan, -1), None if b is None else _np(b).reshape(-1))
+        return {**st, "fan_in": fan, "layer": dense}
+
+    parts = [GNode(f"{name}.{r}", type(d).__name__, "weight", [("arg", roles[role])], out=o,
+                   **proj(d, int(d.kernel.shape[0])))
+             for r, role, d, o in (("q", "query", op._query_dense, q), ("k", "key", op._key_dense, k),
+                                   ("v", "value", op._value_dense, v))]  # fmt: skip
+    axes = tuple(getattr(op, "_attention_axes", None) or (1,))
+    s2 = float(op._inverse_sqrt_key_dim) ** 2 * float(op._key_dim)
+    p = float(op._dropout) if entry["training"] else 0.0
+    note = ""
+    if axes == (1,) and q.ndim == 4:
+        t_q, t_k = q.shape[1], k.shape[1]
+        if entry["mask"] is not None:
+            m = _np(entry["mask"]) > 0.5  # (batch, T_q, T_k), or broadcast to it
+            allowed = np.broadcast_to(m, (*m.shape[:-2], t_q, t_k)) if m.ndim >= 2 else np.ones((1, t_q, t_k), bool)
+        else:
+            allowed = np.ones((1, t_q, t_k), bool)
+            if entry["causal"]:
+                allowed = np.tril(allowed)
+        attn = attention_mix(s2, allowed, p)
+    else:  # attention over several axes: the keys counted, no mask or token Gram
+        t_q = int(np.prod([q.shape[a] for a in axes]))
+        t_k = int(np.prod([k.shape[a] for a in axes]))
+        attn = attention_mix(s2, np.ones((1, t_q, t_k), bool), p)[:3]
+        if entry["mask"] is not None or entry["causal"]:
+            note = f"attention over the axes {axes}: its mask is not modelled (every key counted)"
+    parts.append(GNode(f"{name}.attention", "attention", "mix", [("part", 0), ("part", 1), ("part", 2)], attn=attn,
+                       out=mix, note=note))  # fmt: skip
+    out = op._output_dense
+    return {"op": "weight", "parts": parts, **proj(out, int(np.prod(out.kernel.shape[:2])))}
 
 
 def _tensors(tree_, args) -> list:
@@ -479,7 +605,8 @@ class _KerasGraph(GraphModel):
             if eo is not None:
                 flat = [flat[0] + eo[k], *flat[1:]]
             if record is not None:
-                record.append((node, [td[id(t)] for t in node.input_tensors], flat[0]))
+                record.append((node, [td[id(t)] for t in node.input_tensors], flat[0],
+                               (node.arguments.args, node.arguments.kwargs, node.input_tensors)))  # fmt: skip
             for t, v in zip(node.outputs, flat):
                 td[id(t)] = v
         return [td[id(t)] for t in self.model.outputs]
@@ -493,6 +620,8 @@ class _KerasGraph(GraphModel):
             def call(*args, **kwargs):
                 i = count[0]
                 count[0] += 1
+                if _is_attention(layer):  # query, value and key as positional arguments (the call's arrays)
+                    args, kwargs = _attention_positional(layer, args, kwargs)
                 if ei is not None:
                     leaves, j = tree.flatten(args), 0
                     for n, a in enumerate(leaves):
@@ -520,7 +649,8 @@ class _KerasGraph(GraphModel):
                     y = flat[0] if len(flat) == 1 and not isinstance(y, (list, tuple, dict)) else \
                         tree.pack_sequence_as(y, flat)  # fmt: skip
                 if record is not None:
-                    record.append((layer, _tensors(tree, args), flat[0]))
+                    ts = _tensors(tree, args)
+                    record.append((layer, ts, flat[0], (args, kwargs, ts)))
                 return y
 
             return call
@@ -543,7 +673,7 @@ class _KerasGraph(GraphModel):
         xs = x if isinstance(x, tuple) else (x,)
         xt = [keras.ops.convert_to_tensor(v) for v in xs]
         recs: list = []
-        with keras.StatelessScope():
+        with keras.StatelessScope(), _AttentionLog(self.model) as log:
             outs = self._run(xt, record=recs)
         counts: dict = {}
 
@@ -552,11 +682,15 @@ class _KerasGraph(GraphModel):
             counts[base] = k + 1
             return base if k == 0 else f"{base}#{k + 1}"
 
-        def make(op, ins, y):
-            yv, iv = _np(y), [_np(a) for a in ins]
-            fields = _rule(op, iv, yv)
+        def make(op, ins, y, call):
+            yv, name = _np(y), fresh(op.name)
+            if _is_attention(op):
+                fields = _attention_rule(op, name, _attention_roles(op, *call), log.pop(op))
+            else:
+                fields = _rule(op, [_np(a) for a in ins], yv)
             fields.setdefault("kind", type(op).__name__)
-            return GNode(name=fresh(op.name), layer=op, out=yv, **fields)
+            fields.setdefault("layer", op)
+            return GNode(name=name, out=yv, **fields)
 
         if self.functional:
             nodes, producer = [], {}
@@ -564,9 +698,10 @@ class _KerasGraph(GraphModel):
                 producer[id(t)] = len(nodes)
                 nodes.append(GNode(t._keras_history.operation.name, "Input", "input", out=np.asarray(v, np.float64)))
             calls = []
-            for node, ins, y in recs:
-                gn = make(node.operation, ins, y)
+            for node, ins, y, call in recs:
+                gn = make(node.operation, ins, y, call)
                 gn.inputs = [producer[id(t)] for t in node.input_tensors]
+                place_parts(nodes, gn)
                 for t in node.outputs:
                     producer[id(t)] = len(nodes)
                 calls.append(len(nodes))
@@ -574,7 +709,7 @@ class _KerasGraph(GraphModel):
             g = Graph(nodes, [producer[id(t)] for t in self.model.outputs], how="functional graph")
         else:
             names = [f"input_{i}" if len(xs) > 1 else "input" for i in range(len(xs))]
-            records = [(make(lay, ins, y), ins, y) for lay, ins, y in recs]
+            records = [(make(lay, ins, y, call), ins, y) for lay, ins, y, call in recs]
             g = link_calls(list(zip(names, xt)), records, outs, to_numpy=_np)
             calls = [g.nodes.index(r[0]) for r in records]
         g.calls = calls
@@ -598,7 +733,7 @@ class _KerasGraph(GraphModel):
         eo = [xp.zeros(np.shape(g.nodes[i].out), dtype=xp.float32) for i in g.calls]
         ei = None
         if not self.functional:
-            ei = [[xp.zeros(np.shape(g.nodes[j].out), dtype=xp.float32) for j in g.nodes[i].inputs] for i in g.calls]
+            ei = [[xp.zeros(np.shape(g.nodes[j].out), dtype=xp.float32) for j in g.nodes[i].args()] for i in g.calls]
         return eo, ei
 
     def _fill(self, g, tv, gt, geo, gei) -> None:
@@ -717,10 +852,13 @@ class _KerasGraph(GraphModel):
     # -- fix ----------------------------------------------------------------------------------
     def kernel(self, node):
         k = getattr(node.layer, "kernel", None) if node.op == "weight" else None
-        return _np(k) if k is not None else None
+        if k is None:
+            return None
+        k = _np(k)  # an attention projection's (E, heads, head dim) or (heads, head dim, E) as a matrix
+        return k.reshape(node.fan_in, -1) if node.fan_in and k.ndim > 2 else k
 
     def set_kernel(self, node, k) -> None:
-        node.layer.kernel.assign(np.asarray(k, np.float32))
+        node.layer.kernel.assign(np.asarray(k, np.float32).reshape(node.layer.kernel.shape))
 
     def preactivation(self, x, node) -> np.ndarray:
         import keras

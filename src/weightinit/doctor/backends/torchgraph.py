@@ -49,7 +49,7 @@ import torch
 from torch import nn
 from weightinit.doctor import analytic as an
 from weightinit.doctor.backends import torchutil as tu
-from weightinit.doctor.graph import GRAM_MAX_TOKENS, GNode, Graph, kernel_stats, propagate
+from weightinit.doctor.graph import GRAM_MAX_TOKENS, GNode, Graph, attention_mix, kernel_stats, propagate
 from weightinit.torch.tracing import _TRANSPARENT, _tensors, record_forward
 
 __all__ = ["RecordedGraph", "recorded_graph", "analyze_recorded"]
@@ -144,11 +144,6 @@ def _arg(call, name: str, pos: int, default=None):
 
 def _is_norm_module(mod) -> bool:
     return "norm" in type(mod).__name__.lower() and not isinstance(mod, tu.NORM_TYPES)
-
-
-def _counts_of(allowed: torch.Tensor) -> np.ndarray:
-    """Keys each query row may attend to, from a boolean ``(..., T_q, T_k)`` mask (True: allowed)."""
-    return allowed.reshape(-1, allowed.shape[-1]).sum(-1).cpu().numpy()
 
 
 def _allowed_from_mask(mask, shape, bool_allows: bool) -> torch.Tensor:
@@ -272,9 +267,7 @@ def recorded_graph(model: nn.Module, x, x_moments: tuple = (0.0, 1.0)) -> Record
         return g
 
     def mix_node(name, q_id, k_id, v_id, s2, allowed, p, shape) -> int:
-        m = allowed.reshape(-1, *allowed.shape[-2:])
-        m = torch.unique(m, dim=0) if m.shape[0] > 1 else m
-        attn = (s2, _counts_of(allowed), p, m.cpu().numpy())
+        attn = attention_mix(s2, allowed.cpu().numpy(), p)
         return add(GNode(name, "attention", "mix", [q_id, k_id, v_id], attn=attn), shape)
 
     # eager attention: softmax(q k^T * s + mask) (-> dropout) @ v
