@@ -1197,13 +1197,25 @@ def _module_pool_sizes(mod, in_shape, out_shape):
                                           mod.ceil_mode))  # fmt: skip
 
 
+def _row_moments(wd, b=None) -> tuple:
+    """``(E[r_i], E[r_i**2], E[r_i b_i])`` of the row sums ``r_i = sum_j W_ij`` of a torch weight ``(out, ...)``
+    (float64) and its bias (for :func:`linear_moments`)."""
+    rows = wd.reshape(wd.shape[0], -1).sum(1)
+    r1 = float(rows.mean())
+    if b is not None and b.shape == rows.shape:
+        rb = float((rows * b.detach().double()).mean())
+    else:
+        rb = r1 * (float(b.detach().double().mean()) if b is not None else 0.0)
+    return r1, float((rows**2).mean()), rb
+
+
 def _weight_numbers(w, b=None) -> tuple:
     """``(sigma_w2, E[b**2], E[b], row-sum moments)`` of a torch ``(out, in)`` weight and its bias, for
     :func:`linear_moments`."""
-    from weightinit.doctor.graph import kernel_stats
-
-    st = kernel_stats(_np64(w).T, None if b is None else _np64(b))
-    return st["sigma_w2"], st["qb"], st["mb"], st.get("rows")
+    wd = w.detach().double()
+    bd = None if b is None else b.detach().double()
+    qb, mb = (float((bd * bd).mean()), float(bd.mean())) if bd is not None else (0.0, 0.0)
+    return float((wd * wd).mean()) * wd.shape[1], qb, mb, _row_moments(wd, b)
 
 
 def _running_stats(mod) -> bool:
@@ -1282,16 +1294,11 @@ class Propagator:
             # The weight part's second moment E[(W x)_i^2] = v |W_i|^2 + mu^2 (W_i . 1)^2 with the measured rows
             # (their sums r_i carry a non-zero input mean: an identity or other non-zero-mean weight keeps it).
             # For i.i.d. zero-mean weights E[r_i^2] = |W_i|^2 and this is sigma_w^2 q_in.
-            rows = None
+            row_stats = None
             if isinstance(mod, (nn.Linear, nn.modules.conv._ConvNd)) and not isinstance(
                 mod, nn.modules.conv._ConvTransposeNd
             ):
-                rows = wd.reshape(wd.shape[0], -1).sum(1)
-            row_stats = None
-            if rows is not None:
-                r1 = float(rows.mean())
-                rb = float((rows * b.detach().double()).mean()) if b is not None and b.shape == rows.shape else r1 * mb
-                row_stats = (r1, float((rows**2).mean()), rb)
+                row_stats = _row_moments(wd, b)
             pad = _module_padding(mod, in_shape)  # a zero-padded conv: the taps in bounds, over positions
             if pad is not None:
                 factor, row_stats = padded_kernel_moments(wd.permute(*range(2, wd.dim()), 1, 0).cpu().numpy(), pad,
