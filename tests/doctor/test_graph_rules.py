@@ -326,3 +326,26 @@ def test_keras_inference_batchnorm_gives_the_torch_eval_numbers(nets, tmp_path):
     for name in ("conv1", "bn1", "relu1", "conv2", "bn2"):
         assert got[name] == pytest.approx(t[name], rel=1e-5), name
     assert got["relu2"] == pytest.approx(t["relu2"], rel=0.02)
+
+
+class NNXPaddedConv(nnx.Module):
+    def __init__(self, padding):
+        self.conv = nnx.Conv(3, C, (3, 3), padding=padding, rngs=nnx.Rngs(0))
+
+    def __call__(self, x):
+        return self.conv(x)
+
+
+@pytest.mark.parametrize("padding", ["REFLECT", "CIRCULAR"])
+def test_flax_reflect_and_circular_padding_read_only_real_inputs(padding):
+    """Flax's ``padding="REFLECT"`` / ``"CIRCULAR"`` pad with input values, not zeros: every tap counts (factor 1).
+    The doctor predicts the conv's measured second moment (per-example, 5 standard errors plus ``1/sqrt(C)``); it
+    once refused "REFLECT" (a forward_failed error on a valid model)."""
+    x = (0.5 + np.random.default_rng(2).standard_normal((B, 6, 6, 3))).astype(np.float32)
+    m = NNXPaddedConv(padding)
+    rep = wi.doctor(m, x)
+    assert not [f for f in rep.flags if f.severity == "error"], rep.flags
+    s = next(s for s in rep.layers if s.name == "conv")
+    per = _per_example_q(m(jnp.asarray(x)))
+    q, se = float(per.mean()), float(per.std() / math.sqrt(per.size))
+    assert abs(s.q_pred - q) <= 5 * se + TOL_WIDTH * q, (s.q_pred, q, se)

@@ -755,8 +755,8 @@ def conv_pads(padding, in_size, kernel, stride=1, dilation=1) -> list[tuple[int,
     ``padding``: an int (the same on both sides of every dimension), one per dimension, ``(low, high)`` pairs, or
     ``"valid"`` (none), ``"same"`` (output size ``ceil(n / stride)``: the total ``max((out - 1) stride + (k - 1)
     dilation + 1 - n, 0)``, its lower half ``total // 2`` before: PyTorch's (stride 1), Keras/TensorFlow's and
-    ``jax.lax``'s rule alike), ``"causal"`` (``(k - 1) dilation`` before), ``"circular"`` (none: the wrapped values
-    are real inputs).  Case-insensitive.
+    ``jax.lax``'s rule alike), ``"causal"`` (``(k - 1) dilation`` before), ``"circular"`` and ``"reflect"`` (Flax; none:
+    the wrapped or mirrored values are real inputs).  Case-insensitive.
 
     >>> conv_pads("same", (5, 4), 3, stride=2), conv_pads(((1, 0), (2, 2)), (5, 4), 3), conv_pads(1, (4,), 3)
     ([(1, 1), (0, 1)], [(1, 0), (2, 2)], [(1, 1)])
@@ -765,13 +765,13 @@ def conv_pads(padding, in_size, kernel, stride=1, dilation=1) -> list[tuple[int,
     k, s, dl = _per_dim(kernel, n, "kernel_size"), _per_dim(stride, n, "stride"), _per_dim(dilation, n, "dilation")
     if isinstance(padding, str):
         p = padding.lower()
-        if p in ("valid", "circular"):
+        if p in ("valid", "circular", "reflect"):
             return [(0, 0)] * n
         if p == "causal":
             return [((kk - 1) * dd, 0) for kk, dd in zip(k, dl)]
         if p != "same":
             raise InitializerValueError(
-                "`padding` must be 'same', 'valid', 'causal', 'circular', an int or (low, high) pairs; "
+                "`padding` must be 'same', 'valid', 'causal', 'circular', 'reflect', an int or (low, high) pairs; "
                 f"received padding={padding!r}"
             )
         out = []
