@@ -324,3 +324,45 @@ def test_functional_max_pooling_is_the_modules_rule():
     y = nn.functional.max_pool2d(torch.relu(x), 3, stride=2, padding=1).double()  # (i.i.d. inputs: no width term)
     q, se = float(y.pow(2).mean()), float(y.pow(2).reshape(B, -1).mean(1).std() / math.sqrt(B))
     assert abs(f[0] - q) <= 5 * se, (f[0], q, se)
+
+
+class AvgPoolNet(nn.Module):
+    """A 1x1 conv with per-channel biases (a shared part), relu, then an average pooling."""
+
+    def __init__(self, pool):
+        super().__init__()
+        self.conv, self.relu, self.pool = nn.Conv2d(3, C, 1), nn.ReLU(), pool
+
+    def forward(self, x):
+        return self.pool(self.relu(self.conv(x)))
+
+
+#: overlapping windows (stride 1 and 2 with a 3x3 window: Inception's branch pooling), zero padding counted or not,
+#: ceil_mode's partial last window, an adaptive pooling with overlapping windows (8 -> 3: 3, 4 and 3 values); and
+#: whether the rule before (the size ratio) is off there by more than the tolerance
+AVGPOOLS = [(nn.AvgPool2d(3, 1, 1), True), (nn.AvgPool2d(3, 1, 1, count_include_pad=False), True),
+            (nn.AvgPool2d(3, 2, 1), True), (nn.AvgPool2d(3, 2, 0, ceil_mode=True), False),
+            (nn.AdaptiveAvgPool2d(3), False)]  # fmt: skip
+
+
+@pytest.mark.parametrize("pool,old_off", AVGPOOLS, ids=lambda v: repr(v) if isinstance(v, nn.Module) else "")
+def test_average_pooling_divides_by_the_window_not_the_size_ratio(per_example_q, pool, old_off):
+    """Average pooling over windows of ``k`` values divides the input-dependent variance by ``k``
+    (``analytic.avgpool_window_moments``), whatever the stride; the ratio of the input's and output's sizes (the
+    rule before: 1 at stride 1, so the identity) is 1.5x-2.6x off at stride 1 and 2 with padding, and is rejected
+    there (with stride 2 and no padding, or the adaptive pooling, the shared part of the relu's output dominates and
+    both rules are within the tolerance)."""
+    m = _he(AvgPoolNet(pool))
+    x = 0.5 + torch.randn(B, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    rep = analyze_torch(m, x)[0]
+    got = per_example_q(m, x, ["pool"])
+    bad, _ = _check({s.name: s.q_pred for s in rep.layers}, got)
+    assert not bad, bad
+    saved = an._module_avgpool_windows
+    an._module_avgpool_windows = lambda mod, i, o: None
+    try:
+        old = {s.name: s.q_pred for s in analyze_torch(m, x)[0].layers}
+    finally:
+        an._module_avgpool_windows = saved
+    old_bad, old_worst = _check(old, got)
+    assert not old_off or (old_bad and old_worst > 1.2), (old_bad, old_worst)

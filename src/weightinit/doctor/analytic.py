@@ -82,7 +82,7 @@ __all__ = [
     "moment_map", "chi", "fixed_point", "homogeneity_degree", "depth_stability", "rescale_factor",
     "variance_slope", "add_moments", "residual_cross", "concat_moments", "groups_moment_map",
     "bivariate_expectation", "correlation_map", "correlation_depth_scale", "norm_moments", "running_norm_affine",
-    "avgpool_moments", "embedding_moments",
+    "avgpool_moments", "avgpool_window_moments", "embedding_moments",
     "conv_pads", "conv_windows", "padding_fraction", "padded_kernel_moments", "pool_window_sizes", "non_decreasing",
     "maxpool_moments", "adaptive_pool_sizes", "maxpool_rule",
     "linear_moments", "signal_map", "groups_signal_map", "norm_signal", "add_signal", "mul_signal",
@@ -495,6 +495,30 @@ def avgpool_moments(mu: float, q: float, k: float, d: float | None = None) -> tu
     v = max(q - mu * mu, 0.0)
     d = v if d is None else min(max(d, 0.0), v)
     return mu, mu * mu + (v - d) + d / k
+
+
+def avgpool_window_moments(mu: float, q: float, sizes, divisors, weights, d: float | None = None
+                           ) -> tuple[float, float, float]:  # fmt: skip
+    """``(mean, second moment, input-dependent variance)`` of an average pooling whose windows hold ``sizes`` real
+    values (not padding) and are divided by ``divisors`` (the window's own count, or its full size where the
+    padding counts as zeros: PyTorch's ``count_include_pad``), ``weights`` the fraction of windows with each.  With
+    the values ``u_j = mu + a z_0 + b z_j`` of :func:`maxpool_moments` (``b**2 = d`` independent across positions,
+    ``a**2 = v - d`` shared), a window of ``m`` values over ``c`` has mean ``mu m / c``, second moment ``(m / c)**2
+    (mu**2 + v - d) + m d / c**2`` and input-dependent variance ``m d / c**2``: the window's size ``k`` (not the
+    ratio of the input's and output's sizes, which is smaller for overlapping windows) divides ``d``.
+    :func:`avgpool_moments` is the case of one full window.
+
+    >>> avgpool_window_moments(0.0, 4.0, [9], [9], [1.0])   # 3 x 3 windows, any stride: d / 9
+    (0.0, 0.4444444444444444, 0.4444444444444444)
+    >>> avgpool_window_moments(1.0, 2.0, [4, 9], [9, 9], [0.5, 0.5], d=0.0)[:2]   # ((4/9 + 1) / 2, (2 (4/9)**2 + 2) / 2)
+    (0.7222222222222222, 1.1975308641975309)
+    """
+    m, c, w = (np.asarray(a, np.float64).ravel() for a in (sizes, divisors, weights))
+    v = max(q - mu * mu, 0.0)
+    d = v if d is None else min(max(d, 0.0), v)
+    r = m / np.maximum(c, 1.0)
+    dw = m * d / np.maximum(c, 1.0) ** 2
+    return float(mu * (w @ r)), float(w @ (r * r * (mu * mu + v - d) + dw)), float(w @ dw)
 
 
 def softmax_mixing(counts, score_var: float = 0.0, dropout: float = 0.0) -> float:
@@ -1218,6 +1242,45 @@ def _weight_numbers(w, b=None) -> tuple:
     return float((wd * wd).mean()) * wd.shape[1], qb, mb, _row_moments(wd, b)
 
 
+def _module_avgpool_windows(mod, in_shape, out_shape):
+    """``(sizes, divisors, weights)`` of :func:`avgpool_window_moments` for an ``nn.AvgPool*d`` (PyTorch's rule:
+    output ``o`` averages ``[o s - p, min(o s - p + k, n + p))`` clipped to the input, divided by that padded
+    length with ``count_include_pad``, else by the values in bounds; ``divisor_override`` replaces both) or an
+    ``nn.AdaptiveAvgPool*d`` (:func:`adaptive_pool_sizes`, each divided by its own size); None without shapes."""
+    from torch import nn
+
+    if in_shape is None or out_shape is None:
+        return None
+    if isinstance(mod, nn.modules.pooling._AdaptiveAvgPoolNd):
+        nd = {"AdaptiveAvgPool1d": 1, "AdaptiveAvgPool2d": 2, "AdaptiveAvgPool3d": 3}.get(type(mod).__name__)
+        if nd is None or len(in_shape) < nd or len(out_shape) < nd:
+            return None
+        sizes, weights = adaptive_pool_sizes(in_shape[-nd:], out_shape[-nd:])
+        return sizes, sizes, weights
+    nd = {"AvgPool1d": 1, "AvgPool2d": 2, "AvgPool3d": 3}.get(type(mod).__name__)
+    if nd is None or len(in_shape) < nd:
+        return None
+    k = _per_dim(mod.kernel_size, nd, "kernel_size")
+    s = _per_dim(mod.stride or mod.kernel_size, nd, "stride")
+    p = _per_dim(mod.padding, nd, "padding")
+    real, div, wts = np.ones(1), np.ones(1), np.ones(1)
+    for n, kk, ss, pp in zip(in_shape[-nd:], k, s, p):
+        m = (n + 2 * pp - kk + (ss - 1 if mod.ceil_mode else 0)) // ss + 1
+        if mod.ceil_mode and (m - 1) * ss >= n + pp:
+            m -= 1
+        if m < 1:
+            return None
+        start = np.arange(m) * ss - pp
+        end = np.minimum(start + kk, n + pp)
+        inb = np.minimum(end, n) - np.maximum(start, 0)
+        real = np.multiply.outer(real, inb).ravel()
+        div = np.multiply.outer(div, (end - start) if mod.count_include_pad else inb).ravel()
+        wts = np.multiply.outer(wts, np.full(m, 1.0 / m)).ravel()
+    if getattr(mod, "divisor_override", None):
+        div = np.full_like(div, float(mod.divisor_override))
+    return real, div, wts
+
+
 def _running_stats(mod) -> bool:
     """True if ``mod`` is a BatchNorm that applies its running statistics (eval mode, statistics tracked): torch's
     own test (``training or running_mean is None and running_var is None``: the batch's statistics)."""
@@ -1351,6 +1414,17 @@ class Propagator:
             if d is not None:
                 extra["d"] = dropout_signal(q, d, mod.p) if self.training else d
             return mu, q * c, extra
+        if isinstance(mod, (nn.modules.pooling._AvgPoolNd, nn.modules.pooling._AdaptiveAvgPoolNd)) and (
+            win := _module_avgpool_windows(mod, in_shape, out_shape)) is not None:  # fmt: skip
+            share = min(max(d / (q - mu * mu), 0.0), 1.0) if d is not None and q > mu * mu else None
+            if groups:
+                extra["groups"] = [(f, *avgpool_window_moments(m, qq, *win, None if share is None
+                                                                else share * (qq - m * m))[:2])
+                                   for f, m, qq in groups]  # fmt: skip
+            mu_p, q_p, d_p = avgpool_window_moments(mu, q, *win, d)
+            if d is not None:
+                extra["d"] = d_p
+            return mu_p, q_p, extra
         if isinstance(mod, (nn.modules.pooling._AvgPoolNd, nn.modules.pooling._AdaptiveAvgPoolNd)):
             k = max(_numel(in_shape) / max(_numel(out_shape), 1), 1.0)
             if groups:
