@@ -2,7 +2,7 @@
 
 The package is callable: ``weightinit.doctor(model, inputs)`` is :func:`weightinit.doctor.api.doctor`
 (imported on first call, so importing weightinit imports no framework).  The framework-neutral
-core (``measure``, ``analytic``, ``diagnose``, ``lsuv``, ``report``, ``chain``) talks to one module
+core (``measure``, ``analytic``, ``diagnose``, ``lsuv``, ``report``, ``stats``, ``graph``) talks to one module
 per framework in :mod:`weightinit.doctor.backends`.
 """
 

@@ -57,7 +57,7 @@ def doctor(model: object, inputs: Any = None, *, targets: Any = None, loss_fn: C
     Runs one batch forward and backward (``inputs``, or synthetic N(0, 1) data of the first layer's shape)
     and records per layer the output mean/std, input-dependent std, dead and saturated fractions,
     ``dL/dy`` std and parameter gradient norms; with ``analytic=True`` also the predicted second
-    moment, gain and chi of each layer (PyTorch: through the traced graph; Keras and Flax: as a chain).  Problems are in ``report.flags``.
+    moment, gain and chi of each layer (PyTorch: through the traced graph; Keras and Flax: through their graphs).  Problems are in ``report.flags``.
     Bad inputs (wrong shape, empty batch, NaN) are reported as flags, never raised.
     """
     return backend_for(model).doctor(model, inputs, targets=targets, loss_fn=loss_fn, analytic=analytic, seed=seed,

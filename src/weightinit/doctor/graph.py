@@ -1,14 +1,14 @@
-"""The doctor and fix on a model's dataflow graph, independent of the framework (Keras functional and subclassed
-models, Flax NNX and Linen).
+"""The doctor and fix on a model's dataflow graph, independent of the framework (Keras functional, subclassed and
+``Sequential`` models, Flax NNX, ``nnx.Sequential`` included, and Linen).
 
 A backend captures its model as a :class:`Graph`: :class:`GNode` objects in an order where every node comes after
 its inputs, each with the node's measured output (one eager forward pass) and the numbers the moment rules need
 (a weight layer's ``sigma_w**2 = E[W**2] * fan_in``, a normalization's ``E[gamma**2]``, an activation's numpy
 function, a concatenation's part sizes).  From it:
 
-* :func:`doctor_graph` measures per node what the chain doctor measures per layer (mean, std, signal, dead and
-  saturated fractions; ``dL/dy`` and the parameter gradients from the backend's one backward pass, the loss of
-  :func:`weightinit.doctor.chain.chain_loss` on each output), then propagates ``(mean, second moment)`` along the
+* :func:`doctor_graph` measures per node (mean, std, signal, dead and saturated fractions:
+  :func:`weightinit.doctor.stats.layer_stats`; ``dL/dy`` and the parameter gradients from the backend's one
+  backward pass, the loss of :func:`weightinit.doctor.stats.backward_loss` on each output), then propagates ``(mean, second moment)`` along the
   edges with the rules of :mod:`weightinit.doctor.analytic` (its :func:`~weightinit.doctor.analytic.add_moments`
   at residual adds, with the cross moment of the branches' Jacobians measured by the framework's forward mode,
   :func:`measured_cross`; :func:`~weightinit.doctor.analytic.concat_moments` at concatenations,
@@ -37,10 +37,10 @@ from typing import Any
 import numpy as np
 
 from weightinit.doctor import analytic as an
-from weightinit.doctor.chain import ModelView, chain_loss, layer_stats, sigma_w2
 from weightinit.doctor.diagnose import diagnose
 from weightinit.doctor.lsuv import lsuv_rescale
 from weightinit.doctor.report import FixReport, Flag, Report
+from weightinit.doctor.stats import ModelView, backward_loss, layer_stats, sigma_w2
 from weightinit.initializers.gains import ACTIVATIONS
 from weightinit.initializers.orthogonal import Orthogonal
 from weightinit.random.streams import Stream
@@ -982,7 +982,7 @@ def _backward(gm: GraphModel, g: Graph, x, targets, seed: int):
     try:
         loss, cots = 0.0, []
         for k, i in enumerate(g.outputs):
-            lk, ck = chain_loss(g.nodes[i].out, targets if k == 0 else None, seed + 1000 * k)
+            lk, ck = backward_loss(g.nodes[i].out, targets if k == 0 else None, seed + 1000 * k)
             loss += lk
             cots.append(ck)
         gm.gradients(x, g, cots)

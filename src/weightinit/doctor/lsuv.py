@@ -14,8 +14,8 @@ Branches: when the model traces with torch.fx, a layer whose output reaches an
 independent branches has the target variance.  Biases, normalization layers
 and tied weights (rescaled once, at their first use) are left alone.
 
-Step 2 is :func:`lsuv_rescale`, shared with the Keras and Flax chains
-(:mod:`weightinit.doctor.chain`).
+Step 2 is :func:`lsuv_rescale`, shared with the Keras and Flax graphs
+(:func:`weightinit.doctor.graph.fix_graph`).
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 The framework-neutral core (:mod:`weightinit.doctor.api`) finds the framework of a model without importing any
 framework that is not already loaded (:func:`weightinit.doctor.api.framework_of`), imports its module from
 :data:`MODULES` and calls the two operations of the protocol.  Each backend module imports its framework;
-Keras and Flax share the chain logic of :mod:`weightinit.doctor.chain` (the layer-level protocol
-:class:`weightinit.doctor.chain.Chain`), PyTorch has its own hooks and torch.fx path.  Adding a framework is one
+Keras and Flax share the graph logic of :mod:`weightinit.doctor.graph` (the protocol
+:class:`weightinit.doctor.graph.GraphModel`), PyTorch has its own hooks and torch.fx path.  Adding a framework is one
 module with ``NAME``, ``doctor`` and ``fix`` plus its line in :data:`MODULES`.
 """
 

@@ -2,7 +2,7 @@
 
 Which view, chosen by :func:`adapter`:
 
-* an **NNX module** (other than a plain ``nnx.Sequential``) is run once with the ``__call__`` of every leaf module
+* an **NNX module** is run once with the ``__call__`` of every leaf module
   intercepted (a module without submodules; ``nnx.MultiHeadAttention`` is a leaf): the calls give the order and
   the tensors, and :func:`weightinit.doctor.graph.link_calls` finds the edges between them (the jax code between
   modules, matched by value: residual adds, concatenations, ``jax.nn`` activations).  The pass runs on a copy
@@ -11,19 +11,14 @@ Which view, chosen by :func:`adapter`:
   added at every call's inputs and output for ``dL/dy``;
 * a **Linen** module is given bound to its variables (``module.bind(variables)``) and analysed the same way, its
   submodule calls intercepted with ``nn.intercept_methods``;
-* an ``nnx.Sequential`` is a chain (below).
+* an ``nnx.Sequential`` is run item by item as its ``__call__`` runs them: its modules intercepted as above, its
+  plain functions (``jax.nn.relu``, a user's own) recorded as calls of their own, so every edge is known.  The input
+  shape, when neither ``inputs`` nor ``input_shape`` is given, is the fan-in of a first item's 2-D kernel.  Any
+  other object with a ``layers`` list of modules and functions is seen as the ``nnx.Sequential`` of them.
 
-The graph logic is :mod:`weightinit.doctor.graph`'s.  The rest of this docstring is about the chain.
-Scope: an ``nnx.Sequential`` (or any module with a ``layers``
-list) whose items are NNX modules or plain callables (``jax.nn.relu``, a
-user's own function), analysed as a chain.  Weight layers are those with a
-``kernel`` parameter (``nnx.Linear``, ``nnx.Conv``), in Flax/Keras layout
-``(..., fan_in, fan_out)``.  Gradients: ``jax.vjp`` layer by layer, each NNX
-module split into its ``nnx.Param`` state (differentiated) and the rest, so
-``grad_norms`` is keyed by the parameter's path in its layer (``kernel``,
-``bias``); the model itself is not changed.
-
-The logic is :mod:`weightinit.doctor.chain`'s; this module is its Flax access.
+The logic is :mod:`weightinit.doctor.graph`'s; this module is its Flax access.  Weight layers are those with a
+``kernel`` parameter (``nnx.Linear``, ``nnx.Conv``), in Flax/Keras layout ``(..., fan_in, fan_out)``;
+``grad_norms`` is keyed by the parameter's path in its module (``kernel``, ``bias``).
 """
 
 from __future__ import annotations
@@ -33,7 +28,6 @@ import numpy as np
 from weightinit.common.errors import InitializerTypeError, InitializerValueError
 from weightinit.doctor import analytic as an
 from weightinit.doctor.backends._common import backend_functions
-from weightinit.doctor.chain import Chain
 from weightinit.doctor.graph import SATURATION, GNode, Graph, GraphModel, batch_of, kernel_stats, link_calls
 
 __all__ = ["adapter", "doctor_flax", "fix_flax"]
@@ -48,112 +42,6 @@ def _set(var, arr) -> None:
         var.set_value(arr)
     else:  # pragma: no cover - older flax
         var.value = arr
-
-
-def _layers(model):
-    layers = getattr(model, "layers", None)
-    if layers is None:
-        raise InitializerTypeError(
-            f"The Flax doctor supports nnx.Sequential-like modules (with a `layers` list); got {type(model).__name__}."
-        )
-    return list(layers)
-
-
-def _phi(layer):
-    import jax.numpy as jnp
-
-    return lambda z: np.asarray(layer(jnp.asarray(np.asarray(z, np.float32))), np.float64)
-
-
-class _Flax(Chain):
-    label = "Flax"
-    seed_by_key = True
-
-    def framework(self) -> str:
-        import flax
-
-        return f"flax {flax.__version__} (nnx)"
-
-    def layers(self) -> list:
-        return _layers(self.model)
-
-    def input_shape(self, input_shape) -> tuple:
-        if input_shape is None:
-            first = _layers(self.model)[0]
-            k = getattr(first, "kernel", None)
-            if k is None or np.ndim(_get(k)) != 2:
-                raise InitializerValueError("Cannot infer the input shape; pass inputs= or input_shape=.")
-            input_shape = (_get(k).shape[0],)
-        return input_shape
-
-    def outputs(self, x):
-        # layer by layer: a failure is reported against its layer, after the statistics of the layers before it
-        outs, h = [], x
-        for i, lay in enumerate(_layers(self.model)):
-            try:
-                h = lay(h)
-            except Exception as e:
-                return outs, (self.name(lay, i), e)
-            outs.append((lay, np.asarray(h, dtype=np.float64)))
-        return outs, None
-
-    def name(self, layer, i: int) -> str:
-        return f"{i}:{getattr(layer, '__name__', type(layer).__name__)}"
-
-    def kind(self, layer) -> str:
-        return type(layer).__name__ if hasattr(layer, "kernel") else getattr(layer, "__name__", "fn")
-
-    def kernel(self, layer):
-        return np.asarray(_get(layer.kernel), dtype=np.float64) if hasattr(layer, "kernel") else None
-
-    def set_kernel(self, layer, k) -> None:
-        import jax.numpy as jnp
-
-        _set(layer.kernel, jnp.asarray(k, jnp.float32))
-
-    def bias_q(self, layer) -> float:
-        b = getattr(layer, "bias", None)
-        return float(np.mean(np.asarray(_get(b), np.float64) ** 2)) if b is not None and _get(b) is not None else 0.0
-
-    def activation(self, layer):
-        # a layer without a kernel is taken as an elementwise function
-        if hasattr(layer, "kernel") or not callable(layer):
-            return None
-        return _phi(layer), self.kind(layer)
-
-    def gradients(self, x, cot):
-        import jax.numpy as jnp
-        from flax import nnx
-
-        import jax
-
-        h, vjps = jnp.asarray(x), []
-        for lay in _layers(self.model):
-            if isinstance(lay, nnx.Module):
-                gd, params, rest = nnx.split(lay, nnx.Param, ...)
-                h, vjp = jax.vjp(lambda p, h, gd=gd, rest=rest: nnx.merge(gd, p, rest)(h), params, h)
-            else:
-                h, vjp = jax.vjp(lambda p, h, lay=lay: lay(h), {}, h)
-            vjps.append((vjp, h.dtype))
-        g, res = None, []
-        for vjp, dtype in reversed(vjps):
-            g = jnp.asarray(cot, dtype) if g is None else g.astype(dtype)
-            gp, g_in = vjp(g)
-            names = nnx.to_flat_state(gp) if isinstance(gp, nnx.State) else []
-            res.append(({".".join(map(str, k)): np.asarray(_get(v)) for k, v in names}, np.asarray(g)))
-            g = g_in
-        return res[::-1]
-
-    def start(self, x):
-        import jax.numpy as jnp
-
-        return jnp.asarray(x)  # eager: the current layer's input
-
-    def advance(self, state, layer):
-        return layer(state)
-
-    def preactivation(self, state, layer) -> np.ndarray:
-        return np.asarray(layer(state), np.float64)
 
 
 # ------------------------------------------------------------------------------------------
@@ -612,6 +500,8 @@ class _NNXGraph(_FlaxGraph):
         for cls in classes:
             cls.__call__ = wrap(cls.__call__)
         try:
+            if isinstance(m, nnx.Sequential):
+                return _run_sequential(m, xs, calls, record)
             return m(*xs)
         finally:
             for cls, orig in saved.items():
@@ -796,20 +686,58 @@ class _LinenGraph(_FlaxGraph):
         self.model = self.module.bind(variables)
 
 
+def _run_sequential(m, xs, calls, record):
+    """An ``nnx.Sequential``'s forward, item by item as its ``__call__`` runs them: modules through their
+    intercepted ``__call__``, plain functions (``jax.nn.relu``, a user's own) as recorded calls of their own
+    (path ``("layers", i)``, kind the function's name), so every edge is known and no activation is guessed."""
+    from flax import nnx
+
+    args = tuple(xs)
+    for i, item in enumerate(m.layers):
+        if isinstance(item, nnx.Module):
+            y = item(*args)
+        else:
+            y, a = calls(lambda *v, f=item: f(*v), args)
+            if record is not None:
+                name = getattr(item, "__name__", None) or type(item).__name__
+                record.append((("layers", i), name, {}, _arrays(a), _first_array(y), item))
+        args = y if isinstance(y, tuple) else (y,)
+    return args[0] if len(args) == 1 else args
+
+
+class _NNXSequential(_NNXGraph):
+    """An ``nnx.Sequential`` (or a module or object with a ``layers`` list, seen as one): its items' calls in
+    order; the input shape is inferred from a first ``Linear``-like item's 2-D kernel when not given."""
+
+    def batch(self, inputs, batch, input_shape, seed):
+        if inputs is None and input_shape is None:
+            first = self.model.layers[0] if len(self.model.layers) else None
+            k = getattr(first, "kernel", None)
+            if k is not None and np.ndim(_get(k)) == 2:
+                input_shape = (int(np.shape(_get(k))[0]),)
+        return super().batch(inputs, batch, input_shape, seed)
+
+
 def adapter(model):
-    """The view of ``model``: a chain for an ``nnx.Sequential`` (or a module with a ``layers`` list of layers and
-    functions), the intercepted calls of its leaf modules otherwise; a bound Linen module through
-    ``nn.intercept_methods``."""
+    """The view of ``model``: the intercepted calls of its leaf modules (an ``nnx.Sequential``: of its items, plain
+    functions included); a bound Linen module through ``nn.intercept_methods``; any other object with a ``layers``
+    list of NNX modules and functions as the ``nnx.Sequential`` of them (the same modules: a fix changes them)."""
     import flax.linen as nn
     from flax import nnx
 
     if isinstance(model, nn.Module):
         return _LinenGraph(model)
     if isinstance(model, nnx.Sequential):
-        return _Flax(model)
+        return _NNXSequential(model)
     if isinstance(model, nnx.Module):
         return _NNXGraph(model)
-    return _Flax(model)
+    layers = getattr(model, "layers", None)
+    if not isinstance(layers, (list, tuple)) or not layers or not all(callable(v) for v in layers):
+        raise InitializerTypeError(
+            "The Flax doctor takes an NNX module, a bound Linen module, or an object with a `layers` list of "
+            f"modules and functions; got {type(model).__name__}."
+        )
+    return _NNXSequential(nnx.Sequential(*layers))
 
 
 doctor_flax, fix_flax, doctor, fix = backend_functions("flax", __name__, adapter)

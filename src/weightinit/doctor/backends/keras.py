@@ -12,23 +12,19 @@ Three ways to see a model, chosen by :func:`adapter`:
 * a **subclassed** model is run once with every leaf layer's ``call`` wrapped (a ``MultiHeadAttention`` is a
   leaf): the calls give the order and the tensors, and :func:`weightinit.doctor.graph.link_calls` finds the edges
   between them (the arithmetic between layers is matched by value: residual adds, concatenations, activations);
-* a ``keras.Sequential`` is a chain of ``model.layers`` (below).
+* a ``keras.Sequential`` is a functional model: the graph Keras built for it (``model._functional``: an ``Input``
+  first), or, not built yet, the graph of its layers called on a ``keras.Input`` of the batch's shape
+  (``inputs``' or ``input_shape``).
 
-The graph logic is :mod:`weightinit.doctor.graph`'s, the chain logic :mod:`weightinit.doctor.chain`'s.  The rest
-of this docstring is about the chain.  Per-layer outputs come from applying the layers one by one in
-eager mode.  Gradients use the active backend's autodiff, layer by layer: jax
-(``jax.vjp`` of each layer's ``stateless_call``), torch (autograd) and
-tensorflow (``tf.GradientTape``); the numpy backend cannot differentiate, so
-there ``grad_std``/``grad_norms`` stay empty and the report says why in its
-notes.  On graphs, the cross moments at residual adds come from the backend's
-forward mode (``jax.jvp``, ``torch.func.jvp``, ``tf.autodiff.ForwardAccumulator``).  Parameter names are the variables' names (``kernel``, ``bias``).
-Weight layers are those with a
-``kernel`` (Dense, Conv*, EinsumDense); the kernel is already in Keras layout
-``(..., fan_in, fan_out)``, so LSUV's orthogonal pre-init is a plain
-:class:`weightinit.Orthogonal` draw.  A Dense/Conv layer with a fused
-activation is analysed as the linear map followed by the activation.
-
-The logic is :mod:`weightinit.doctor.chain`'s; this module is its Keras access.
+The logic is :mod:`weightinit.doctor.graph`'s; this module is its Keras access.  Gradients use the active backend's
+autodiff: jax (``jax.grad`` of the pass inside a ``StatelessScope``), torch (autograd) and tensorflow
+(``tf.GradientTape``); the numpy backend cannot differentiate, so there ``grad_std``/``grad_norms`` stay empty and
+the report says why in its notes.  The cross moments at residual adds come from the backend's forward mode
+(``jax.jvp``, ``torch.func.jvp``, ``tf.autodiff.ForwardAccumulator``).  Parameter names are the variables' names
+(``kernel``, ``bias``).  Weight layers are those with a ``kernel`` (Dense, Conv*, EinsumDense); the kernel is
+already in Keras layout ``(..., fan_in, fan_out)``, so LSUV's orthogonal pre-init is a plain
+:class:`weightinit.Orthogonal` draw.  A Dense/Conv layer with a fused activation is analysed as the linear map
+followed by the activation.
 """
 
 from __future__ import annotations
@@ -37,7 +33,6 @@ import numpy as np
 
 from weightinit.doctor import analytic as an
 from weightinit.doctor.backends._common import backend_functions
-from weightinit.doctor.chain import Chain
 from weightinit.doctor.graph import (
     SATURATION,
     GNode,
@@ -52,10 +47,6 @@ from weightinit.doctor.graph import (
 __all__ = ["adapter", "doctor_keras", "fix_keras"]
 
 _SAT = SATURATION
-
-
-def _layers(model):
-    return [lay for lay in model.layers if type(lay).__name__ != "InputLayer"]
 
 
 def _np(t) -> np.ndarray:
@@ -81,108 +72,6 @@ def _numpy_act(layer):
     return lambda z: np.asarray(ops.convert_to_numpy(fn(ops.convert_to_tensor(np.asarray(z, np.float32)))), np.float64)
 
 
-class _Keras(Chain):
-    label = "Keras"
-
-    def framework(self) -> str:
-        import keras
-
-        return f"keras {keras.__version__} ({keras.backend.backend()})"
-
-    def layers(self) -> list:
-        return _layers(self.model)
-
-    def input_shape(self, input_shape) -> tuple:
-        shape = input_shape
-        if shape is None:
-            try:
-                shape = tuple(self.model.inputs[0].shape[1:])
-            except Exception:
-                shape = None
-        if shape is None or any(s is None for s in shape):
-            from weightinit.common.errors import InitializerValueError
-
-            raise InitializerValueError(
-                "Cannot infer the input shape of this Keras model; pass inputs= or input_shape=."
-            )
-        return shape
-
-    def outputs(self, x):
-        # the whole forward first: a failure anywhere is reported against the model, with no layer statistics
-        try:
-            outs, h = [], x
-            for lay in _layers(self.model):
-                h = lay(h)
-                outs.append((lay, _np(h)))
-        except Exception as e:
-            return None, ("model", e)
-        return outs, None
-
-    def name(self, layer, i: int) -> str:
-        return layer.name
-
-    def kind(self, layer) -> str:
-        return type(layer).__name__
-
-    def kernel(self, layer):
-        k = getattr(layer, "kernel", None)
-        return _np(k) if k is not None else None
-
-    def set_kernel(self, layer, k) -> None:
-        layer.kernel.assign(k.astype(np.float32))
-
-    def bias_q(self, layer) -> float:
-        b = getattr(layer, "bias", None)
-        return float(np.mean(_np(b) ** 2)) if b is not None else 0.0
-
-    def activation(self, layer):
-        act = _act_name(layer)
-        return (_numpy_act(layer), act) if act not in (None, "linear") else None
-
-    def saturation(self, layer):
-        return _SAT.get(_act_name(layer))
-
-    def gradients(self, x, cot):
-        import keras
-
-        backend = keras.backend.backend()
-        if backend == "jax":
-            return _grads_jax(_layers(self.model), x, cot)
-        if backend == "torch":
-            return _grads_torch(_layers(self.model), x, cot)
-        if backend == "tensorflow":
-            return _grads_tf(_layers(self.model), x, cot)
-        raise NotImplementedError(_no_grads(backend))
-
-    def rescale_phi(self, layer, after_kernel: bool):
-        # the analytic fix follows a kernel's output through the Activation layers after it (a linear one
-        # included); Activation layers before the first kernel and other layers leave q alone
-        return _numpy_act(layer) if after_kernel and type(layer).__name__ == "Activation" else None
-
-    def start(self, x):
-        return x, ()  # lazy: the batch and the layers to replay before the current one
-
-    def advance(self, state, layer):
-        x, done = state
-        return x, (*done, layer)
-
-    def preactivation(self, state, layer) -> np.ndarray:
-        import keras
-
-        h, done = state
-        for lay in done:
-            h = lay(h)
-        act = getattr(layer, "activation", None)
-        if act is not None:  # measure the pre-activation of a fused Dense/Conv activation
-            layer.activation = keras.activations.linear
-        try:
-            h = layer(h)
-        finally:
-            if act is not None:
-                layer.activation = act
-        return _np(h)
-
-
 def _param_names(layer) -> list:
     names = [v.name for v in layer.trainable_variables]
     return names if len(set(names)) == len(names) else [v.path for v in layer.trainable_variables]
@@ -192,73 +81,6 @@ def _no_grads(backend: str) -> str:
     if backend == "numpy":
         return "Keras's numpy backend cannot differentiate; use KERAS_BACKEND=jax, torch or tensorflow"
     return f"Keras's {backend} backend is not supported by the doctor's backward pass (jax, torch and tensorflow are)"
-
-
-def _grads_jax(layers, x, cot):
-    import jax.numpy as jnp
-
-    import jax
-
-    h, vjps = jnp.asarray(x), []
-    for lay in layers:
-        tv = [v.value for v in lay.trainable_variables]
-        ntv = [v.value for v in lay.non_trainable_variables]
-        h, vjp = jax.vjp(lambda t, h, lay=lay, ntv=ntv: lay.stateless_call(t, ntv, h)[0], tv, h)
-        vjps.append((lay, vjp, h.dtype))
-    g, res = None, []
-    for lay, vjp, dtype in reversed(vjps):
-        g = jnp.asarray(cot, dtype) if g is None else g.astype(dtype)
-        gt, g_in = vjp(g)
-        res.append(({n: np.asarray(v) for n, v in zip(_param_names(lay), gt)}, np.asarray(g)))
-        g = g_in
-    return res[::-1]
-
-
-def _grads_torch(layers, x, cot):
-    import torch
-
-    params = [[v.value for v in lay.trainable_variables] for lay in layers]
-    device = next((p.device for ps in params for p in ps), None)
-    with torch.enable_grad():
-        # the input requires grad so that every layer output does (a layer may return its input as is)
-        h, hs = torch.as_tensor(x, device=device).requires_grad_(True), []
-        for lay in layers:
-            h = lay(h)
-            hs.append(h)
-        loss = (h * torch.as_tensor(cot, dtype=h.dtype, device=h.device)).sum()
-        flat = list({id(p): p for ps in params for p in ps if p.requires_grad}.values())
-        got = torch.autograd.grad(loss, flat + hs, allow_unused=True)
-    # autograd gives a parameter's total gradient: listed at the layer's first call only (the doctor sums calls)
-    by_id, seen, res = {id(p): g for p, g in zip(flat, got[: len(flat)])}, set(), []
-    for lay, ps, gy in zip(layers, params, got[len(flat) :]):
-        pg = {n: by_id[id(p)].detach().cpu().double().numpy() for n, p in zip(_param_names(lay), ps)
-              if by_id.get(id(p)) is not None and id(lay) not in seen}  # fmt: skip
-        seen.add(id(lay))
-        res.append((pg, gy.detach().cpu().double().numpy() if gy is not None else np.zeros(0)))
-    return res
-
-
-def _grads_tf(layers, x, cot):
-    import tensorflow as tf
-
-    params = [list(lay.trainable_variables) for lay in layers]
-    flat = list({id(v): v for ps in params for v in ps}.values())
-    with tf.GradientTape() as tape:
-        h, hs = tf.convert_to_tensor(x), []
-        tape.watch(h)  # (as on torch: every layer output is then on the tape, an identity layer's included)
-        for lay in layers:
-            h = lay(h)
-            hs.append(h)
-        loss = tf.reduce_sum(h * tf.cast(cot, h.dtype))
-    got = tape.gradient(loss, [v.value for v in flat] + hs)
-    # a variable's total gradient, listed at its layer's first call only (the doctor sums calls)
-    by_id, seen, res = {id(v): gv for v, gv in zip(flat, got[: len(flat)])}, set(), []
-    for lay, ps, gy in zip(layers, params, got[len(flat) :]):
-        pg = {n: np.asarray(by_id[id(v)], np.float64) for n, v in zip(_param_names(lay), ps)
-              if by_id.get(id(v)) is not None and id(lay) not in seen}  # fmt: skip
-        seen.add(id(lay))
-        res.append((pg, np.asarray(gy, np.float64) if gy is not None else np.zeros(np.shape(hs[len(res)]))))
-    return res
 
 
 # ------------------------------------------------------------------------------------------
@@ -907,13 +729,69 @@ def _jvp(fn, arrays, tangents):
     return y, _np(tree.flatten(ty)[0])
 
 
+class _KerasSequential(_KerasGraph):
+    """A ``keras.Sequential``, analysed on the functional graph of its layers like any functional model.
+
+    A built Sequential (an ``Input`` first, or built by Keras) has that graph already (``model._functional``); one
+    that is not built gets it from the input shape of the batch (``inputs``' or ``input_shape``): the layers called
+    once on a ``keras.Input`` of that shape, as in a functional model that shares them (the layers are built, the
+    Sequential itself is left unbuilt).  Kernels, gradients and the fix act on the Sequential's own layers.
+    """
+
+    label = "Keras Sequential"
+
+    def __init__(self, model):
+        super().__init__(model, functional=True)
+        self.label = "Keras Sequential"
+        self.sequential = model
+        self._built: dict = {}
+        fn = getattr(model, "_functional", None)
+        if fn is not None:
+            self.model = fn
+
+    def batch(self, inputs, batch, input_shape, seed):
+        if getattr(self.sequential, "_functional", None) is not None:
+            self.model = self.sequential._functional
+            return super().batch(inputs, batch, input_shape, seed)
+        x = (batch_of(inputs, None, batch, seed) if inputs is not None
+             else batch_of(None, [_sequential_shape(input_shape)], batch, seed))  # fmt: skip
+        if isinstance(x, tuple):
+            from weightinit.common.errors import InitializerValueError
+
+            raise InitializerValueError(f"A keras.Sequential takes one input; got inputs= with {len(x)} arrays.")
+        self.model = self._graph_for(tuple(x.shape[1:]))
+        return x
+
+    def _graph_for(self, shape: tuple):
+        """The functional graph of the Sequential's layers on a ``keras.Input(shape)`` (made once per shape)."""
+        if shape not in self._built:
+            from keras.src.models.functional import Functional
+
+            import keras
+
+            inp = keras.Input(shape)
+            h = inp
+            for lay in self.sequential.layers:
+                h = lay(h)
+            self._built[shape] = Functional(inp, h)
+        return self._built[shape]
+
+
+def _sequential_shape(input_shape) -> tuple:
+    if input_shape is None:
+        from weightinit.common.errors import InitializerValueError
+
+        raise InitializerValueError("Cannot infer the input shape of this Keras model; pass inputs= or input_shape=.")
+    return tuple(input_shape)
+
+
 def adapter(model):
-    """The view of ``model`` the doctor uses: a chain for a ``keras.Sequential``, Keras' graph for a functional
-    model, layer call hooks for a subclassed one."""
+    """The view of ``model`` the doctor uses: Keras' graph for a functional model and for a ``keras.Sequential``
+    (the functional graph of its layers), layer call hooks for a subclassed one."""
     import keras
 
     if isinstance(model, keras.Sequential):
-        return _Keras(model)
+        return _KerasSequential(model)
     from keras.src.models.functional import Functional
 
     if isinstance(model, Functional) and type(model).call is Functional.call:
