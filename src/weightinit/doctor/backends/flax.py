@@ -700,7 +700,7 @@ def _run_sequential(m, xs, calls, record):
             y, a = calls(lambda *v, f=item: f(*v), args)
             if record is not None:
                 name = getattr(item, "__name__", None) or type(item).__name__
-                record.append((("layers", i), name, {}, _arrays(a), _first_array(y), item))
+                record.append((("layers", i), name, {}, _arrays(a), _first_array(y), item, None, None))
         args = y if isinstance(y, tuple) else (y,)
     return args[0] if len(args) == 1 else args
 
