@@ -349,3 +349,12 @@ def test_flax_reflect_and_circular_padding_read_only_real_inputs(padding):
     per = _per_example_q(m(jnp.asarray(x)))
     q, se = float(per.mean()), float(per.std() / math.sqrt(per.size))
     assert abs(s.q_pred - q) <= 5 * se + TOL_WIDTH * q, (s.q_pred, q, se)
+
+
+@pytest.mark.parametrize("bad", ["abc", object()], ids=["str", "object"])
+def test_graph_inputs_that_are_not_numbers_are_named(bad):
+    """``inputs`` that are no array of numbers: the report's error names ``inputs`` and what was received (it once
+    carried NumPy's "could not convert string to float")."""
+    rep = wi.doctor(NNXPaddedConv("SAME"), bad)
+    msgs = [f.message for f in rep.flags if f.severity == "error"]
+    assert msgs and "`inputs` must be an array of numbers" in msgs[0] and type(bad).__name__ in msgs[0], msgs

@@ -261,8 +261,16 @@ def batch_of(inputs, shapes, batch: int, seed: int, keep_int: bool = False):
     for a Flax ``Embed``, which refuses floats), or synthetic N(0, 1) data of the per-example ``shapes``."""
 
     def conv(v):
-        a = np.asarray(v)
-        return a if keep_int and a.dtype.kind in "iu" else np.asarray(a, dtype=np.float32)
+        try:
+            a = np.asarray(v)
+            return a if keep_int and a.dtype.kind in "iu" else np.asarray(a, dtype=np.float32)
+        except (TypeError, ValueError):
+            from weightinit.common.errors import InitializerTypeError
+
+            raise InitializerTypeError(
+                "`inputs` must be an array of numbers (a batch), or a tuple/list of them; received "
+                f"{type(v).__name__} {str(v)[:60]!r}"
+            ) from None
 
     if inputs is not None:
         if isinstance(inputs, (tuple, list)):
