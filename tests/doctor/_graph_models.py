@@ -15,7 +15,9 @@ weight gradient.
   a 2x2 max pooling (in Flax the function ``max_pool``, found by value), a ``head``; torch gets the batch NCHW.
 
 Variants: ``healthy`` (fan-in scaled Gaussian weights, zero biases) and ``broken`` (resnet: ``fc1``'s bias at -10
-kills its ReLU, ``side``'s at -10 saturates its tanh; transformer: ``fc2`` 300 times too large).
+kills its ReLU, ``side``'s at -10 saturates its tanh; transformer: ``fc2`` 300 times too large); the transformer
+also ``causal``: the healthy weights with a causal attention mask, given each framework's way (torch
+``attn_mask``, Keras ``use_causal_mask=True``, Flax ``mask=make_causal_mask(...)``).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ def transformer_weights(variant: str) -> dict:
     w["fc1"] = _linear(rng, E, F, np.sqrt(2))
     w["fc2"] = _linear(rng, F, E, 300.0 if variant == "broken" else 1.0)
     w["head"] = _linear(rng, E, OUT)
+    w["causal"] = variant == "causal"
     return w
 
 
@@ -107,7 +110,8 @@ def torch_transformer(w):
 
         def forward(self, x):
             a = self.ln1(x)
-            h = x + self.attn(a, a, a, need_weights=False)[0]
+            mask = torch.ones(T, T, dtype=torch.bool).triu(1) if w["causal"] else None  # (True: not attended)
+            h = x + self.attn(a, a, a, need_weights=False, attn_mask=mask)[0]
             h = h + self.fc2(self.fc1_gelu(self.fc1(self.ln2(h))))
             return self.head(h)
 
@@ -186,7 +190,7 @@ def keras_transformer(w):
     x = keras.Input((T, E), name="x")
     a = layers.LayerNormalization(epsilon=1e-5, name="ln1")(x)
     mha = layers.MultiHeadAttention(num_heads=H, key_dim=E // H, name="attn")
-    h = layers.Add(name="res1")([x, mha(a, a)])
+    h = layers.Add(name="res1")([x, mha(a, a, use_causal_mask=w["causal"])])
     f = layers.Dense(F, name="fc1")(layers.LayerNormalization(epsilon=1e-5, name="ln2")(h))
     h = layers.Add(name="res2")([h, layers.Dense(E, name="fc2")(layers.Activation("gelu", name="fc1_gelu")(f))])
     m = keras.Model(x, layers.Dense(OUT, name="head")(h))
@@ -246,7 +250,8 @@ def nnx_transformer(w):
             )
 
         def __call__(self, x):
-            h = x + self.attn(self.ln1(x))
+            mask = nnx.make_causal_mask(x[..., 0]) if w["causal"] else None
+            h = x + self.attn(self.ln1(x), mask=mask)
             h = h + self.fc2(gelu(self.fc1(self.ln2(h))))
             return self.head(h)
 
@@ -300,7 +305,8 @@ def linen_transformer(w):
         @nn.compact
         def __call__(self, x):
             a = nn.LayerNorm(epsilon=1e-5, name="ln1")(x)
-            h = x + nn.MultiHeadDotProductAttention(num_heads=H, name="attn")(a, a)
+            mask = nn.make_causal_mask(x[..., 0]) if w["causal"] else None
+            h = x + nn.MultiHeadDotProductAttention(num_heads=H, name="attn")(a, a, mask=mask)
             f = nn.gelu(nn.Dense(F, name="fc1")(nn.LayerNorm(epsilon=1e-5, name="ln2")(h)), approximate=False)
             h = h + nn.Dense(E, name="fc2")(f)
             return nn.Dense(OUT, name="head")(h)
@@ -476,6 +482,7 @@ def graph_of(model, x) -> dict:
     adds = [i for i, n in enumerate(g.nodes) if n.op == "add"]
     return {"edges": {n.name: [g.nodes[j].name for j in n.inputs] for n in g.nodes},
             "args": {n.name: [g.nodes[j].name for j in n.args()] for n in g.nodes if n.call_inputs is not None},
+            "masks": {n.name: n.attn[3].tolist() for n in g.nodes if n.op == "mix" and len(n.attn) > 3},
             "ops": {n.name: n.op for n in g.nodes},
             "pred": {n.name: [float(p[0]), float(p[1])] for n, p in zip(g.nodes, pred)},
             "pred_expected": {n.name: [float(p[0]), float(p[1])] for n, p in zip(g.nodes, expected)},
@@ -537,7 +544,10 @@ def main() -> dict:
     out: dict = {}
     for arch, (weights, builders) in BUILDERS.items():
         x, t = batch_for(arch)
-        for variant in ("healthy", "broken") if arch != "cnn" else ("healthy",):
+        variants = {"cnn": ("healthy",), "transformer": ("healthy", "broken", "causal")}.get(
+            arch, ("healthy", "broken")
+        )
+        for variant in variants:
             w = weights(variant)
             for fw, build in builders.items():
                 m = build(w)

@@ -42,6 +42,7 @@ EXPECTED = {  # the faults _graph_models.py builds in, as (finding, layer)
     ("resnet", "broken"): {("dead", "fc1_relu"), ("saturated", "side_tanh")},
     ("transformer", "healthy"): set(),
     ("transformer", "broken"): {("exploding_activations", "fc2")},
+    ("transformer", "causal"): set(),  # the healthy weights, attention under a causal mask
 }
 
 
@@ -100,6 +101,11 @@ def test_cnn_padding_and_max_pooling_same_numbers_as_torch(reports):
     # (the max pooling is no identity here: 2.6x its input's second moment; the padding rules' and the pooling's
     # accuracy against Monte Carlo: tests/doctor/test_cnn_rules.py)
     assert fx["pool"] > 2 * fx["relu2"]
+
+
+def test_same_numbers_as_torch_layer_by_layer_with_a_causal_mask(reports):
+    # torch attn_mask, Keras use_causal_mask=True, Flax mask=make_causal_mask: the same keys per query everywhere
+    test_same_numbers_as_torch_layer_by_layer(reports, "transformer", "causal")
 
 
 GRAPH_FWS = {"resnet": ["keras", "keras_subclassed", "nnx", "linen"], "transformer": ["keras", "nnx", "linen"]}
@@ -241,7 +247,7 @@ ATTENTION_NODES = {"attn.q": "weight", "attn.k": "weight", "attn.v": "weight", "
 ATTENTION_ARGS = {"keras": ["ln1", "ln1"], "nnx": ["ln1"], "linen": ["ln1", "ln1"]}  # attn(a, a), attn(a), attn(a, a)
 
 
-@pytest.mark.parametrize("variant", ["healthy", "broken"])
+@pytest.mark.parametrize("variant", ["healthy", "broken", "causal"])
 def test_attention_has_the_recorded_torch_graphs_nodes_and_numbers(reports, variant):
     # Keras MultiHeadAttention, NNX MultiHeadAttention and Linen MultiHeadDotProductAttention as the recorded torch
     # graph has nn.MultiheadAttention: the same nodes (q/k/v projections, the mixing, the output projection) with
@@ -252,6 +258,9 @@ def test_attention_has_the_recorded_torch_graphs_nodes_and_numbers(reports, vari
         r = reports["transformer"][variant][fw]
         assert {n: r["ops"].get(n) for n in ATTENTION_NODES} == ATTENTION_NODES, (fw, r["ops"])
         assert r["args"] == {"attn": ATTENTION_ARGS[fw]}, (fw, r["args"])  # the one call placed as several nodes
+        masks = np.asarray(r["masks"]["attn.attention"])  # the distinct (T, T) masks of the allowed keys
+        want = np.ones((1, masks.shape[-1], masks.shape[-1]), bool)
+        assert np.array_equal(masks, np.tril(want) if variant == "causal" else want), (fw, variant, masks)
         for n in ATTENTION_NODES:  # (the recorded graph names the operation's nodes, the module is an alias)
             t = n.replace("attn", "multi_head_attention")
             assert math.isclose(r["pred"][n][1], fx[t], rel_tol=1e-6), (fw, n, r["pred"][n], fx[t])
@@ -307,6 +316,27 @@ def test_nnx_graph_fix_lsuv_and_analytic_hit_their_targets():
         after = {s.name: s.q for s in f.after.layers}
         # fc2 feeds the residual add of two tensors: its target is 1/2, so the sum has unit second moment
         for name, want in (("stem", 1.0), ("fc1", 1.0), ("fc2", 0.5), ("side", 1.0), ("head", 1.0)):
+            assert abs(after[name] / want - 1) < 0.12, (mode, name, after[name])
+
+
+def test_nnx_graph_fix_rescales_the_attention_projections():
+    # the q/k/v and output projections are weight nodes with their kernels: LSUV and the analytic fix rescale them
+    # (read as (E, heads * head dim) / (heads * head dim, E) matrices and written back in Flax's shapes)
+    gm = _nnx()
+    import weightinit as wi
+
+    x = np.random.default_rng(6).standard_normal((256, gm.T, gm.E)).astype(np.float32)
+    w = gm.transformer_weights("healthy")
+    w = {k: (v[0] * 0.2, v[1]) if isinstance(v, tuple) else v for k, v in w.items()}  # 5x too small
+    for mode in ("lsuv", "analytic"):
+        m = gm.nnx_transformer(w)
+        shapes = {r: getattr(m.attn, r).kernel.get_value().shape for r in ("query", "key", "value", "out")}
+        f = wi.fix(m, mode, x)
+        assert {"attn.q.kernel", "attn.k.kernel", "attn.v.kernel", "attn.kernel"} <= set(f.scales), f.scales
+        assert {r: getattr(m.attn, r).kernel.get_value().shape for r in shapes} == shapes
+        after = {s.name: s.q for s in f.after.layers}
+        # attn (the output projection) feeds the residual add of two tensors: its target is 1/2
+        for name, want in (("attn.q", 1.0), ("attn.k", 1.0), ("attn.v", 1.0), ("attn", 0.5)):
             assert abs(after[name] / want - 1) < 0.12, (mode, name, after[name])
 
 

@@ -150,36 +150,37 @@ def _attention_positional(fn, mod, args, kwargs):
     return pos, {**b, **rest}
 
 
-class _AttentionFn:
-    """Wraps an attention module's ``attention_fn`` for one call: records what it is handed (the projected query,
-    key and value, the mask, the dropout rate and whether it is deterministic, ``is_causal``) and returns (the
-    heads before the output projection)."""
+def _recording(fn, log: list):
+    """``fn`` (an attention module's ``attention_fn``) that also appends to ``log`` what it is handed (the projected
+    query, key and value, the mask, the dropout rate and whether it is deterministic, ``is_causal``) and returns
+    (the heads before the output projection).  It keeps ``fn``'s signature: Linen passes only the keywords the
+    function declares."""
+    import functools
 
-    def __init__(self, fn):
-        self.fn, self.entry = fn, None
-
-    def __call__(self, query, key, value, *args, **kwargs):
-        y = self.fn(query, key, value, *args, **kwargs)
-        self.entry = {"q": query, "k": key, "v": value, "mask": kwargs.get("mask"), "bias": kwargs.get("bias"),
-                      "p": float(kwargs.get("dropout_rate", 0.0) or 0.0),
-                      "deterministic": bool(kwargs.get("deterministic", True)),
-                      "causal": bool(kwargs.get("is_causal", False)), "out": y}  # fmt: skip
+    @functools.wraps(fn)
+    def attention_fn(query, key, value, *args, **kwargs):
+        y = fn(query, key, value, *args, **kwargs)
+        log.append({"q": query, "k": key, "v": value, "mask": kwargs.get("mask"), "bias": kwargs.get("bias"),
+                    "p": float(kwargs.get("dropout_rate", 0.0) or 0.0),
+                    "deterministic": bool(kwargs.get("deterministic", False)),
+                    "causal": bool(kwargs.get("is_causal", False)), "out": y})  # fmt: skip
         return y
+
+    return attention_fn
 
 
 def _with_attention_log(mod, run):
-    """``(run(), entry)``: ``run`` with ``mod.attention_fn`` wrapped (:class:`_AttentionFn`), on the instance."""
+    """``(run(), entry)``: ``run`` with ``mod.attention_fn`` wrapped (:func:`_recording`), on the instance."""
     d = vars(mod)
     if "attention_fn" not in d:
         return run(), None
-    orig = d["attention_fn"]
-    rec = _AttentionFn(orig)
-    d["attention_fn"] = rec
+    orig, log = d["attention_fn"], []
+    d["attention_fn"] = _recording(orig, log)
     try:
         y = run()
     finally:
         d["attention_fn"] = orig
-    entry = rec.entry
+    entry = log[-1] if log else None
     if entry is not None:
         entry["default_fn"] = getattr(orig, "__name__", "") in _DEFAULT_ATTENTION
     return y, entry
