@@ -366,3 +366,30 @@ def test_average_pooling_divides_by_the_window_not_the_size_ratio(per_example_q,
         an._module_avgpool_windows = saved
     old_bad, old_worst = _check(old, got)
     assert not old_off or (old_bad and old_worst > 1.2), (old_bad, old_worst)
+
+
+def _torch_window_sizes(pool_args, in_size):
+    """``(sizes, weights)`` of the real values per window, counted by torch itself (an average pooling of ones that
+    counts the padding, times the window's size)."""
+    k, s, p = pool_args
+    ones = torch.ones(1, 1, *in_size, dtype=torch.float64)
+    n = nn.functional.avg_pool2d(ones, k, s, p, count_include_pad=True) * (k * k)
+    vals, counts = torch.unique(n.round(), return_counts=True)
+    return vals.numpy(), (counts / counts.sum()).numpy()
+
+
+@pytest.mark.parametrize("cls", [nn.MaxPool2d, nn.AdaptiveMaxPool2d])
+def test_unbatched_input_to_a_2d_max_pooling_has_two_spatial_dimensions(cls):
+    """``MaxPool2d(3, 2, 1)`` (an int kernel) on an unbatched ``(C, H, W)`` input pools over H and W, as on a batch
+    (the spatial dimensions were taken from the input's rank: W only, windows of 2 and 3 values, not 4, 6 and 9)."""
+    mod = cls(3, 2, 1) if cls is nn.MaxPool2d else cls((2, 3))
+    x = torch.randn(4, 8, 7)
+    y = mod(x)
+    unbatched = an._module_pool_sizes(mod, tuple(x.shape), tuple(y.shape))
+    batched = an._module_pool_sizes(mod, (2, *x.shape), (2, *y.shape))
+    assert unbatched is not None and all(np.array_equal(u, b) for u, b in zip(unbatched, batched))
+    if cls is nn.MaxPool2d:
+        want = _torch_window_sizes((3, 2, 1), (8, 7))
+    else:  # 8 -> 2: 4 and 4 values; 7 -> 3: 3, 3 and 3 values
+        want = (np.array([12.0]), np.array([1.0]))
+    assert np.array_equal(unbatched[0], want[0]) and np.allclose(unbatched[1], want[1]), (unbatched, want)

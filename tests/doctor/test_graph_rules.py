@@ -18,6 +18,7 @@ id.  The table below has offsets ``c_j ~ N(0, 1)`` and spread ``0.1``: the old r
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -169,6 +170,16 @@ def test_nnx_eval_batchnorm_applies_its_running_statistics(nets):
         old = float(np.mean(np.square(v["scale"])) + np.mean(np.square(v["bias"])))
         ok, q, tol = _within(old, _per_example_q(parts[bn]))
         assert not ok, (bn, old, q, tol)
+
+
+def test_nnx_eval_batchnorm_reads_its_statistics_without_deprecated_access(nets):
+    """The running statistics are read without ``.value`` on an NNX variable, which NNX deprecates (a warning on
+    every eval BatchNorm of every report)."""
+    m = nnx_net(nets[3])
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        wi.doctor(m, nets[2])
+    assert not [str(w.message) for w in seen if "deprecated" in str(w.message).lower()]
 
 
 def test_linen_running_average_batchnorm_gives_the_same_numbers(nets):

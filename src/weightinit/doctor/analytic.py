@@ -1205,6 +1205,16 @@ def _module_padding(mod, in_shape):
                         mod.dilation)  # fmt: skip
 
 
+#: the spatial dimensions of torch's pooling modules, by class name
+_POOL_DIMS = {f"{kind}Pool{n}d": n for n in (1, 2, 3)
+              for kind in ("Max", "AdaptiveMax", "Avg", "AdaptiveAvg", "LP")}  # fmt: skip
+
+
+def _pool_dims(mod) -> int | None:
+    """The spatial dimensions of a torch pooling module (its class or the torch class it derives from), or None."""
+    return next((_POOL_DIMS[c.__name__] for c in type(mod).__mro__ if c.__name__ in _POOL_DIMS), None)
+
+
 def _module_pool_sizes(mod, in_shape, out_shape):
     """:func:`pool_window_sizes` of an ``nn.MaxPool*d`` / ``nn.AdaptiveMaxPool*d`` (its values per window, padding
     excluded), or None without shapes."""
@@ -1212,11 +1222,12 @@ def _module_pool_sizes(mod, in_shape, out_shape):
 
     if in_shape is None or out_shape is None:
         return None
-    nd = len(in_shape) - 2 if len(in_shape) >= 3 else len(in_shape) - 1
+    nd = _pool_dims(mod)  # from the class: an unbatched (C, H, W) input to a MaxPool2d has 2 too
+    if nd is None or len(in_shape) < nd or len(out_shape) < nd:
+        return None
     if isinstance(mod, nn.modules.pooling._AdaptiveMaxPoolNd):
         return adaptive_pool_sizes(in_shape[-nd:], out_shape[-nd:])
     k = mod.kernel_size
-    nd = len(k) if isinstance(k, tuple) else nd
     return pool_window_sizes(conv_windows(tuple(in_shape[-nd:]), k, mod.stride or k, mod.padding, mod.dilation,
                                           mod.ceil_mode))  # fmt: skip
 

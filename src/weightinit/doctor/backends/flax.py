@@ -245,11 +245,14 @@ def _running(mod, stats) -> dict:
     axis = getattr(mod, "axis", -1)
     if type(mod).__name__ != "BatchNorm" or not isinstance(axis, int) or "mean" not in stats or "var" not in stats:
         return {}
-    return {"running_mean": np.asarray(_get(stats["mean"]) if hasattr(stats["mean"], "value") else stats["mean"],
-                                       np.float64),
-            "running_var": np.asarray(_get(stats["var"]) if hasattr(stats["var"], "value") else stats["var"],
-                                      np.float64),
+    return {"running_mean": _plain(stats["mean"]), "running_var": _plain(stats["var"]),
             "epsilon": float(getattr(mod, "epsilon", 1e-5)), "axis": axis}  # fmt: skip
+
+
+def _plain(x) -> np.ndarray:
+    """``x`` as a float64 array: an NNX variable's value (read with :func:`_get`; asking the instance for
+    ``.value``, even through ``hasattr``, raises NNX's deprecation warning, so the class is asked) or ``x``."""
+    return np.asarray(_get(x) if hasattr(x, "get_value") or hasattr(type(x), "value") else x, np.float64)
 
 
 def _arrays(args) -> list:
