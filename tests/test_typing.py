@@ -2,7 +2,8 @@
 
 The checked files (``include`` there) are the framework-free core, the package root, the framework
 adapters (torch/, jax/, haiku/, keras/, against each framework's own stubs), the torch and JAX executors,
-artifacts, the CLI, the doctor's API, reports and torch backend, and tests/typecheck/public_api.py:
+artifacts, the CLI, the doctor (its core and its torch, Keras and Flax backends) and
+tests/typecheck/public_api.py:
 uses of the API pyright must accept, and mistakes (a mode outside the ``Literal``, a non-callable
 initializer) it must reject -- an unneeded ``# pyright: ignore`` is an error there, so the check
 fails if an annotation stops catching a mistake.  pyright reads the frameworks' stubs, which takes
@@ -46,10 +47,11 @@ def test_pyright_is_clean_on_the_public_api():
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
-def test_the_type_check_covers_the_core_the_adapters_artifacts_and_the_cli():
+def test_the_type_check_covers_the_core_the_adapters_artifacts_the_cli_and_the_doctor():
     tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
     include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pyright"]["include"]
-    packages = ("common", "random", "initializers", "registry", "torch", "jax", "haiku", "keras", "artifact", "cli")
+    packages = ("common", "random", "initializers", "registry", "torch", "jax", "haiku", "keras", "artifact", "cli",
+                "doctor")  # fmt: skip
     for package in packages:
         assert f"src/weightinit/{package}" in include, include
         assert (ROOT / "src/weightinit" / package / "__init__.py").is_file(), package

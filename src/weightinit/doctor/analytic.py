@@ -71,6 +71,7 @@ difference of two nearly equal quadratures); normalizations, adds, products and 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -762,7 +763,13 @@ def dropout_signal(q: float, d: float, p: float) -> float:
 # ------------------------------------------------------------------------------------------
 
 
-def _per_dim(v, n: int, name: str) -> tuple:
+#: a window's size, stride or dilation: one int for every spatial dimension, or one per dimension
+PerDim = int | Sequence[int]
+#: zero padding as :func:`conv_pads` reads it: an int, one per dimension, ``(low, high)`` pairs, or a mode name
+Padding = int | str | Sequence[int] | Sequence[tuple[int, int]]
+
+
+def _per_dim(v: PerDim, n: int, name: str) -> tuple[int, ...]:
     if isinstance(v, (int, np.integer)):
         return (int(v),) * n
     v = tuple(int(a) for a in v)
@@ -773,7 +780,8 @@ def _per_dim(v, n: int, name: str) -> tuple:
     return v
 
 
-def conv_pads(padding, in_size, kernel, stride=1, dilation=1) -> list[tuple[int, int]]:
+def conv_pads(padding: Padding, in_size: Sequence[int], kernel: PerDim, stride: PerDim = 1,
+              dilation: PerDim = 1) -> list[tuple[int, int]]:  # fmt: skip
     """The zero padding ``(low, high)`` of each spatial dimension of a convolution or pooling window.
 
     ``padding``: an int (the same on both sides of every dimension), one per dimension, ``(low, high)`` pairs, or
@@ -815,7 +823,8 @@ def conv_pads(padding, in_size, kernel, stride=1, dilation=1) -> list[tuple[int,
     return [(int(a), int(a)) if isinstance(a, (int, np.integer)) else (int(a[0]), int(a[1])) for a in items]
 
 
-def conv_windows(in_size, kernel, stride=1, padding=0, dilation=1, ceil_mode: bool = False) -> list:
+def conv_windows(in_size: Sequence[int], kernel: PerDim, stride: PerDim = 1, padding: Padding = 0, dilation: PerDim = 1,
+                 ceil_mode: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
     """Which taps of a window read inside the input, per spatial dimension: ``[(masks, weights)]``, ``masks`` the
     distinct in-bounds patterns ``(P, k)`` (bool) over the dimension's output positions and ``weights`` the fraction
     of positions with each.  The patterns of a position are the product of its dimensions' (zero padding and
@@ -846,7 +855,8 @@ def conv_windows(in_size, kernel, stride=1, padding=0, dilation=1, ceil_mode: bo
     return out
 
 
-def padding_fraction(in_size, kernel, stride=1, padding=0, dilation=1) -> float:
+def padding_fraction(in_size: Sequence[int], kernel: PerDim, stride: PerDim = 1, padding: Padding = 0,
+                     dilation: PerDim = 1) -> float:  # fmt: skip
     r"""The mean over a convolution's output positions of the share of its kernel's taps that read inside the
     input (the rest read zero padding): the factor on ``sigma_w**2`` of a zero-padded convolution.
 
@@ -1311,7 +1321,7 @@ class Propagator:
         self.fix = fix
         self.scales: dict[str, float] = {}
         self.notes: list[str] = []
-        self.unstable: dict[str, str] = {}
+        self.unstable: dict[str, tuple[str, str]] = {}  # key -> (layer name, message)
         #: set by the graph walk: the current node's input comes straight from a normalization, which resets
         #: the second moment every layer, so an activation there cannot make the depth recursion unstable
         self.input_normed = False
@@ -1324,7 +1334,7 @@ class Propagator:
         self.amplification = 1.0
         #: set by the graph walk: ``(phi, mu, q, d, groups)`` when the current node's input is a non-decreasing
         #: activation of a tracked pre-activation (max pooling takes the max before ``phi``), else None
-        self.pre_act = None
+        self.pre_act: tuple | None = None
 
     # one module, given its input moments and shapes; returns (mu, q, gain_info); gain_info["d"] is the output's
     # input-dependent variance (the signal squared) from the input's ``d`` (None: not tracked)
@@ -1561,8 +1571,7 @@ def analyze_graph(gm, model, x_mu: float, x_q: float, *, fix: bool = False, targ
         if n.op == "output" or n.op == "get_attr":
             if n.op == "get_attr":
                 try:
-                    t = gm.get_parameter(n.target) if "." in n.target or True else None
-                    t = t.detach().double()
+                    t = gm.get_parameter(n.target).detach().double()
                     env[n] = (float(t.mean()), float((t * t).mean()))
                     sig[n] = 0.0  # a parameter: the same for every input
                 except Exception:
@@ -1620,7 +1629,7 @@ def analyze_graph(gm, model, x_mu: float, x_q: float, *, fix: bool = False, targ
                 d2 = add_signal(sig.get(a, 0.0), sig.get(b, 0.0), d_src * jd, sgn)
                 ga, gb = groups.get(a), groups.get(b)
                 if ga or gb:  # per group, the cross covariance shared evenly
-                    ga = ga or [(f, *env[a]) for f, _, _ in gb]
+                    ga = ga or [(f, *env[a]) for f, _, _ in gb or ()]
                     gb = gb or [(f, *env[b]) for f, _, _ in ga]
                     if [f for f, _, _ in ga] == [f for f, _, _ in gb]:
                         g_out = [(f, *add_moments((m, qq), (m2, qq2), m * m2 + v_src * jd, sgn))
@@ -1703,6 +1712,8 @@ def analyze_graph(gm, model, x_mu: float, x_q: float, *, fix: bool = False, targ
                     args = [t if (isinstance(a, torch.fx.Node) and a is src) else a for a in n.args]
                     if n.op == "call_method":
                         return getattr(args[0], n.target)(*args[1:], **n.kwargs)
+                    if fn is None:
+                        raise TypeError(f"{n.op} node {n.name} is not a function call")
                     return fn(*args, **n.kwargs)
 
                 if len(targs) == 1 and out_shape == in_shape and _elementwise(call):
@@ -1802,7 +1813,8 @@ def _functional_running_stats(gm, n):
         if a is None and k.startswith("running"):
             return None
         out.append(None if a is None else _np64(a))
-    return (*out, float(got.get("eps", 1e-5)))
+    running_mean, running_var, weight, bias = out
+    return running_mean, running_var, weight, bias, float(got.get("eps", 1e-5))
 
 
 def _is_norm_node(n, mods) -> bool:
@@ -2138,6 +2150,7 @@ def analyze_torch(model, inputs=None, *, input_shape=None, batch: int = 64, seed
                 )
             )  # fmt: skip
     elif gm is None:
+        assert err is not None  # trace_torch gives (layer, message) when it gives no graph
         where, msg = err
         if rec_err:
             msg = f"{msg}; the recorded forward pass failed too: {rec_err}"

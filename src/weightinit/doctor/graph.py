@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import abc
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -160,7 +161,7 @@ class GraphModel(ModelView):
     """How the graph doctor sees one framework's model (subclassed by each backend)."""
 
     @abc.abstractmethod
-    def batch(self, inputs, batch: int, input_shape, seed: int):
+    def batch(self, inputs, batch: int, input_shape, seed: int) -> np.ndarray | tuple[np.ndarray, ...]:
         """``inputs`` as float32 numpy (a tuple for several inputs), or a synthetic N(0, 1) batch; raises if the
         shape cannot be inferred."""
 
@@ -213,7 +214,7 @@ def kernel_stats(k: np.ndarray, bias=None, rows: bool = True) -> dict:
 
     k = np.asarray(k, np.float64)
     b = None if bias is None else np.asarray(bias, np.float64)
-    out = {"sigma_w2": float(np.mean(k * k)) * input_size(k.shape), "weight_norm": float(np.linalg.norm(k)),
+    out: dict[str, Any] = {"sigma_w2": float(np.mean(k * k)) * input_size(k.shape), "weight_norm": float(np.linalg.norm(k)),
            "qb": float(np.mean(b * b)) if b is not None else 0.0, "mb": float(b.mean()) if b is not None else 0.0}  # fmt: skip
     if rows and k.ndim >= 2:
         r = k.reshape(-1, k.shape[-1]).sum(0)
@@ -281,7 +282,7 @@ def batch_of(inputs, shapes, batch: int, seed: int, keep_int: bool = False):
     return xs[0] if len(xs) == 1 else xs
 
 
-def _first(x):
+def _first(x: np.ndarray | tuple[np.ndarray, ...]) -> np.ndarray:
     return x[0] if isinstance(x, tuple) else x
 
 
@@ -410,8 +411,10 @@ def link_calls(inputs: list, records: list, outputs: list, *, acts=LINK_ACTS, to
         if pos == d and len(parts) >= 2:
             return register(GNode(fresh("concat"), "concat", "concat", parts, out=uv), None)
         del nodes[state[0] :], vals[state[2] :]  # roll back the parts found on the way
-        by_id.clear(), by_id.update(state[1])
-        counts.clear(), counts.update(state[3])
+        by_id.clear()
+        by_id.update(state[1])
+        counts.clear()
+        counts.update(state[3])
         return None
 
     for name, arr in inputs:
@@ -445,7 +448,7 @@ POOLINGS = tuple((k, st, p) for k in (2, 3) for st in dict.fromkeys((k, 2, 1)) f
 _MONOTONE_ACTS = ("relu", "tanh", "sigmoid", "softplus", "elu", "selu", "relu6")
 
 
-def _pool_np(x: np.ndarray, how: str, k=None, s=None, pads=None, t=None):
+def _pool_np(x: np.ndarray, how: str, k=None, s=None, pads: Sequence[tuple[int, int]] = (), t=None):
     """Max (padding -inf) or average (padding counted as zeros: Flax's ``count_include_pad=True``) pooling of a
     channels-last ``x`` over its spatial axes (``k`` None: global, the axes dropped), and of a tangent ``t`` (the
     max's at the argmax); returns ``(pooled x, pooled t or None)``."""
@@ -482,7 +485,7 @@ def _find_pooling(uv: np.ndarray, vals: list, acts, register, act_node, fresh):
     cands = [(i, v) for i, v in reversed(vals) if v.ndim >= 3 and (v.ndim == uv.ndim or uv.ndim == 2)
              and v.shape[0] == uv.shape[0] and v.shape[-1] == uv.shape[-1] and v.shape != uv.shape][:_MAX_CANDIDATES]  # fmt: skip
     for i, v in cands:
-        configs = [(None, None, None)] if uv.ndim == 2 else []
+        configs: list[tuple[Any, Any, Any]] = [(None, None, None)] if uv.ndim == 2 else []  # (k, stride, pads)
         want = uv.shape[1:-1] if uv.ndim == v.ndim else (1,) * (v.ndim - 2)  # (B, C): pooled to 1 x 1, flattened
         if uv.ndim == v.ndim or uv.ndim == 2:
             for k, st, p in POOLINGS:
@@ -572,7 +575,12 @@ def _size(n: GNode) -> int:
     return int(np.prod(s[1:])) if len(s) >= 2 else 1
 
 
-def propagate(g: Graph, x_moments: list, *, on_weight=None, cross=None) -> list:
+#: the measured cross moments of :func:`propagate`: ``{add node: (source node, mean diagonal of E[J_a J_b^T])}``,
+#: a function of the add node giving that pair (or None), or None (the independence rule)
+Cross = Callable[[int], tuple[int, float] | None] | dict[int, tuple[int, float]] | None
+
+
+def propagate(g: Graph, x_moments: list, *, on_weight=None, cross: Cross = None) -> list:
     """``[(mu, q, chi, sigma_w2 on the path, groups, d, token Gram)]`` per node; ``on_weight(i, node, mu_in,
     q_in)`` is called before a weight node's rule (the fix rescales there).  ``x_moments``: ``(mu, q)``, ``(mu, q,
     d)`` or ``(mu, q, d, token Gram)`` per input node, in order.  ``d`` is the input-dependent variance (the
@@ -842,10 +850,19 @@ def jacobian_cross(gm: GraphModel, g: Graph, x, i: int, *, probes: int = 4096, s
     return src, total / rounds
 
 
-def measured_cross(gm: GraphModel, g: Graph, x, *, seed: int = 0, notes: list | None = None, estimate=None):
+class ParamCount(Protocol):
+    """What :func:`measured_cross` needs of a model view: its number of parameter values."""
+
+    def param_count(self) -> int: ...
+
+
+def measured_cross(gm: ParamCount, g: Graph, x, *, seed: int = 0, notes: list | None = None,
+                   estimate: Callable[..., tuple[int, float] | None] | None = None) -> Cross:  # fmt: skip
     """The ``cross`` of :func:`propagate` from this model's weights: a function of an add node, measured when the
-    walk reaches it (``estimate(gm, g, x, i, seed=)``, default :func:`jacobian_cross`; the torch recorded graph
-    passes its own replay, :func:`weightinit.doctor.backends.torchgraph.recorded_jacobian_cross`); where the
+    walk reaches it (``estimate(gm, g, x, i, seed=)``, default :func:`jacobian_cross`, which needs a
+    :class:`GraphModel`; the torch recorded graph passes its own replay,
+    :func:`weightinit.doctor.backends.torchgraph.recorded_jacobian_cross`, and any ``gm`` with a
+    ``param_count()``); where the
     framework cannot differentiate forward, or the model is above
     :data:`weightinit.doctor.analytic.CROSS_BUDGET`, the independence rule, with a line in ``notes``."""
     notes = [] if notes is None else notes
@@ -858,11 +875,12 @@ def measured_cross(gm: GraphModel, g: Graph, x, *, seed: int = 0, notes: list | 
                      "weightinit.doctor.analytic.CROSS_BUDGET to measure them)")  # fmt: skip
         return None
     done: dict = {}
+    run: Callable[..., tuple[int, float] | None] = estimate or jacobian_cross
 
-    def cross(i):
+    def cross(i: int) -> tuple[int, float] | None:
         if i not in done:
             try:
-                done[i] = (estimate or jacobian_cross)(gm, g, x, i, seed=seed)
+                done[i] = run(gm, g, x, i, seed=seed)
             except Exception as e:
                 done[i] = None
                 why = str(e) if isinstance(e, NotImplementedError) else f"{type(e).__name__}: {e}"
@@ -897,7 +915,7 @@ def _gram(r, t: int):
     return g if g.shape == (t, t) else None
 
 
-def _token_cross(g: Graph, n: GNode, op: str, ins: list, mu0: float, tc_in, mu: float):
+def _token_cross(g: Graph, n: GNode, op: str, ins: list, mu0: float, tc_in, mu: float) -> np.ndarray | None:
     """The token Gram ``E[y_t y_s]`` (per element, ``(T, T)``) of node ``n``'s output before its activation, or
     None (independent tokens).  Carried only once some tensor has one (a constant with positions, or attention's
     output), for attention (``mix``) to average over.  Position-wise rules on every entry: a weight layer maps it
@@ -918,17 +936,21 @@ def _token_cross(g: Graph, n: GNode, op: str, ins: list, mu0: float, tc_in, mu: 
     if not grams:
         return None
     t = grams[0].shape[0]
-    gs = [_gram(r, t) for r in ins]
-    if any(x is None for x in gs):
+    got = [_gram(r, t) for r in ins]
+    gs = [x for x in got if x is not None]
+    if len(gs) < len(got):
         return None
     if op in ("identity", "opaque", "maxpool", "avgpool", "act"):
         return gs[0]
     if op == "weight":
+        sw = n.sigma_w2
+        if sw is None:  # a weight node without its statistics: independent tokens
+            return None
         a = gs[0] - mu0 * mu0
         if n.rows is None:
-            return n.sigma_w2 * gs[0] + n.qb
+            return sw * gs[0] + n.qb
         _r1, r2, rb = n.rows
-        return a * n.sigma_w2 + mu0 * mu0 * r2 + 2 * mu0 * rb + n.qb
+        return a * sw + mu0 * mu0 * r2 + 2 * mu0 * rb + n.qb
     if op == "add":
         signs = n.signs or [1] * len(ins)
         acc_mu, acc = ins[0][0], gs[0]
@@ -944,7 +966,7 @@ def _token_cross(g: Graph, n: GNode, op: str, ins: list, mu0: float, tc_in, mu: 
         return n.qg * (gs[0] - m * m) / np.maximum(np.outer(sd, sd), 1e-300) + n.qb
     if op == "concat":
         sizes = [_size(g.nodes[j]) for j in n.inputs]
-        return sum(sz * gr for sz, gr in zip(sizes, gs)) / max(sum(sizes), 1)
+        return sum((sz * gr for sz, gr in zip(sizes, gs)), np.zeros((t, t))) / max(sum(sizes), 1)
     return None
 
 

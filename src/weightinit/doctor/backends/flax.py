@@ -23,6 +23,9 @@ The logic is :mod:`weightinit.doctor.graph`'s; this module is its Flax access.  
 
 from __future__ import annotations
 
+import abc
+from typing import Any
+
 import numpy as np
 
 from weightinit.common.errors import InitializerTypeError, InitializerValueError
@@ -338,6 +341,11 @@ class _FlaxGraph(GraphModel):
 
     seed_by_key = True
 
+    @abc.abstractmethod
+    def _run(self, params, xs, eo, ei, record, hook=None) -> Any:
+        """The model's outputs on ``xs`` (NNX and Linen each run their model their way; ``record`` collects the
+        calls, ``hook`` sees each one)."""
+
     def batch(self, inputs, batch, input_shape, seed):
         if inputs is None:
             if input_shape is None:
@@ -536,7 +544,7 @@ class _NNXGraph(_FlaxGraph):
         gp, geo, gei = jax.grad(loss, argnums=(0, 1, 2))(params, eo, ei)
         self._fill(g, geo, gei, [(k, _get(v)) for k, v in nnx.to_flat_state(gp)])
 
-    def _module(self, node):
+    def _module(self, node) -> Any:  # the nnx.Module at the node's path (Linear, Conv, ...: its own class)
         from flax import nnx
 
         for path, m in nnx.iter_modules(self.model):

@@ -29,6 +29,8 @@ followed by the activation.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 from weightinit.doctor import analytic as an
@@ -130,6 +132,8 @@ def _conv_windows(op, x: np.ndarray, pool: bool = False):
         return None
     sp = x.shape[2:] if getattr(op, "data_format", "channels_last") == "channels_first" else x.shape[1:-1]
     k = getattr(op, "kernel_size", None) or getattr(op, "pool_size", None)
+    if k is None:
+        return None
     return an.conv_windows(tuple(sp), tuple(k), tuple(op.strides), pad,
                            tuple(getattr(op, "dilation_rate", None) or (1,) * len(sp)))  # fmt: skip
 
@@ -150,7 +154,7 @@ def _rule(op, ins: list, out: np.ndarray) -> dict:
         if windows is not None:  # zero padding: the taps in bounds at each output position
             fields["pad"], fields["rows"] = an.padded_kernel_moments(_np(k), windows, _np(b) if b is not None else None)
         return {"op": "weight", **fields,
-                "phi": _numpy_act(op) if fused else None, "act": act if fused else None, "sat": _SAT.get(act)}  # fmt: skip
+                "phi": _numpy_act(op) if fused else None, "act": act if fused else None, "sat": _SAT.get(act or "")}  # fmt: skip
     if cls in ("Add", "Subtract") and len(ins) >= 2:
         return {"op": "add", "signs": [1, -1] if cls == "Subtract" else None}
     if cls == "Multiply" and len(ins) == 2:
@@ -607,7 +611,8 @@ class _KerasGraph(GraphModel):
             flat_ei = [e for row in ei for e in row]
         with torch.enable_grad(), keras.StatelessScope():
             outs = self._run(xs, eo, ei)
-            loss = sum((o * torch.as_tensor(c, dtype=o.dtype, device=o.device)).sum() for o, c in zip(outs, cots))
+            loss = cast(torch.Tensor, sum((o * torch.as_tensor(c, dtype=o.dtype, device=o.device)).sum()
+                                          for o, c in zip(outs, cots)))  # a sum of tensors  # fmt: skip
             want = [p for p in params if p.requires_grad]
             got = torch.autograd.grad(loss, want + eo + flat_ei, allow_unused=True)
         byp = {id(p): gp for p, gp in zip(want, got[: len(want)])}
@@ -716,7 +721,7 @@ def _jvp(fn, arrays, tangents):
         from torch.nn.attention import SDPBackend, sdpa_kernel
 
         with sdpa_kernel([SDPBackend.MATH]):
-            y, ty = torch.func.jvp(fn, tuple(arrays), tuple(tans))
+            y, ty = torch.func.jvp(fn, tuple(arrays), tuple(tans))[:2]  # (output, tangent): no aux
     elif backend == "tensorflow":
         import tensorflow as tf
 

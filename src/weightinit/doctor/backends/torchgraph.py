@@ -41,7 +41,9 @@ this batch's path through data-dependent branches.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -135,7 +137,21 @@ def _const_moments(t) -> tuple:
     return mu, q, 0.0, (torch.einsum("btd,bsd->ts", x, x) / (x.shape[0] * x.shape[-1])).numpy()
 
 
-def _arg(call, name: str, pos: int, default=None):
+def _value(n) -> torch.Tensor:
+    """The tensor of a recorded node (record_forward keeps every node's)."""
+    if n.value is None:
+        raise ValueError(f"the recorded {n.op!r} node {n.index} has no tensor")
+    return n.value
+
+
+def _call(n) -> tuple:
+    """The recorded call ``(func, args, kwargs)`` of an operation's node (inputs and parameters have none)."""
+    if n.call is None:
+        raise ValueError(f"the recorded {n.op!r} node {n.index} has no call")
+    return n.call
+
+
+def _arg(call, name: str, pos: int, default: Any = None) -> Any:
     _, args, kwargs = call
     if name in kwargs:
         return kwargs[name]
@@ -279,7 +295,7 @@ def recorded_graph(model: nn.Module, x, x_moments: tuple = (0.0, 1.0)) -> Record
         chain, s2, allowed, cur = [n.index], 1.0, None, None
         d = [a for a in n.inputs if data[a.index]]
         cur = d[0] if len(d) == 1 else None
-        shape = tuple(n.value.shape)
+        shape = tuple(_value(n).shape)
         while cur is not None and cur.op not in _MATMUL:
             chain.append(cur.index)
             dd = [a for a in cur.inputs if data[a.index]]
@@ -357,7 +373,7 @@ def recorded_graph(model: nn.Module, x, x_moments: tuple = (0.0, 1.0)) -> Record
         g = None
 
         if op == "input":
-            xm.append(x_moments if n.value.is_floating_point() else (0.0, 1.0))
+            xm.append(x_moments if _value(n).is_floating_point() else (0.0, 1.0))
             g = add(GNode(name or fresh("input"), "Input", "input"), shape)
             result.tensor_of[g] = ("input", next(k for k, t in enumerate(_tensors(args, [])) if t is n.value))
         elif i in whole:
@@ -368,9 +384,9 @@ def recorded_graph(model: nn.Module, x, x_moments: tuple = (0.0, 1.0)) -> Record
                 mb, qb = _moments(b) if isinstance(b, torch.Tensor) else (0.0, 0.0)
                 eps = next((getattr(mod, k) for k in ("variance_epsilon", "eps", "epsilon")
                             if isinstance(getattr(mod, k, None), float)), 0.0)  # fmt: skip
-                g = add(GNode(name, kind, "norm", [gid[a.index]], qg=qg, qb=qb, mb=mb, eps=eps), shape)
+                g = add(GNode(name or fresh(kind), kind, "norm", [gid[a.index]], qg=qg, qb=qb, mb=mb, eps=eps), shape)
             else:
-                g = add(GNode(name, kind, "act", [gid[a.index]], phi=how[2], act=how[1]), shape)
+                g = add(GNode(name or fresh(kind), kind, "act", [gid[a.index]], phi=how[2], act=how[1]), shape)
         elif i in eager:
             qn, kn, s2, counts, p = eager[i]
             v = [a for a in n.inputs if data[a.index]][-1]
@@ -398,7 +414,8 @@ def recorded_graph(model: nn.Module, x, x_moments: tuple = (0.0, 1.0)) -> Record
                 b = _arg(n.call, "bias", 2)
                 wk = w.t()
             elif op == "addmm":
-                b, wk = n.call[1][0] if n.call[1] else None, w
+                cargs = _call(n)[1]
+                b, wk = cargs[0] if cargs else None, w
             elif op.startswith("conv"):
                 b = _arg(n.call, "bias", 2)
                 groups = int(_arg(n.call, "groups", 6, 1))
@@ -406,7 +423,8 @@ def recorded_graph(model: nn.Module, x, x_moments: tuple = (0.0, 1.0)) -> Record
                 windows = _conv_call_windows(n.call, din[0].value, w)
             else:  # x @ W
                 b = None
-                wk = w if n.call[1] and n.call[1][-1] is w and w.dim() == 2 else None
+                cargs = _call(n)[1]
+                wk = w if cargs and cargs[-1] is w and w.dim() == 2 else None
             if wk is None:
                 g = None
             else:
@@ -465,7 +483,7 @@ def recorded_graph(model: nn.Module, x, x_moments: tuple = (0.0, 1.0)) -> Record
         elif op in _ADD | _SUB and len(n.inputs) == 2 and (len(din) == 2 or cin) and not n.scalars:
             a, b = n.inputs
             sign = 1 if op in _ADD else -1
-            alpha = n.call[2].get("alpha", 1)
+            alpha = _call(n)[2].get("alpha", 1)
             if alpha == 1:
                 g = add(GNode(name or fresh("add" if sign > 0 else "sub"), kind, "add", [src(a), src(b)],
                               signs=[1, sign]), shape)  # fmt: skip
@@ -723,11 +741,11 @@ def analyze_recorded(model: nn.Module, x, x_mu: float, x_q: float, prop, *, fix:
 
     rg = recorded_graph(model, x, (x_mu, x_q, x_d))
     g = rg.graph
-    on_weight = None
+    on_weight: Callable[..., None] | None = None
     if fix:
         want_of, skip = _add_targets(g, target), _norm_fed(g)
 
-        def on_weight(i, node, mu, q):
+        def rescale(i, node, mu, q):
             path = rg.params.get(i)
             if path is None or i in skip or rg.reads.get(path, 0) != 1 or not (path == "weight" or
                                                                               path.endswith(".weight")):  # fmt: skip
@@ -743,6 +761,8 @@ def analyze_recorded(model: nn.Module, x, x_mu: float, x_q: float, prop, *, fix:
             owner = path.rsplit(".", 1)[0] if "." in path else ""
             prop.scales[path] = s
             prop.weight_q[owner] = an.linear_moments(mu, q, node.sigma_w2 * node.pad, node.qb, node.mb, node.rows)[2]
+
+        on_weight = rescale
 
     cm = None
     if cross == "measured":
