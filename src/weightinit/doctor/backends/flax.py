@@ -198,8 +198,9 @@ def _attention_nodes(name: str, path: tuple, params: dict, n_args: int, entry, m
     ``(heads * head dim, E)``), all with their measured outputs; parameters as Flax names them."""
     from weightinit.doctor.graph import attention_mix
 
-    kern = {r: _arr(params, f"{r}.kernel") for r in ("query", "key", "value", "out")}
-    if entry is None or any(v is None or v.ndim < 3 for v in kern.values()) or n_args < 1:
+    found = {r: _arr(params, f"{r}.kernel") for r in ("query", "key", "value", "out")}
+    kern = {r: v for r, v in found.items() if v is not None and v.ndim >= 3}
+    if entry is None or len(kern) < len(found) or n_args < 1:
         return {"op": "opaque", "note": "attention: its projections or inputs were not found; no moment rule, "
                                         "treated as the identity"}  # fmt: skip
     notes = []
