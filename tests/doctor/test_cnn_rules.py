@@ -393,3 +393,81 @@ def test_unbatched_input_to_a_2d_max_pooling_has_two_spatial_dimensions(cls):
     else:  # 8 -> 2: 4 and 4 values; 7 -> 3: 3, 3 and 3 values
         want = (np.array([12.0]), np.array([1.0]))
     assert np.array_equal(unbatched[0], want[0]) and np.allclose(unbatched[1], want[1]), (unbatched, want)
+
+
+class FunctionalAvgPoolNet(nn.Module):
+    """``AvgPoolNet`` with ``F.avg_pool2d``/``F.adaptive_avg_pool2d`` (``args``); ``untraceable``: torch.fx cannot
+    trace it (the recorded graph)."""
+
+    def __init__(self, args, untraceable: bool = False):
+        super().__init__()
+        self.conv, self.relu, self.args, self.untraceable = nn.Conv2d(3, C, 1), nn.ReLU(), args, untraceable
+
+    def forward(self, x):
+        if self.untraceable and x.shape[0] < 1:
+            raise ValueError("empty batch")
+        h = self.relu(self.conv(x))
+        if isinstance(self.args, int):
+            return nn.functional.adaptive_avg_pool2d(h, self.args)
+        return nn.functional.avg_pool2d(h, *self.args[:3], **self.args[3])
+
+
+#: (F.avg_pool2d's (kernel, stride, padding, keywords) or an adaptive output size, whether the size-ratio rule is
+#: off by more than the tolerance there)
+FAVGPOOLS = [((3, 1, 1, {}), True), ((3, 1, 1, {"count_include_pad": False}), True), ((2, 2, 0, {}), False),
+             ((3, 2, 1, {}), True), ((3, 1, 0, {"divisor_override": 4}), True), (3, False)]  # fmt: skip
+
+
+@pytest.mark.parametrize("recorded", [False, True], ids=["fx", "recorded"])
+@pytest.mark.parametrize("args,old_off", FAVGPOOLS, ids=[repr(a) for a, _ in FAVGPOOLS])
+def test_functional_average_pooling_divides_by_the_window(recorded, args, old_off):
+    """``F.avg_pool2d`` (no rule on the fx path before: the identity) and a recorded forward's ``avg_pool2d`` (the
+    size ratio before) get the window rule of ``nn.AvgPool2d`` (``analytic.torch_avgpool_windows``), matching Monte
+    Carlo; the rules before are rejected where they are off (stride 1: overlapping windows; padding)."""
+    from weightinit.doctor.backends.torchgraph import analyze_recorded
+
+    m = _he(FunctionalAvgPoolNet(args, recorded))
+    x = 0.5 + torch.randn(B, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        y = m(x).double()
+    per = {"pool": y.pow(2).reshape(B, -1).mean(1)}
+
+    def pred():
+        rep = analyze_torch(m, x, recorded=analyze_recorded if recorded else None)[0]
+        assert not recorded or any("recorded forward pass" in n for n in rep.notes), rep.notes
+        return {"pool": [s.q_pred for s in rep.layers][-1]}
+
+    got = pred()
+    bad, _ = _check(got, per)
+    assert not bad, bad
+    if isinstance(args, int):  # the same as the module's rule
+        mod = _he(AvgPoolNet(nn.AdaptiveAvgPool2d(args)))
+    else:
+        mod = _he(AvgPoolNet(nn.AvgPool2d(*args[:3], **args[3])))
+    mod.load_state_dict(m.state_dict())
+    assert got["pool"] == pytest.approx([s.q_pred for s in analyze_torch(mod, x)[0].layers][-1], rel=1e-9)
+    saved = an.torch_avgpool_windows
+    an.torch_avgpool_windows = lambda *a, **k: None  # the rules before: no rule (fx), the size ratio (recorded)
+    try:
+        old = pred()
+    finally:
+        an.torch_avgpool_windows = saved
+    old_bad, old_worst = _check(old, per)
+    assert not old_off or (old_bad and old_worst > 1.2), (old, got, old_bad, old_worst)
+
+
+@pytest.mark.parametrize("k,s,p,kw", [(3, 1, 1, {}), (3, 1, 1, {"count_include_pad": False}), (3, 2, 1, {}),
+                                      (3, 2, 0, {"ceil_mode": True}), (2, 2, 1, {"ceil_mode": True}),
+                                      (4, 3, 2, {"count_include_pad": False, "ceil_mode": True})])  # fmt: skip
+def test_avgpool_windows_are_torchs(k, s, p, kw):
+    """``analytic.avgpool_windows`` (the framework-neutral window rule) against torch itself: the real values per
+    window (an average of ones not counting the padding, times the window's real count) and the divisor (ones
+    summed over the window, over torch's average) at each output position."""
+    ones = torch.ones(1, 1, 7, 9, dtype=torch.float64)
+    avg = nn.functional.avg_pool2d(ones, k, s, p, **kw).ravel().numpy()
+    real = (nn.functional.avg_pool2d(ones, k, s, p, ceil_mode=kw.get("ceil_mode", False), divisor_override=1)
+            .ravel().numpy())  # fmt: skip
+    sizes, divisors, weights = an.avgpool_windows((7, 9), k, s, p, kw.get("ceil_mode", False),
+                                                  kw.get("count_include_pad", True))  # fmt: skip
+    assert len(sizes) == real.size and np.allclose(weights, 1 / real.size)
+    assert np.array_equal(sizes, real) and np.allclose(divisors, real / avg)

@@ -369,3 +369,50 @@ def test_graph_inputs_that_are_not_numbers_are_named(bad):
     rep = wi.doctor(NNXPaddedConv("SAME"), bad)
     msgs = [f.message for f in rep.flags if f.severity == "error"]
     assert msgs and "`inputs` must be an array of numbers" in msgs[0] and type(bad).__name__ in msgs[0], msgs
+
+
+class NNXAvgPool(nnx.Module):
+    """A 1x1 conv with per-channel biases (a shared part), Flax's ``avg_pool`` (padding counted as zeros),
+    then a 1x1 conv (the pooling is found by value between recorded calls)."""
+
+    def __init__(self, window, strides, padding):
+        self.conv = nnx.Conv(3, C, (1, 1), rngs=nnx.Rngs(0))
+        self.head = nnx.Conv(C, 4, (1, 1), rngs=nnx.Rngs(1))
+        self.conv.bias.set_value(jnp.asarray(np.random.default_rng(4).normal(0.0, 0.5, C), jnp.float32))
+        self.window, self.strides, self.padding = window, strides, padding
+
+    def __call__(self, x):
+        return self.head(self.pooled(x))
+
+    def pooled(self, x):
+        return linen.avg_pool(self.conv(x), self.window, strides=self.strides, padding=self.padding)
+
+
+#: stride 1 (overlapping windows; "VALID": a pooling that keeps the size is not looked for), stride 2 with zero
+#: padding counted in the divisor
+@pytest.mark.parametrize("strides,padding,old_off", [((1, 1), "VALID", True), ((2, 2), ((1, 1), (1, 1)), True),
+                                                     ((2, 2), "SAME", True)])  # fmt: skip
+def test_flax_avg_pool_divides_by_the_window(strides, padding, old_off):
+    """Flax's ``avg_pool`` (found by value between recorded calls) divides the input-dependent variance by its
+    window (``analytic.avgpool_windows``, the padding counted as zeros), not by the input/output size ratio (the
+    rule before: 1 at stride 1, the identity), which is rejected where it is off."""
+    x = (0.5 + np.random.default_rng(3).standard_normal((B, 8, 8, 3))).astype(np.float32)
+    m = NNXAvgPool((3, 3), strides, padding)
+    per = _per_example_q(m.pooled(jnp.asarray(x)))
+
+    def pred():
+        rep = wi.doctor(m, x)
+        pools = [s.q_pred for s in rep.layers if s.name.startswith("avg_pool")]
+        assert len(pools) == 1, [s.name for s in rep.layers]
+        return pools[0]
+
+    ok, q, tol = _within(pred(), per)
+    assert ok, (pred(), q, tol)
+    saved = an.avgpool_windows
+    an.avgpool_windows = lambda *a, **k: None
+    try:
+        old = pred()
+    finally:
+        an.avgpool_windows = saved
+    ok_old, _, _ = _within(old, per)
+    assert not old_off or (not ok_old and max(old / q, q / old) > 1.2), (old, q)

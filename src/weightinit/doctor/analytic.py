@@ -840,19 +840,73 @@ def conv_windows(in_size: Sequence[int], kernel: PerDim, stride: PerDim = 1, pad
     k, s, dl = _per_dim(kernel, n, "kernel_size"), _per_dim(stride, n, "stride"), _per_dim(dilation, n, "dilation")
     out = []
     for size, kk, ss, dd, (lo, hi) in zip(in_size, k, s, dl, pads):
-        span = size + lo + hi - (kk - 1) * dd - 1
-        if span < 0 or ss < 1:
-            raise InitializerValueError(
-                f"a window of {kk} taps (dilation {dd}) does not fit an input of size {size} with padding "
-                f"({lo}, {hi}); received kernel_size={kernel!r}, padding={padding!r}"
-            )
-        m = (span + (ss - 1 if ceil_mode else 0)) // ss + 1
-        if ceil_mode and (m - 1) * ss >= size + lo:
-            m -= 1
-        idx = (np.arange(m) * ss - lo)[:, None] + np.arange(kk)[None, :] * dd
+        idx = _window_taps(size, kk, ss, dd, lo, hi, ceil_mode, kernel, padding)
         masks, counts = np.unique((idx >= 0) & (idx < size), axis=0, return_counts=True)
-        out.append((masks, counts / m))
+        out.append((masks, counts / len(idx)))
     return out
+
+
+def _window_taps(size: int, kk: int, ss: int, dd: int, lo: int, hi: int, ceil_mode: bool, kernel, padding):
+    """The input index ``(m, kk)`` each tap of each output position of one dimension reads (negative or ``>= size``:
+    padding): position ``o`` reads ``o * ss - lo + t * dd``; ``ceil_mode`` keeps a last partial window that starts
+    inside the input or its low padding (PyTorch's rule).  The one owner of the output count."""
+    span = size + lo + hi - (kk - 1) * dd - 1
+    if span < 0 or ss < 1:
+        raise InitializerValueError(
+            f"a window of {kk} taps (dilation {dd}) does not fit an input of size {size} with padding "
+            f"({lo}, {hi}); received kernel_size={kernel!r}, padding={padding!r}"
+        )
+    m = (span + (ss - 1 if ceil_mode else 0)) // ss + 1
+    if ceil_mode and (m - 1) * ss >= size + lo:
+        m -= 1
+    return (np.arange(m) * ss - lo)[:, None] + np.arange(kk)[None, :] * dd
+
+
+def avgpool_windows(in_size, kernel, stride=None, padding: int | str | tuple | list | None = 0, ceil_mode: bool = False,
+                    count_include_pad: bool = True,
+                    divisor_override=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """``(sizes, divisors, weights)`` of :func:`avgpool_window_moments` for an average pooling of any framework: per
+    output position the number of real values in its window, what their sum is divided by, and ``1 / positions``.
+    The divisor is the window's extent inside the padded input with ``count_include_pad`` (PyTorch's default;
+    Flax's ``avg_pool``), else the real values only (Keras/TensorFlow "same"); ``divisor_override`` replaces it.
+    ``stride`` None: the kernel; ``padding`` and ``ceil_mode`` as :func:`conv_windows` (the same output count).
+
+    >>> [a.tolist() for a in avgpool_windows((4,), 3, 1, 1)]                           # stride 1: overlapping
+    [[2, 3, 3, 2], [3, 3, 3, 3], [0.25, 0.25, 0.25, 0.25]]
+    >>> [a.tolist() for a in avgpool_windows((4,), 3, 1, "same", count_include_pad=False)][:2]   # Keras "same"
+    [[2, 3, 3, 2], [2, 3, 3, 2]]
+    """
+    n = len(in_size)
+    stride = kernel if stride is None else stride
+    pads = conv_pads(padding, in_size, kernel, stride)
+    k, s = _per_dim(kernel, n, "kernel_size"), _per_dim(stride, n, "stride")
+    real, div, wts = np.ones(1, np.int64), np.ones(1, np.int64), np.ones(1)
+    for size, kk, ss, (lo, hi) in zip(in_size, k, s, pads):
+        idx = _window_taps(int(size), kk, ss, 1, lo, hi, ceil_mode, kernel, padding)
+        inb = ((idx >= 0) & (idx < size)).sum(1)
+        padded = ((idx >= -lo) & (idx < size + hi)).sum(1)
+        real = np.multiply.outer(real, inb).ravel()
+        div = np.multiply.outer(div, padded if count_include_pad else inb).ravel()
+        wts = np.multiply.outer(wts, np.full(len(idx), 1.0 / len(idx))).ravel()
+    if divisor_override:
+        div = np.full_like(div, int(divisor_override))
+    return real, div, wts
+
+
+def avgpool_rule(mu: float, q: float, d: float, window, groups=None):
+    """One average-pooling node for the walks: ``(mean, second moment, d, groups)`` by :func:`avgpool_window_moments`
+    over ``window = (sizes, divisors, weights)`` (:func:`avgpool_windows`), per group of a concatenation with the
+    tensor's input-dependent share of its variance.
+
+    >>> [round(v, 4) for v in avgpool_rule(0.0, 1.0, 1.0, avgpool_windows((8,), 3, 1, 1))[:3]]   # (2 * 2/9 + 6 * 3/9) / 8
+    [0.0, 0.3056, 0.3056]
+    """
+    sizes, divisors, weights = window
+    share = min(max(d / (q - mu * mu), 0.0), 1.0) if q > mu * mu else 0.0
+    g_out = ([(f, *avgpool_window_moments(m, qq, sizes, divisors, weights, share * (qq - m * m))[:2])
+              for f, m, qq in groups] if groups else None)  # fmt: skip
+    mu_p, q_p, d_p = avgpool_window_moments(mu, q, sizes, divisors, weights, d)
+    return mu_p, q_p, d_p, g_out
 
 
 def padding_fraction(in_size: Sequence[int], kernel: PerDim, stride: PerDim = 1, padding: Padding = 0,
@@ -1264,42 +1318,34 @@ def _weight_numbers(w, b=None) -> tuple:
 
 
 def _module_avgpool_windows(mod, in_shape, out_shape):
-    """``(sizes, divisors, weights)`` of :func:`avgpool_window_moments` for an ``nn.AvgPool*d`` (PyTorch's rule:
-    output ``o`` averages ``[o s - p, min(o s - p + k, n + p))`` clipped to the input, divided by that padded
-    length with ``count_include_pad``, else by the values in bounds; ``divisor_override`` replaces both) or an
-    ``nn.AdaptiveAvgPool*d`` (:func:`adaptive_pool_sizes`, each divided by its own size); None without shapes."""
+    """``(sizes, divisors, weights)`` of :func:`avgpool_window_moments` for an ``nn.AvgPool*d`` /
+    ``nn.AdaptiveAvgPool*d`` (:func:`torch_avgpool_windows`); None without shapes."""
     from torch import nn
 
-    if in_shape is None or out_shape is None:
+    nd = _pool_dims(mod)
+    if nd is None:
         return None
     if isinstance(mod, nn.modules.pooling._AdaptiveAvgPoolNd):
-        nd = {"AdaptiveAvgPool1d": 1, "AdaptiveAvgPool2d": 2, "AdaptiveAvgPool3d": 3}.get(type(mod).__name__)
-        if nd is None or len(in_shape) < nd or len(out_shape) < nd:
-            return None
+        return torch_avgpool_windows(True, nd, in_shape, out_shape)
+    return torch_avgpool_windows(False, nd, in_shape, out_shape, mod.kernel_size, mod.stride, mod.padding,
+                                 mod.ceil_mode, mod.count_include_pad, getattr(mod, "divisor_override", None))  # fmt: skip
+
+
+def torch_avgpool_windows(adaptive: bool, nd: int, in_shape, out_shape, kernel_size=None, stride=None, padding=0,
+                          ceil_mode=False, count_include_pad=True, divisor_override=None):  # fmt: skip
+    """PyTorch's average pooling (module, ``F.avg_pool*d`` or a recorded call) over the last ``nd`` axes: an
+    adaptive one's windows (:func:`adaptive_pool_sizes`, each divided by its own size), else
+    :func:`avgpool_windows` with PyTorch's arguments; None without shapes or where the window does not fit."""
+    if in_shape is None or out_shape is None or len(in_shape) < nd or len(out_shape) < nd:
+        return None
+    if adaptive:
         sizes, weights = adaptive_pool_sizes(in_shape[-nd:], out_shape[-nd:])
         return sizes, sizes, weights
-    nd = {"AvgPool1d": 1, "AvgPool2d": 2, "AvgPool3d": 3}.get(type(mod).__name__)
-    if nd is None or len(in_shape) < nd:
+    try:
+        return avgpool_windows(tuple(in_shape[-nd:]), kernel_size, stride or kernel_size, padding, bool(ceil_mode),
+                               bool(count_include_pad), divisor_override)  # fmt: skip
+    except InitializerValueError:
         return None
-    k = _per_dim(mod.kernel_size, nd, "kernel_size")
-    s = _per_dim(mod.stride or mod.kernel_size, nd, "stride")
-    p = _per_dim(mod.padding, nd, "padding")
-    real, div, wts = np.ones(1), np.ones(1), np.ones(1)
-    for n, kk, ss, pp in zip(in_shape[-nd:], k, s, p):
-        m = (n + 2 * pp - kk + (ss - 1 if mod.ceil_mode else 0)) // ss + 1
-        if mod.ceil_mode and (m - 1) * ss >= n + pp:
-            m -= 1
-        if m < 1:
-            return None
-        start = np.arange(m) * ss - pp
-        end = np.minimum(start + kk, n + pp)
-        inb = np.minimum(end, n) - np.maximum(start, 0)
-        real = np.multiply.outer(real, inb).ravel()
-        div = np.multiply.outer(div, (end - start) if mod.count_include_pad else inb).ravel()
-        wts = np.multiply.outer(wts, np.full(m, 1.0 / m)).ravel()
-    if getattr(mod, "divisor_override", None):
-        div = np.full_like(div, float(mod.divisor_override))
-    return real, div, wts
 
 
 def _running_stats(mod) -> bool:
@@ -1516,6 +1562,8 @@ _SHAPE = {"view", "reshape", "flatten", "permute", "transpose", "contiguous", "s
           "clone", "float", "to", "type_as", "detach", "unflatten", "movedim", "swapaxes"}  # fmt: skip
 _MAXPOOLF = {"max_pool1d", "max_pool2d", "max_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d",
              "adaptive_max_pool3d"}  # fmt: skip
+_AVGPOOLF = {"avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+             "adaptive_avg_pool3d"}  # fmt: skip
 _NORMF = {"layer_norm", "batch_norm", "group_norm", "instance_norm", "rms_norm", "normalize"}
 
 
@@ -1686,6 +1734,13 @@ def analyze_graph(gm, model, x_mu: float, x_q: float, *, fix: bool = False, targ
                                                            got.get("padding", 0), got.get("dilation", 1),
                                                            bool(got.get("ceil_mode", False))))  # fmt: skip
                 mu2, q2, d2, g_out = maxpool_rule(mu, q, d, *sizes, g_in, prop.pre_act)
+                rec_kind = name
+            elif name in _AVGPOOLF and len(targs) == 1 and (win := torch_avgpool_windows(
+                    name.startswith("adaptive"), int(name[-2]), in_shape, out_shape, **{
+                        k: v for k, v in zip(("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+                                              "divisor_override"), n.args[1:])} | {
+                        k: v for k, v in n.kwargs.items() if k != "output_size"})) is not None:  # fmt: skip
+                mu2, q2, d2, g_out = avgpool_rule(mu, q, q - mu * mu if d is None else d, win, g_in)
                 rec_kind = name
             elif name == "batch_norm" and (bn := _functional_running_stats(gm, n)) is not None:
                 sw, qb, mb, rows = running_norm_affine(*bn)  # F.batch_norm(..., training=False): affine

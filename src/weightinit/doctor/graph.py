@@ -76,7 +76,8 @@ class GNode:
     act: str | None = None  # its name
     pool: float = 0.0  # avgpool: inputs per output (0: from the measured shapes)
     pad: float = 1.0  # weight, a zero-padded conv: the factor on sigma_w2 (analytic.padded_kernel_moments)
-    window: tuple | None = None  # maxpool: (sizes, weights) of its windows (analytic.pool_window_sizes)
+    window: tuple | None = None  # maxpool: (sizes, weights) of its windows (analytic.pool_window_sizes); avgpool:
+    # (sizes, divisors, weights) (analytic.avgpool_windows)
     pool_fn: Any = None  # a pooling found by value: (x, tangent or None) -> (pooled x, pooled tangent), numpy
     attn: tuple | None = None  # mix: (scale**2 * d, counts, p[, allowed masks[, score variance]]): attention_mix
     signs: list | None = None  # add: +1/-1 per input (None: all +1)
@@ -512,6 +513,8 @@ def _find_pooling(uv: np.ndarray, vals: list, acts, register, act_node, fresh):
                     window = None
                     if how == "max" and k is not None:
                         window = an.pool_window_sizes(an.conv_windows(v.shape[1:-1], k, st, pads))
+                    elif k is not None:  # _pool_np's average counts the zero padding (Flax's avg_pool default)
+                        window = an.avgpool_windows(v.shape[1:-1], k, st, pads, count_include_pad=True)
                     name = f"{'max' if how == 'max' else 'avg'}_pool"
                     return register(GNode(fresh(name), name, f"{how}pool", [j], out=uv, window=window, pool_fn=fn),
                                     None)  # fmt: skip
@@ -644,6 +647,8 @@ def propagate(g: Graph, x_moments: list, *, on_weight=None, cross: Cross = None)
             over = "batch" if "Batch" in n.kind else "rms" if "RMS" in n.kind else "features"
             d = an.norm_signal(d, mu, q, n.qg, over)
             (mu, q), inc, groups = an.norm_moments(n.qg * _eps_factor(n, ins), n.qb, n.mb), None, None
+        elif op == "avgpool" and n.window is not None:  # (sizes, divisors, weights): analytic.avgpool_windows
+            mu, q, d, groups = an.avgpool_rule(mu, q, d, n.window, groups)
         elif op == "avgpool":
             k = n.pool or max(np.size(g.nodes[n.inputs[0]].out) / max(np.size(n.out), 1), 1.0)
             share = min(max(d / (q - mu * mu), 0.0), 1.0) if q > mu * mu else 0.0

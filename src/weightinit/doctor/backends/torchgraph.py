@@ -85,6 +85,16 @@ def _conv_call_windows(call, x, w):
                            _arg(call, "dilation", 5, 1))  # fmt: skip
 
 
+def _avgpool_call_windows(op, call, x, y):
+    """``(sizes, divisors, weights)`` of a recorded average pooling (:func:`analytic.torch_avgpool_windows`)."""
+    if op.startswith("adaptive"):
+        return an.torch_avgpool_windows(True, int(op[-2]), tuple(x.shape), tuple(y.shape))
+    return an.torch_avgpool_windows(False, int(op[-2]), tuple(x.shape), tuple(y.shape), _arg(call, "kernel_size", 1),
+                                    _arg(call, "stride", 2), _arg(call, "padding", 3, 0),
+                                    _arg(call, "ceil_mode", 4, False), _arg(call, "count_include_pad", 5, True),
+                                    _arg(call, "divisor_override", 6))  # fmt: skip
+
+
 def _pool_call_windows(op, call, x, y):
     """``(sizes, weights)`` of a recorded max pooling's windows (values per window, padding excluded)."""
     nd = int(op[-2])
@@ -436,7 +446,8 @@ def recorded_graph(model: nn.Module, x, x_moments: tuple = (0.0, 1.0)) -> Record
             g = add(GNode(name or fresh(op), kind, "maxpool", [gid[din[0].index]],
                           window=_pool_call_windows(op, n.call, din[0].value, n.value)), shape)  # fmt: skip
         elif op in _AVGPOOL and len(din) == 1 and isinstance(n.value, torch.Tensor):
-            g = add(GNode(name or fresh(op), kind, "avgpool", [gid[din[0].index]]), shape)
+            g = add(GNode(name or fresh(op), kind, "avgpool", [gid[din[0].index]],
+                          window=_avgpool_call_windows(op, n.call, din[0].value, n.value)), shape)  # fmt: skip
         elif op == "embedding" and len(din) == 1:
             w = _arg(n.call, "weight", 1)
             g = add(
