@@ -86,7 +86,7 @@ __all__ = [
     "avgpool_moments", "avgpool_window_moments", "embedding_moments",
     "conv_pads", "conv_windows", "padding_fraction", "padded_kernel_moments", "pool_window_sizes", "non_decreasing",
     "maxpool_moments", "adaptive_pool_sizes", "maxpool_rule",
-    "linear_moments", "signal_map", "groups_signal_map", "norm_signal", "add_signal", "mul_signal",
+    "linear_moments", "row_sum_moments", "signal_map", "groups_signal_map", "norm_signal", "add_signal", "mul_signal",
     "dropout_signal", "rademacher", "probe_examples", "input_signal",
     "softmax_mixing", "mixing_moments", "token_gram_map", "attention_gram",
 ]  # fmt: skip
@@ -862,7 +862,7 @@ def _window_taps(size: int, kk: int, ss: int, dd: int, lo: int, hi: int, ceil_mo
     return (np.arange(m) * ss - lo)[:, None] + np.arange(kk)[None, :] * dd
 
 
-def avgpool_windows(in_size, kernel, stride=None, padding: int | str | tuple | list | None = 0, ceil_mode: bool = False,
+def avgpool_windows(in_size, kernel, stride=None, padding: Padding = 0, ceil_mode: bool = False,
                     count_include_pad: bool = True,
                     divisor_override=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """``(sizes, divisors, weights)`` of :func:`avgpool_window_moments` for an average pooling of any framework: per
@@ -1296,16 +1296,29 @@ def _module_pool_sizes(mod, in_shape, out_shape):
                                           mod.ceil_mode))  # fmt: skip
 
 
+def row_sum_moments(rows, bias=None) -> tuple[float, float, float]:
+    """``(E[r_i], E[r_i**2], E[r_i b_i])`` over the output units ``i`` of a weight layer's row sums ``r_i = sum_j
+    W_ij`` (the sum of the weights unit ``i`` gives to its inputs; a convolution's sum over channels and taps) and
+    its bias ``b``: what an input mean ``mu`` contributes through the layer, ``E[(mu r_i + b_i)**2] = mu**2 E[r**2]
+    + 2 mu E[r b] + E[b**2]`` (:func:`linear_moments`'s ``rows``).  A bias of another shape (or a scalar) enters
+    through its mean; no bias: ``E[r b] = 0``.
+
+    >>> row_sum_moments(np.array([1.0, -1.0, 2.0]), np.array([0.5, 0.5, -1.0]))
+    (0.6666666666666666, 2.0, -0.6666666666666666)
+    """
+    r = np.asarray(rows, np.float64).reshape(-1)
+    r1 = float(r.mean())
+    if bias is None:
+        return r1, float(np.mean(r * r)), 0.0
+    b = np.asarray(bias, np.float64)
+    rb = float(np.mean(r * b)) if b.shape == r.shape else r1 * float(b.mean())
+    return r1, float(np.mean(r * r)), rb
+
+
 def _row_moments(wd, b=None) -> tuple:
-    """``(E[r_i], E[r_i**2], E[r_i b_i])`` of the row sums ``r_i = sum_j W_ij`` of a torch weight ``(out, ...)``
-    (float64) and its bias (for :func:`linear_moments`)."""
-    rows = wd.reshape(wd.shape[0], -1).sum(1)
-    r1 = float(rows.mean())
-    if b is not None and b.shape == rows.shape:
-        rb = float((rows * b.detach().double()).mean())
-    else:
-        rb = r1 * (float(b.detach().double().mean()) if b is not None else 0.0)
-    return r1, float((rows**2).mean()), rb
+    """:func:`row_sum_moments` of a torch weight ``(out, ...)`` (float64) and its bias."""
+    rows = wd.reshape(wd.shape[0], -1).sum(1).numpy()
+    return row_sum_moments(rows, None if b is None else b.detach().double().numpy())
 
 
 def _weight_numbers(w, b=None) -> tuple:

@@ -218,9 +218,7 @@ def kernel_stats(k: np.ndarray, bias=None, rows: bool = True) -> dict:
     out: dict[str, Any] = {"sigma_w2": float(np.mean(k * k)) * input_size(k.shape), "weight_norm": float(np.linalg.norm(k)),
            "qb": float(np.mean(b * b)) if b is not None else 0.0, "mb": float(b.mean()) if b is not None else 0.0}  # fmt: skip
     if rows and k.ndim >= 2:
-        r = k.reshape(-1, k.shape[-1]).sum(0)
-        rb = float(np.mean(r * b)) if b is not None and b.shape == r.shape else float(r.mean()) * out["mb"]
-        out["rows"] = (float(r.mean()), float(np.mean(r * r)), rb)
+        out["rows"] = an.row_sum_moments(k.reshape(-1, k.shape[-1]).sum(0), b)
     return out
 
 
