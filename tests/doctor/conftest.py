@@ -51,3 +51,49 @@ def graph_per_example_q():
                 if np.ndim(node.out) and np.shape(node.out)[0] == n}  # fmt: skip
 
     return collect
+
+
+@pytest.fixture(scope="session")
+def trained_statistics():
+    """``apply(model, seed=0, spread=1.0) -> model``: gives every BatchNorm of a torch ``model`` trained-like
+    statistics in place (running mean ``0.3 N(0, 1)``, running variance ``2**U(-2 spread, 2 spread)``, gamma ``1 +
+    spread U(-1/2, 1/2)``, beta ``0.2 N(0, 1)``), from a generator seeded with ``seed``."""
+    torch = pytest.importorskip("torch")
+
+    def apply(model, seed: int = 0, spread: float = 1.0):
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    c = m.num_features
+                    m.running_mean.copy_(0.3 * torch.randn(c, generator=g))
+                    m.running_var.copy_(2.0 ** (spread * (4 * torch.rand(c, generator=g) - 2)))
+                    m.weight.copy_(1 + spread * (torch.rand(c, generator=g) - 0.5))
+                    m.bias.copy_(0.2 * torch.randn(c, generator=g))
+        return model
+
+    return apply
+
+
+@pytest.fixture(scope="session")
+def conv_bn_net():
+    """``make(channels) -> nn.Module``: conv 3x3 -> BN -> relu -> (1x1 conv -> BN) + skip -> relu on 3 input
+    channels, no padding or pooling (the eval-BatchNorm tests' net, built the same way in every framework)."""
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+
+    class ConvBN(nn.Module):
+        def __init__(self, c: int):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, c, 3)
+            self.bn1 = nn.BatchNorm2d(c)
+            self.relu1 = nn.ReLU()
+            self.conv2 = nn.Conv2d(c, c, 1)
+            self.bn2 = nn.BatchNorm2d(c)
+            self.relu2 = nn.ReLU()
+
+        def forward(self, x):
+            h = self.relu1(self.bn1(self.conv1(x)))
+            return self.relu2(h + self.bn2(self.conv2(h)))
+
+    return ConvBN

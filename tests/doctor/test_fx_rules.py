@@ -28,43 +28,10 @@ C, B = 128, 256
 TOL_WIDTH = 1 / math.sqrt(C)
 
 
-def trained_statistics(model, seed: int = 0, spread: float = 1.0):
-    """Running statistics and affine parameters as after training (the state eval mode is used in), drawn with a
-    fixed seed: mean ~ N(0, 0.3^2), variance ~ 2^U(-2, 2) (``spread=1``; ``2^U(-2 spread, 2 spread)``), gamma ~
-    U(1 - spread / 2, 1 + spread / 2), beta ~ N(0, 0.2^2)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                c = m.num_features
-                m.running_mean.copy_(0.3 * torch.randn(c, generator=g))
-                m.running_var.copy_(2.0 ** (spread * (4 * torch.rand(c, generator=g) - 2)))
-                m.weight.copy_(1 + spread * (torch.rand(c, generator=g) - 0.5))
-                m.bias.copy_(0.2 * torch.randn(c, generator=g))
-    return model
-
-
-class ConvBN(nn.Module):
-    """conv -> BN -> relu -> (1x1 conv -> BN) + skip -> relu; no padding or pooling (not what is tested here)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, C, 3)
-        self.bn1 = nn.BatchNorm2d(C)
-        self.relu1 = nn.ReLU()
-        self.conv2 = nn.Conv2d(C, C, 1)
-        self.bn2 = nn.BatchNorm2d(C)
-        self.relu2 = nn.ReLU()
-
-    def forward(self, x):
-        h = self.relu1(self.bn1(self.conv1(x)))
-        return self.relu2(h + self.bn2(self.conv2(h)))
-
-
 @pytest.fixture(scope="module")
-def conv_bn():
+def conv_bn(trained_statistics, conv_bn_net):
     torch.manual_seed(0)
-    m = trained_statistics(ConvBN())
+    m = trained_statistics(conv_bn_net(C))
     x = torch.randn(B, 3, 8, 8, generator=torch.Generator().manual_seed(1))
     return m, x
 
@@ -116,7 +83,7 @@ def test_the_standardizing_rule_fails_in_eval_mode(conv_bn, per_example_q):
         assert abs(old - q) > 5 * float(per.std() / math.sqrt(per.numel())) + TOL_WIDTH * q, (bn, old, q)
 
 
-def test_torchvision_resnet18_eval_batchnorm_gains(model_zoo):
+def test_torchvision_resnet18_eval_batchnorm_gains(model_zoo, trained_statistics):
     """Every BatchNorm of torchvision's resnet18 in eval mode, with trained-like statistics (zero running mean and
     beta, so each BatchNorm is a per-channel scaling ``s_c = gamma_c / sqrt(v_c + eps)``): its predicted gain
     ``q_out / q_in`` is the measured one.  (Each prediction as a whole is off for reasons outside BatchNorm: max

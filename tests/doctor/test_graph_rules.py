@@ -38,37 +38,6 @@ C, B = 128, 256
 TOL_WIDTH = 1 / math.sqrt(C)
 
 
-def trained_statistics(model, seed: int = 0):
-    """As tests/doctor/test_fx_rules.py's (``spread=1``)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                c = m.num_features
-                m.running_mean.copy_(0.3 * torch.randn(c, generator=g))
-                m.running_var.copy_(2.0 ** (4 * torch.rand(c, generator=g) - 2))
-                m.weight.copy_(1 + (torch.rand(c, generator=g) - 0.5))
-                m.bias.copy_(0.2 * torch.randn(c, generator=g))
-    return model
-
-
-class TorchConvBN(nn.Module):
-    """conv -> BN -> relu -> (1x1 conv -> BN) + skip -> relu (test_fx_rules.py's ConvBN)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, C, 3)
-        self.bn1 = nn.BatchNorm2d(C)
-        self.relu1 = nn.ReLU()
-        self.conv2 = nn.Conv2d(C, C, 1)
-        self.bn2 = nn.BatchNorm2d(C)
-        self.relu2 = nn.ReLU()
-
-    def forward(self, x):
-        h = self.relu1(self.bn1(self.conv1(x)))
-        return self.relu2(h + self.bn2(self.conv2(h)))
-
-
 class NNXConvBN(nnx.Module):
     def __init__(self, rngs):
         self.conv1 = nnx.Conv(3, C, (3, 3), padding="VALID", rngs=rngs)
@@ -106,11 +75,11 @@ def _np(t) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def nets():
+def nets(trained_statistics, conv_bn_net):
     """The same weights and trained-like statistics in torch (eval), NNX (eval) and Linen (running averages), and
     the batch (NCHW for torch, NHWC for Flax)."""
     torch.manual_seed(0)
-    tm = trained_statistics(TorchConvBN()).eval()
+    tm = trained_statistics(conv_bn_net(C)).eval()
     x = torch.randn(B, 3, 8, 8, generator=torch.Generator().manual_seed(1))
     convs = {
         c: (_np(getattr(tm, c).weight).transpose(2, 3, 1, 0), _np(getattr(tm, c).bias)) for c in ("conv1", "conv2")
