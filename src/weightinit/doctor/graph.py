@@ -47,7 +47,7 @@ from weightinit.initializers.orthogonal import Orthogonal
 from weightinit.random.streams import Stream
 
 __all__ = ["GNode", "Graph", "GraphModel", "Tangents", "doctor_graph", "fix_graph", "link_calls", "propagate",
-           "measured_cross", "jacobian_cross", "common_source", "running_norm_fields"]  # fmt: skip
+           "measured_cross", "jacobian_cross", "probe_cross", "common_source", "running_norm_fields"]  # fmt: skip
 
 #: node operations and the rule each gets (see :func:`propagate`)
 OPS = ("input", "weight", "act", "add", "concat", "mul", "norm", "avgpool", "maxpool", "embedding", "identity",
@@ -833,17 +833,30 @@ def jacobian_cross(gm: GraphModel, g: Graph, x, i: int, *, probes: int = 4096, s
         keep = an.probe_examples(n0, int(np.prod(shape)) // n0, probes)
     sub = tuple(v[:keep] if np.ndim(v) and np.shape(v)[0] == n0 else v for v in xs)
     arg = sub if isinstance(x, tuple) else sub[0]
-    rng = np.random.default_rng(seed)
-    total, count, rounds = 0.0, 0, 0
-    while count < probes and rounds < an.PROBE_ROUNDS:
+
+    def one_round(rng):
         run = Tangents(g, sub, src, rng, (a, b), gm.jvp, gm.first)
         try:
             gm.replay(arg, run)
         except StopReplay:
             pass
         run.finish()
+        return run.tan.get(a), run.tan.get(b)
+
+    return probe_cross(one_round, src, probes, seed)
+
+
+def probe_cross(one_round, src: int, probes: int, seed: int) -> tuple[int, float] | None:
+    """``(src, mean over rounds of mean(t_a * t_b))``: the Jacobian cross term of two addends from forward-mode
+    rounds, ``one_round(rng) -> (t_a, t_b)`` (the addends' tangents for one Rademacher probe of the common source
+    ``src``; None: that addend does not depend on it), until ``probes`` values or :data:`weightinit.doctor.analytic.PROBE_ROUNDS` rounds;
+    ``(src, 0.0)`` if an addend does not depend on the source, None if the tangents' shapes differ.  The loop of
+    :func:`jacobian_cross` and of the recorded torch graph's replay."""
+    rng = np.random.default_rng(seed)
+    total, count, rounds = 0.0, 0, 0
+    while count < probes and rounds < an.PROBE_ROUNDS:
+        ta, tb = one_round(rng)
         rounds += 1
-        ta, tb = run.tan.get(a), run.tan.get(b)
         if ta is None or tb is None:  # an addend that does not depend on the source: no cross covariance
             return src, 0.0
         if ta.shape != tb.shape:

@@ -51,7 +51,7 @@ import torch
 from torch import nn
 from weightinit.doctor import analytic as an
 from weightinit.doctor.backends import torchutil as tu
-from weightinit.doctor.graph import GRAM_MAX_TOKENS, GNode, Graph, attention_mix, kernel_stats, propagate
+from weightinit.doctor.graph import GRAM_MAX_TOKENS, GNode, Graph, attention_mix, kernel_stats, probe_cross, propagate
 from weightinit.torch.tracing import _TRANSPARENT, _tensors, record_forward
 
 __all__ = ["RecordedGraph", "recorded_graph", "analyze_recorded"]
@@ -717,20 +717,13 @@ def recorded_jacobian_cross(model, x, rg: RecordedGraph, i: int, *, probes: int 
         if keep < n0:
             args = tuple(t[:keep] if isinstance(t, torch.Tensor) and t.dim() and t.shape[0] == n0 else t for t in full)
     while True:
-        rng = np.random.default_rng(seed)
-        total, count, rounds = 0.0, 0, 0
+
+        def one_round(rng, args=args):
+            got = _replay_round(model, args, rg, rg.tensor_of[src], want, rng)
+            return got[want[0]], got[want[1]]
+
         try:
-            while count < probes and rounds < an.PROBE_ROUNDS:
-                got = _replay_round(model, args, rg, rg.tensor_of[src], want, rng)
-                rounds += 1
-                ta, tb = got[want[0]], got[want[1]]
-                if ta is None or tb is None:  # an addend that does not depend on the source
-                    return src, 0.0
-                if ta.shape != tb.shape:
-                    return None
-                total += float(np.mean(ta * tb))
-                count += ta.size
-            return src, total / rounds
+            return probe_cross(one_round, src, probes, seed)
         except NotImplementedError:
             if args is full:
                 raise
