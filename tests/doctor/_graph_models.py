@@ -84,7 +84,13 @@ def torch_resnet(w):
             s = self.side_tanh(self.side(h))
             return self.head(torch.cat([r, s], dim=-1))
 
-    m = Net()
+    return _with_weights(Net(), w)
+
+
+def _with_weights(m, w):
+    """``m`` with each ``w[name] = (weight, bias)`` (torch layout) copied into its submodule ``name``."""
+    import torch
+
     with torch.no_grad():
         for k, (wt, b) in w.items():
             getattr(m, k).weight.copy_(torch.from_numpy(wt))
@@ -348,12 +354,7 @@ def torch_cnn(w):
         def forward(self, x):
             return self.head(torch.flatten(self.pool(self.relu2(self.conv2(self.relu1(self.conv1(x))))), 1))
 
-    m = Net()
-    with torch.no_grad():
-        for k, (wt, b) in w.items():
-            getattr(m, k).weight.copy_(torch.from_numpy(wt))
-            getattr(m, k).bias.copy_(torch.from_numpy(b))
-    return m
+    return _with_weights(Net(), w)
 
 
 def keras_cnn(w):
