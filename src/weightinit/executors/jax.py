@@ -18,8 +18,14 @@ Everything is elementwise in the flat index, so XLA's SPMD partitioner can
 split the work and ``jax.make_array_from_callback`` can generate one shard
 per device; both give the unsharded bits.
 
-On CPU the result equals the NumPy reference bit for bit (tests/test_jax_executor.py):
-XLA's CPU backend does not contract ``a*b + c`` into FMAs.
+The result equals the NumPy reference bit for bit (tests/executors/test_jax_executor.py):
+
+* no float product feeds an addition directly (:func:`_rmul`), so no compiler can
+  contract ``a*b + c`` into an FMA (XLA:CPU does, where it may; the tests check the
+  optimized HLO of every distribution);
+* off CPU, float32 division and square root are :func:`div32` and :func:`sqrt32`,
+  IEEE results built from exact integer steps, because XLA's GPU division is
+  ``div.full.f32`` (up to 2 ulp).  On CPU XLA's own are IEEE and are used.
 """
 
 from __future__ import annotations
@@ -249,6 +255,157 @@ def _rmul(a, b):
     return jnp.where(jnp.abs(p) > big, a, p)
 
 
+# ---------------------------------------------------------------------------
+# Correctly rounded float32 division and square root from exact operations.
+#
+# XLA's GPU backend lowers float32 division to PTX ``div.full.f32`` (LLVM
+# ``-nvptx-prec-divf32=1``: up to 2 ulp, ``a / a != 1`` for 16% of ``a``), and a
+# square root may be approximate on an accelerator too.  The stream needs the
+# IEEE results (docs/random.md section 5), so the two are built here from
+# operations every XLA backend computes exactly: integer add, multiply (mod
+# 2**32), shift, compare, select and divide, float<->int conversions of exact
+# values and bit casts.  The device's own division and square root are used only
+# for a first guess of the 24-bit significand, which the integer step corrects
+# exactly whenever the guess is within 15 ulp (any device's is within 2-3).
+# Tests replace the guess with one that is off by up to 15 ulp and get the same
+# bits (tests/executors/test_jax_executor.py).
+# ---------------------------------------------------------------------------
+
+_F32_HIDDEN = 1 << F32_MANTISSA_BITS  # 2**23
+_GUESS_ULP = 16  # the guess may be off by fewer than this many ulp
+
+
+def _approx_div(a, b):
+    """The device's float32 quotient (a first guess; replaced in tests)."""
+    return a / b
+
+
+def _approx_sqrt(x):
+    """The device's float32 square root (a first guess; replaced in tests)."""
+    return jnp.sqrt(x)
+
+
+def _i32(u):
+    return lax.bitcast_convert_type(u, jnp.int32)
+
+
+def _fields32(x):
+    """Sign bit, biased exponent (int32) and 24-bit significand (uint32) of float32 ``x``."""
+    b = lax.bitcast_convert_type(x, _U32)
+    sign = b & _u32(0x80000000)
+    e = _i32((b >> _u32(F32_MANTISSA_BITS)) & _u32(0xFF))
+    m = (b & _u32(F32_MANTISSA_MASK)) | _u32(_F32_HIDDEN)
+    return sign, e, m
+
+
+def _normal_exp(e):
+    return (e >= np.int32(1)) & (e <= np.int32(254))
+
+
+def _floor_div_near(x, y):
+    """``floor(x / y)`` for int32 ``y > 0`` and ``|x / y| < _GUESS_ULP`` (a truncating divide of a positive sum)."""
+    off = np.int32(_GUESS_ULP)
+    return lax.div(x + off * y, y) - off
+
+
+def _assemble32(sign, er, sig):
+    """float32 with biased exponent ``er`` and significand ``sig`` in [2**23, 2**24] (2**24 carries)."""
+    bits = (er << np.int32(F32_MANTISSA_BITS)) + (sig - np.int32(_F32_HIDDEN))
+    return lax.bitcast_convert_type(lax.bitcast_convert_type(bits, _U32) | sign, jnp.float32)
+
+
+def div32(a, b):
+    """``a / b`` correctly rounded (IEEE round to nearest even) for float32 arrays, on any device.
+
+    With ``a = A * 2**ea``, ``b = B * 2**eb`` (24-bit significands), ``N = A`` or
+    ``2A`` so that ``N / B`` lies in [1, 2): the result's significand is
+    ``Q = floor(2**23 N / B + 1/2) = Q0 + floor((D + B) / (2B))`` for any guess
+    ``Q0``, where ``D = 2**24 N - 2 Q0 B`` is exact in 32-bit integer arithmetic
+    when ``Q0`` is within 15 ulp (``|D| < 2**31``).  A quotient is never a tie.
+    Inputs or results outside the normal range (zeros, subnormals, infinities,
+    NaNs; quotients below 2**-126 or above 2**126) return the device's quotient.
+
+    >>> import numpy as np
+    >>> a = np.float32([3163.328613, 1.0, -7.0]); b = np.float32([3163.328613, 3.0, 0.1])
+    >>> bool(np.array_equal(np.asarray(div32(a, b)), a / b))
+    True
+    """
+    a = jnp.asarray(a, jnp.float32)
+    b = jnp.asarray(b, jnp.float32)
+    sa, ea, ma = _fields32(a)
+    sb, eb, mb = _fields32(b)
+    low = ma < mb
+    n = jnp.where(low, ma << _u32(1), ma)
+    guess = _approx_div(_i32(n).astype(jnp.float32), _i32(mb).astype(jnp.float32))
+    q0 = (guess * np.float32(_F32_HIDDEN)).astype(jnp.int32)  # an integer-valued float: exact
+    d = _i32((n << _u32(24)) - ((lax.bitcast_convert_type(q0, _U32) * mb) << _u32(1)))
+    bi = _i32(mb)
+    q = q0 + _floor_div_near(d + bi, bi + bi)
+    er = ea - eb - low.astype(jnp.int32) + np.int32(F32_EXP_BIAS)
+    ok = _normal_exp(ea) & _normal_exp(eb) & (er >= np.int32(1)) & (er <= np.int32(253))
+    return jnp.where(ok, _assemble32(sa ^ sb, er, q), _approx_div(a, b))
+
+
+def sqrt32(x):
+    """``sqrt(x)`` correctly rounded for float32 arrays, on any device.
+
+    With ``x = M * 2**E`` (24-bit ``M``) and ``k`` in {23, 24} making ``E - k``
+    even, ``N = M * 2**k`` lies in [2**46, 2**48) and the result's significand is
+    ``R = round(sqrt(N))``.  A guess ``R0`` within 15 ulp gets one Newton step
+    in integers, ``R1 = R0 + floor((T0 + R0) / (2 R0))`` with ``T = N - R**2``
+    (exact mod 2**32), then the exact test ``-R < T <= R`` moves it by at most
+    one.  A square root is never a tie.  Zeros, negatives, subnormals,
+    infinities and NaNs return the device's square root.
+
+    >>> import numpy as np
+    >>> x = np.float32([2.0, 0.5, 1e-30, 3.4e38])
+    >>> bool(np.array_equal(np.asarray(sqrt32(x)), np.sqrt(x)))
+    True
+    """
+    x = jnp.asarray(x, jnp.float32)
+    sx, ex, m = _fields32(x)
+    e = ex - np.int32(F32_EXP_BIAS + F32_MANTISSA_BITS)  # x = m * 2**e
+    odd = (e & np.int32(1)) == np.int32(1)
+    k = jnp.where(odd, _u32(23), _u32(24))
+    mf = _i32(m).astype(jnp.float32) * jnp.where(odd, np.float32(2.0**-23), np.float32(2.0**-22))  # in [1, 4)
+    r0 = (_approx_sqrt(mf) * np.float32(_F32_HIDDEN)).astype(jnp.int32)
+    n = m << k  # mod 2**32
+    t0 = _i32(n - lax.bitcast_convert_type(r0, _U32) * lax.bitcast_convert_type(r0, _U32))
+    r1 = r0 + _floor_div_near(t0 + r0, r0 + r0)
+    r1u = lax.bitcast_convert_type(r1, _U32)
+    t1 = _i32(n - r1u * r1u)
+    r = r1 + (t1 > r1).astype(jnp.int32) - (t1 <= -r1).astype(jnp.int32)
+    er = ((e - _i32(k)) >> np.int32(1)) + np.int32(F32_MANTISSA_BITS + F32_EXP_BIAS)  # E - k is even
+    ok = (sx == _u32(0)) & _normal_exp(ex)
+    return jnp.where(ok, _assemble32(sx, er, r), _approx_sqrt(x))
+
+
+# Platforms whose float32 division and square root are IEEE already (XLA:CPU: the bit tests prove
+# it), so the exact constructions above are skipped there; every other platform (cuda, rocm, tpu,
+# plugins) gets them.  Tests set this to () to run the constructions on CPU.
+_NATIVE_PLATFORMS: tuple[str, ...] = ("cpu",)
+
+
+def _per_platform(native, exact, *args):
+    if not _NATIVE_PLATFORMS:
+        return exact(*args)
+    return lax.platform_dependent(*args, default=exact, **{p: native for p in _NATIVE_PLATFORMS})
+
+
+def _native_div(a, b):
+    return a / b
+
+
+def _div(a, b, dt):
+    """``a / b`` rounded as IEEE division (float64: XLA emits IEEE division on every backend it runs on)."""
+    return _per_platform(_native_div, div32, a, b) if dt == np.float32 else a / b
+
+
+def _sqrt(x, dt):
+    """IEEE ``sqrt(x)`` (float64: as :func:`_div`)."""
+    return _per_platform(jnp.sqrt, sqrt32, x) if dt == np.float32 else jnp.sqrt(x)
+
+
 def _horner(coeffs_low_first, x, dt, leading_one=False):
     cs = [dt(c) for c in coeffs_low_first]
     if leading_one:
@@ -311,15 +468,15 @@ def _ndtri(p, coef, dt, log_fn):
     half = dt(0.5)
     q = p - half
     r = dt(coef["const1"]) - _rmul(q, q)
-    central = (q * _horner(coef["a"], r, dt)) / _horner(coef["b"], r, dt, leading_one=True)
+    central = _div(q * _horner(coef["a"], r, dt), _horner(coef["b"], r, dt, leading_one=True), dt)
     inner = jnp.abs(q) <= dt(coef["split1"])
     t = jnp.where(q < 0, p, one - p)
     t = jnp.where(inner, half, t)
-    rr = jnp.sqrt(-log_fn(t))
+    rr = _sqrt(-log_fn(t), dt)
     near = rr - dt(coef["const2"])
-    tail_near = _horner(coef["c"], near, dt) / _horner(coef["d"], near, dt, leading_one=True)
+    tail_near = _div(_horner(coef["c"], near, dt), _horner(coef["d"], near, dt, leading_one=True), dt)
     far = rr - dt(coef["split2"])
-    tail_far = _horner(coef["e"], far, dt) / _horner(coef["f"], far, dt, leading_one=True)
+    tail_far = _div(_horner(coef["e"], far, dt), _horner(coef["f"], far, dt, leading_one=True), dt)
     tail = jnp.where(rr <= dt(coef["split2"]), tail_near, tail_far)
     tail = jnp.where(q < 0, -tail, tail)
     return jnp.where(inner, central, tail)
