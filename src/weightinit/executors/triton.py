@@ -237,12 +237,16 @@ _CONSTS = {
 }
 
 
+# Values per launch: the grid's program ids stay far below 2**31 (one program fills 4 * BLOCK values).
+LAUNCH_VALUES = 1 << 30
+
+
 def launch(flat, plan, key, start: int) -> None:
     """Fill the contiguous 1-D CUDA tensor ``flat`` with flat indices ``start ..`` (float32 compute plans)."""
     c = [float(plan.consts[k]) for k in _CONSTS[plan.kind]] + [0.0] * (6 - len(_CONSTS[plan.kind]))
     clip = plan.clip is not None
     lo, hi = (float(plan.clip[0]), float(plan.clip[1])) if clip else (0.0, 0.0)
-    step = 1 << 30
+    step = LAUNCH_VALUES
     for pos in range(0, flat.numel(), step):
         part = flat[pos : pos + step]
         n = part.numel()
