@@ -15,10 +15,12 @@ writes its outputs; the comparison happens here.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import ml_dtypes
 import numpy as np
@@ -30,13 +32,18 @@ from weightinit.random import sampling
 pytest.importorskip("torch")
 pytest.importorskip("triton", reason="Triton is not installed (the test extra installs it on x86-64 Linux)")
 
-DISTS = {
-    "uniform": wi.Uniform(-0.3, 0.7),
-    "normal": wi.Normal(0.1, 2.0),
-    "trunc_normal": wi.TruncatedNormalDistribution(0.0, 1.0, -2.0, 2.0),
-    "trunc_normal_mirror_tail": wi.TruncatedNormalDistribution(1.0, 0.5, 1.2, 9.0),
-    "trunc_normal_far_tail": wi.TruncatedNormalDistribution(0.0, 1.0, -np.inf, -6.0),
-}
+
+def _gpu_check():
+    """benchmarks/gpu_check.py, whose distributions (the device check's) this test runs too."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+DISTS = _gpu_check().DISTS
 DTYPES = {"float32": np.dtype(np.float32), "float16": np.dtype(np.float16), "bfloat16": np.dtype(ml_dtypes.bfloat16)}
 # (first flat index, count): an odd start; a start inside a Philox block whose counter crosses 2**32
 # (flat index 2**34 is counter 2**32, so word 1 of the counter becomes nonzero); a count that is
