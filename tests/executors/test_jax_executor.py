@@ -144,6 +144,20 @@ def test_sharded_generation_matches_unsharded_subprocess():
 TINY = np.finfo(np.float32).tiny
 
 
+@pytest.fixture
+def patched(monkeypatch):
+    """``monkeypatch`` for the executor's trace-time globals (``_approx_div``, ``_NATIVE_PLATFORMS``, ...).
+
+    JAX caches a traced function by the function, not by the module globals its trace read, so a
+    ``jax.jit(ex.div32)`` after a patch could run an earlier test's trace: the caches are cleared
+    on both sides of the patch.
+    """
+    jax.clear_caches()
+    yield monkeypatch
+    monkeypatch.undo()
+    jax.clear_caches()
+
+
 def _off_by(fn, spread):
     """``fn`` whose float32 result is moved by a per-value offset in [-spread, spread] ulp."""
 
@@ -163,9 +177,9 @@ def _normal_floats(rng, n):
 
 
 @pytest.mark.parametrize("spread", [0, 1, 3, ex._GUESS_ULP - 1])
-def test_div32_sqrt32_are_ieee_for_any_guess_within_bound(monkeypatch, spread):
-    monkeypatch.setattr(ex, "_approx_div", _off_by(ex._approx_div, spread) if spread else ex._approx_div)
-    monkeypatch.setattr(ex, "_approx_sqrt", _off_by(ex._approx_sqrt, spread) if spread else ex._approx_sqrt)
+def test_div32_sqrt32_are_ieee_for_any_guess_within_bound(patched, spread):
+    patched.setattr(ex, "_approx_div", _off_by(ex._approx_div, spread) if spread else ex._approx_div)
+    patched.setattr(ex, "_approx_sqrt", _off_by(ex._approx_sqrt, spread) if spread else ex._approx_sqrt)
     rng = np.random.default_rng(spread)
     a, b = _normal_floats(rng, 400_000), _normal_floats(rng, 400_000)
     m = min(a.size, b.size)
@@ -189,15 +203,15 @@ def test_div32_sqrt32_are_ieee_for_any_guess_within_bound(monkeypatch, spread):
     assert np.array_equal(_bits(np.asarray(jax.jit(ex.sqrt32)(y))), _bits(np.sqrt(y)))
 
 
-def test_div32_sqrt32_detect_a_guess_beyond_bound(monkeypatch):
+def test_div32_sqrt32_detect_a_guess_beyond_bound(patched):
     """The bound is real: a guess 200 ulp too high gives wrong bits (so the test above can fail)."""
     far = 200
-    monkeypatch.setattr(
+    patched.setattr(
         ex,
         "_approx_div",
         lambda a, b: jax.lax.bitcast_convert_type(jax.lax.bitcast_convert_type(a / b, jnp.int32) + far, jnp.float32),
     )
-    monkeypatch.setattr(
+    patched.setattr(
         ex,
         "_approx_sqrt",
         lambda x: jax.lax.bitcast_convert_type(jax.lax.bitcast_convert_type(jnp.sqrt(x), jnp.int32) + far, jnp.float32),
@@ -227,33 +241,33 @@ def _sample_jit(dist, shape, dtype, region=None):
 
 
 @pytest.mark.parametrize("dist", EXACT_DISTS, ids=lambda d: f"{type(d).__name__}{getattr(d, 'high', '')}")
-def test_exact_path_gives_the_reference_bits_with_inexact_device_ops(monkeypatch, dist):
+def test_exact_path_gives_the_reference_bits_with_inexact_device_ops(patched, dist):
     """What a GPU runs (ex._NATIVE_PLATFORMS off), with a division and square root up to 15 ulp
     off, gives the reference's bits for every distribution (float32 here, the narrow dtypes below)."""
-    monkeypatch.setattr(ex, "_NATIVE_PLATFORMS", ())
-    monkeypatch.setattr(ex, "_approx_div", _off_by(ex._approx_div, ex._GUESS_ULP - 1))
-    monkeypatch.setattr(ex, "_approx_sqrt", _off_by(ex._approx_sqrt, ex._GUESS_ULP - 1))
+    patched.setattr(ex, "_NATIVE_PLATFORMS", ())
+    patched.setattr(ex, "_approx_div", _off_by(ex._approx_div, ex._GUESS_ULP - 1))
+    patched.setattr(ex, "_approx_sqrt", _off_by(ex._approx_sqrt, ex._GUESS_ULP - 1))
     shape, region = (300, 301), (slice(1, 299), slice(2, 300))
     ref = wi.sample(dist, wi.Stream(11), shape, "float32", region)
     _check(_sample_jit(dist, shape, "float32", region), ref)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float8_e4m3fn", "float8_e5m2"])
-def test_exact_path_narrow_dtypes(monkeypatch, dtype):
-    monkeypatch.setattr(ex, "_NATIVE_PLATFORMS", ())
-    monkeypatch.setattr(ex, "_approx_div", _off_by(ex._approx_div, 2))
-    monkeypatch.setattr(ex, "_approx_sqrt", _off_by(ex._approx_sqrt, 2))
+def test_exact_path_narrow_dtypes(patched, dtype):
+    patched.setattr(ex, "_NATIVE_PLATFORMS", ())
+    patched.setattr(ex, "_approx_div", _off_by(ex._approx_div, 2))
+    patched.setattr(ex, "_approx_sqrt", _off_by(ex._approx_sqrt, 2))
     dist = wi.TruncatedNormalDistribution(0.0, 1.0, -3.0, 3.0)
     ref = wi.sample(dist, wi.Stream(11), (40_000,), dtype)
     got = _sample_jit(dist, (40_000,), dtype)
     assert got.dtype == ref.dtype and np.array_equal(got.view(np.uint8), ref.view(np.uint8))
 
 
-def test_inexact_division_alone_changes_the_bits(monkeypatch):
+def test_inexact_division_alone_changes_the_bits(patched):
     """Without the correction, a division 1-2 ulp off (what XLA:GPU's div.full gives) changes the
     normals' bits: the whole-executor checks above can see the fault they guard against."""
-    monkeypatch.setattr(ex, "_NATIVE_PLATFORMS", ())
-    monkeypatch.setattr(ex, "div32", _off_by(lambda a, b: a / b, 2))
+    patched.setattr(ex, "_NATIVE_PLATFORMS", ())
+    patched.setattr(ex, "div32", _off_by(lambda a, b: a / b, 2))
     dist = wi.Normal(0.0, 1.0)
     ref = wi.sample(dist, wi.Stream(11), (300, 301), "float32")
     got = _sample_jit(dist, (300, 301), "float32")
@@ -313,11 +327,11 @@ def _contractible(hlo: str):
 
 
 @pytest.mark.parametrize("native", [True, False], ids=["cpu-path", "device-path"])
-def test_no_contractible_multiply_add_in_the_compiled_hlo(monkeypatch, native):
+def test_no_contractible_multiply_add_in_the_compiled_hlo(patched, native):
     """No float multiply feeds an add in the optimized HLO of any distribution, on the CPU path
     and on the path devices run, so no compiler can contract one into an FMA (docs/random.md 7)."""
     if not native:
-        monkeypatch.setattr(ex, "_NATIVE_PLATFORMS", ())
+        patched.setattr(ex, "_NATIVE_PLATFORMS", ())
     key = np.zeros(2, np.uint32)
     for dist in EXACT_DISTS:
         hlo = jax.jit(lambda k, dist=dist: ex.sample(dist, k, (1000,), "float32")).lower(key).compile().as_text()

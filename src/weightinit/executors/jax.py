@@ -302,6 +302,15 @@ def _normal_exp(e):
     return (e >= np.int32(1)) & (e <= np.int32(254))
 
 
+def _in_one_two(g):
+    """A guess of a value known to lie in [1, 2), moved into [1, 2).
+
+    Above 2 a float32 ulp is two significand units, so a guess 15 ulp above a quotient just
+    below 2 would be 30 units off; clamped, it is at most as many units off as it was ulp off.
+    """
+    return jnp.minimum(jnp.maximum(g, np.float32(1.0)), np.float32(2.0 - 2.0**-23))
+
+
 def _floor_div_near(x, y):
     """``floor(x / y)`` for int32 ``y > 0`` and ``|x / y| < _GUESS_ULP`` (a truncating divide of a positive sum)."""
     off = np.int32(_GUESS_ULP)
@@ -336,7 +345,7 @@ def div32(a, b):
     sb, eb, mb = _fields32(b)
     low = ma < mb
     n = jnp.where(low, ma << _u32(1), ma)
-    guess = _approx_div(_i32(n).astype(jnp.float32), _i32(mb).astype(jnp.float32))
+    guess = _in_one_two(_approx_div(_i32(n).astype(jnp.float32), _i32(mb).astype(jnp.float32)))
     q0 = (guess * np.float32(_F32_HIDDEN)).astype(jnp.int32)  # an integer-valued float: exact
     d = _i32((n << _u32(24)) - ((lax.bitcast_convert_type(q0, _U32) * mb) << _u32(1)))
     bi = _i32(mb)
@@ -368,7 +377,7 @@ def sqrt32(x):
     odd = (e & np.int32(1)) == np.int32(1)
     k = jnp.where(odd, _u32(23), _u32(24))
     mf = _i32(m).astype(jnp.float32) * jnp.where(odd, np.float32(2.0**-23), np.float32(2.0**-22))  # in [1, 4)
-    r0 = (_approx_sqrt(mf) * np.float32(_F32_HIDDEN)).astype(jnp.int32)
+    r0 = (_in_one_two(_approx_sqrt(mf)) * np.float32(_F32_HIDDEN)).astype(jnp.int32)
     n = m << k  # mod 2**32
     t0 = _i32(n - lax.bitcast_convert_type(r0, _U32) * lax.bitcast_convert_type(r0, _U32))
     r1 = r0 + _floor_div_near(t0 + r0, r0 + r0)
@@ -464,22 +473,36 @@ def log64(x):
 
 
 def _ndtri(p, coef, dt, log_fn):
+    """AS 241 with one division: the chosen branch's numerator and denominator are selected first.
+
+    The quotient of the selected pair is the selected quotient and ``(-a) / b == -(a / b)``, so
+    the bits are those of dividing in every branch (docs/random.md section 5), with a third of
+    the divisions (each an exact :func:`div32` off CPU).  The last select (``+inf`` for
+    ``p >= 1``, the limit; the stream's ``p`` is always below 1) makes it the division's only
+    user: XLA does not duplicate a division into two users (``where(sign, -z, z)``, or a
+    multiply by 1 it removed), and would then compute the values in a loop of their own, with a
+    temporary per value (tests/executors/test_float8.py checks there is none).
+    """
     one = dt(1.0)
     half = dt(0.5)
     q = p - half
     r = dt(coef["const1"]) - _rmul(q, q)
-    central = _div(q * _horner(coef["a"], r, dt), _horner(coef["b"], r, dt, leading_one=True), dt)
+    central_num = q * _horner(coef["a"], r, dt)
+    central_den = _horner(coef["b"], r, dt, leading_one=True)
     inner = jnp.abs(q) <= dt(coef["split1"])
     t = jnp.where(q < 0, p, one - p)
     t = jnp.where(inner, half, t)
     rr = _sqrt(-log_fn(t), dt)
     near = rr - dt(coef["const2"])
-    tail_near = _div(_horner(coef["c"], near, dt), _horner(coef["d"], near, dt, leading_one=True), dt)
     far = rr - dt(coef["split2"])
-    tail_far = _div(_horner(coef["e"], far, dt), _horner(coef["f"], far, dt, leading_one=True), dt)
-    tail = jnp.where(rr <= dt(coef["split2"]), tail_near, tail_far)
-    tail = jnp.where(q < 0, -tail, tail)
-    return jnp.where(inner, central, tail)
+    is_near = rr <= dt(coef["split2"])
+    tail_num = jnp.where(is_near, _horner(coef["c"], near, dt), _horner(coef["e"], far, dt))
+    tail_den = jnp.where(
+        is_near, _horner(coef["d"], near, dt, leading_one=True), _horner(coef["f"], far, dt, leading_one=True)
+    )
+    tail_num = jnp.where(q < 0, -tail_num, tail_num)
+    x = _div(jnp.where(inner, central_num, tail_num), jnp.where(inner, central_den, tail_den), dt)
+    return jnp.where(p < one, x, dt(np.inf))
 
 
 def ndtri32(p):
