@@ -94,6 +94,22 @@ def test_range_matches_reference(simd_path, dist, dtype, start, n):
     assert_same(out, reference_range(plan, start, n))
 
 
+@pytest.mark.parametrize("dtype", [np.dtype(np.float32), np.dtype(np.float16)], ids=lambda d: d.name)
+@pytest.mark.parametrize("dist", ["normal", "tn_sym", "tn_far_tail"])
+def test_every_step_remainder(simd_path, dist, dtype):
+    """Every count of values left after the float32 normals' last full central step.
+
+    normal32.h steps over 2 or 4 registers of 8 or 16 lanes and finishes the rest of a 1024-value tile
+    through a local copy, its lanes past the end never marked as tail lanes; float32 outputs are written
+    in place, float16 ones through the tile buffer.  Counts 1-71 and around one tile, from an odd start.
+    """
+    plan = make_plan(DISTS[dist], dtype)
+    for n in [*range(1, 72), *range(1024 - 8, 1024 + 72, 3)]:
+        out = np.empty(n, plan.dtype)
+        _compiled.fill_array(plan, KEY, 11, out, threads=1)
+        assert_same(out, reference_range(plan, 11, n))
+
+
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)
 @pytest.mark.parametrize("dist", ["uniform", "normal", "tn_sym"])

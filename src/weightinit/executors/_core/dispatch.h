@@ -8,7 +8,7 @@ typedef struct {
     const char *name;
     void (*philox8)(const uint32_t *, const uint32_t *, uint32_t, uint32_t, uint32_t *);
     void (*philox_seq)(uint64_t, size_t, uint32_t, uint32_t, uint32_t *);
-    void (*values32)(const core_params *, const uint32_t *, size_t, float *, uint32_t *, uint32_t *, int);
+    void (*values32)(const core_params *, const uint32_t *, size_t, float *, uint32_t *, float *, int);
     void (*values64)(const core_params *, const uint32_t *, size_t, double *, double *, uint32_t *);
     void (*finish32)(const core_params *, const float *, size_t, void *);
     void (*finish64)(const core_params *, const double *, size_t, void *);
@@ -117,11 +117,13 @@ static void run_tiles(const job *J, size_t pos0, size_t pos1) {
     const core_params *P = J->P;
     const simd_impl *I = J->impl;
     const int w = P->words, per_block = 4 / w;
-    uint32_t words[2 * (TILE + 16) + 64] __attribute__((aligned(32)));
-    float v32[TILE + 16] __attribute__((aligned(32)));
-    double v64[TILE + 16] __attribute__((aligned(32)));
-    uint32_t x32[TILE + 16] __attribute__((aligned(32))); /* tail lanes' words, padded to 8 * TAIL_NH */
-    _Static_assert(8 * TAIL_NH <= 16, "x32 and tidx hold TILE + 16 entries");
+    uint32_t words[2 * (TILE + 16) + 64] __attribute__((aligned(64)));
+    float v32[TILE + 16] __attribute__((aligned(64)));
+    double v64[TILE + 16] __attribute__((aligned(64)));
+    /* float32 normals (normal32.h): the tail lanes' words and values */
+    uint32_t x32[TILE + N32_PAD] __attribute__((aligned(64)));
+    float t32[TILE + N32_PAD] __attribute__((aligned(64)));
+    _Static_assert(TILE <= N32_MAX, "normal32_body takes at most N32_MAX values");
     double p64[TILE + 16] __attribute__((aligned(32)));
     uint32_t tidx[TILE + 16];
     char stage[TILE * 8] __attribute__((aligned(32))); /* finished tile before a streaming copy */
@@ -163,10 +165,10 @@ static void run_tiles(const job *J, size_t pos0, size_t pos1) {
              * 71 ms with the clip as a second pass over the tile, normal unchanged at 62 ms) */
             const int final = P->otype == OUT_F32, clip = final && P->has_clip;
             if (final && !J->stream && n == nv) { /* straight into the output */
-                I->values32(P, wp, nv, (float *)dst, x32, tidx, clip);
+                I->values32(P, wp, nv, (float *)dst, x32, t32, clip);
                 continue;
             }
-            I->values32(P, wp, nv, v32, x32, tidx, clip);
+            I->values32(P, wp, nv, v32, x32, t32, clip);
             if (final && J->stream) I->stream_copy(dst, v32, bytes);
             else if (J->stream) {
                 I->finish32(P, v32, n, stage);

@@ -1,5 +1,5 @@
-/* Special functions of docs/random.md ("Special functions"), per SIMD target: log and the
- * tail branch of ndtri (AS 241) in float32 and float64, plus lane helpers.
+/* Special functions of docs/random.md ("Special functions"), per SIMD target: the float64 log and
+ * tail branch of ndtri (AS 241), plus 8-lane helpers (the float32 ones are in normal32.h).
  *
  * Included once per target by kernels.h (see there for the macros KFN, KATTR, VSQRT8, ...).
  * Every operation is one IEEE-754 operation in the compute precision, in the order of the
@@ -29,73 +29,6 @@ static KATTR inline v8f KFN(min8)(v8f a, v8f b) {
 static KATTR inline v8f KFN(clip8)(v8f y, float lo, float hi) {
     y = KFN(sel8)(VNLE8(y, splat8(lo)), y, splat8(lo));
     return KFN(sel8)(VNGE8(y, splat8(hi)), y, splat8(hi));
-}
-
-/* The tail branch runs on TAIL_NH registers at once: each step below is written for all of them
- * in a row (`EACH`), so their long dependency chains (log, sqrt, division) overlap. */
-#ifndef TAIL_NH
-#define TAIL_NH 2
-#endif
-#define EACH(stmt)                                  \
-    do {                                            \
-        UNROLL for (int h = 0; h < TAIL_NH; h++) { stmt; } \
-    } while (0)
-
-static KATTR inline __attribute__((always_inline)) void KFN(logn8)(const v8f *x, v8f *r) {
-    const float sqrt2 = LOG32_SQRT2, half = 0.5f, one = 1.0f;
-    v8f m[TAIL_NH], fe[TAIL_NH], f[TAIL_NH], z[TAIL_NH], y[TAIL_NH];
-    EACH(v8u b = (v8u)x[h]; v8i e = (v8i)(b >> 23) - 127; m[h] = (v8f)((b & 0x7FFFFFu) | 0x3F800000u);
-         v8i big = m[h] > sqrt2; m[h] = KFN(sel8)(big, m[h] * half, m[h]);
-         fe[h] = __builtin_convertvector(e - big, v8f)); /* big is -1 where true */
-    EACH(f[h] = m[h] - one);
-    EACH(z[h] = f[h] * f[h]);
-    EACH(y[h] = splat8(LOG32_P0));
-    EACH(y[h] = y[h] * f[h]); EACH(y[h] = y[h] + LOG32_P1);
-    EACH(y[h] = y[h] * f[h]); EACH(y[h] = y[h] + LOG32_P2);
-    EACH(y[h] = y[h] * f[h]); EACH(y[h] = y[h] + LOG32_P3);
-    EACH(y[h] = y[h] * f[h]); EACH(y[h] = y[h] + LOG32_P4);
-    EACH(y[h] = y[h] * f[h]); EACH(y[h] = y[h] + LOG32_P5);
-    EACH(y[h] = y[h] * f[h]); EACH(y[h] = y[h] + LOG32_P6);
-    EACH(y[h] = y[h] * f[h]); EACH(y[h] = y[h] + LOG32_P7);
-    EACH(y[h] = y[h] * f[h]); EACH(y[h] = y[h] + LOG32_P8);
-    EACH(y[h] = y[h] * f[h]);
-    EACH(y[h] = y[h] * z[h]);
-    EACH(y[h] = y[h] + fe[h] * LOG32_LN2LO);
-    EACH(y[h] = y[h] + z[h] * -0.5f);
-    EACH(r[h] = f[h] + y[h]);
-    EACH(r[h] = r[h] + fe[h] * LOG32_LN2HI);
-}
-
-/* Tail branch of ndtri for p with |p - 0.5| > 0.425, on TAIL_NH registers p[] -> z[]. */
-static KATTR inline __attribute__((always_inline)) void KFN(ndtri_tailn8)(const v8f *p, v8f *z) {
-    const float one = 1.0f;
-    v8i neg[TAIL_NH], far_m[TAIL_NH];
-    v8f t[TAIL_NH], rr[TAIL_NH], nr[TAIL_NH], cn[TAIL_NH], dn[TAIL_NH], tail[TAIL_NH];
-    EACH(v8f q = p[h] - 0.5f; neg[h] = q < 0.0f; t[h] = KFN(sel8)(neg[h], p[h], one - p[h]));
-    KFN(logn8)(t, rr);
-    EACH(rr[h] = VSQRT8(-rr[h]));
-    EACH(nr[h] = rr[h] - P7_CONST2);
-    EACH(cn[h] = splat8(P7_C3));
-    EACH(cn[h] = cn[h] * nr[h]); EACH(cn[h] = cn[h] + P7_C2);
-    EACH(cn[h] = cn[h] * nr[h]); EACH(cn[h] = cn[h] + P7_C1);
-    EACH(cn[h] = cn[h] * nr[h]); EACH(cn[h] = cn[h] + P7_C0);
-    EACH(dn[h] = splat8(P7_D1));
-    EACH(dn[h] = dn[h] * nr[h]); EACH(dn[h] = dn[h] + P7_D0);
-    EACH(dn[h] = dn[h] * nr[h]); EACH(dn[h] = dn[h] + one);
-    EACH(tail[h] = cn[h] / dn[h]);
-    int any = 0;
-    EACH(far_m[h] = rr[h] > P7_SPLIT2; any |= MASK8(far_m[h]));
-    if (any) {
-        EACH(v8f fr = rr[h] - P7_SPLIT2; v8f en = splat8(P7_E3);
-             en = en * fr; en = en + P7_E2;
-             en = en * fr; en = en + P7_E1;
-             en = en * fr; en = en + P7_E0;
-             v8f fn = splat8(P7_F1);
-             fn = fn * fr; fn = fn + P7_F0;
-             fn = fn * fr; fn = fn + one;
-             tail[h] = KFN(sel8)(far_m[h], en / fn, tail[h]));
-    }
-    EACH(z[h] = KFN(sel8)(neg[h], -tail[h], tail[h]));
 }
 
 /* ---------------------------------------------------------------- float64 */

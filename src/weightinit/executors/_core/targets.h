@@ -1,6 +1,6 @@
 /* The per-value kernels (kernels.h) instantiated for each SIMD target: portable C with
- * vector extensions (_base), AVX2 (_avx2) and AVX-512 (_avx512, 256-bit vectors with EVEX
- * encodings).  Each instantiation gets its own lane helpers; all give the same bits.
+ * vector extensions (_base), AVX2 (_avx2) and AVX-512 (_avx512: the float32 normals of
+ * normal32.h on 512-bit vectors, the rest on 256-bit vectors with EVEX encodings).  Each instantiation gets its own lane helpers; all give the same bits.
  */
 #ifndef WI_TARGETS_H
 #define WI_TARGETS_H
@@ -9,13 +9,16 @@
  * same for 4 lanes of 64 bits, as 32-bit lane pairs (for a 32-bit permute). */
 static uint8_t CTAB8[256][8];
 static uint32_t CTAB4[16][8];
+/* ETAB8[bits]: for each lane set in bits, its rank among the set lanes (the inverse of CTAB8) */
+static uint8_t ETAB8[256][8];
 
 static void init_tables(void) {
     for (int b = 0; b < 256; b++) {
         int k = 0;
         memset(CTAB8[b], 0, 8);
+        memset(ETAB8[b], 0, 8);
         for (int l = 0; l < 8; l++)
-            if (b >> l & 1) CTAB8[b][k++] = (uint8_t)l;
+            if (b >> l & 1) ETAB8[b][l] = (uint8_t)k, CTAB8[b][k++] = (uint8_t)l;
     }
     for (int b = 0; b < 16; b++) {
         int k = 0;
@@ -49,6 +52,12 @@ static inline int mask4_base(v4l m) {
     for (int l = 0; l < 4; l++) b |= (m[l] < 0) << l;
     return b;
 }
+/* y with the lanes set in bits replaced, in order, by src[0], src[1], ... */
+static inline v8f expand8_base(v8f y, unsigned bits, const float *src) {
+    for (int l = 0, k = 0; l < 8; l++)
+        if (bits >> l & 1) y[l] = src[k++];
+    return y;
+}
 #define VSQRT8(x) vsqrt8_base(x)
 #define VSQRT4(x) vsqrt4_base(x)
 /* Lane selects and comparisons (special.h: sel8, max8, min8, clip8 and their 4-lane forms). */
@@ -78,7 +87,51 @@ static inline int mask4_base(v4l m) {
             (idx)[l_] = (base) + (CTAB4[bits][2 * l_] >> 1);                                        \
         }                                                                                           \
     } while (0)
+/* normal32.h on 8-lane vectors (portable and AVX2 paths); lane masks are v8i (-1 where true) */
+#define VL 8
+#define CNV 2
+#define TAIL_NH 2
+#define VF v8f
+#define VI v8i
+#define VU v8u
+#define VM v8i
+#define VSPLAT(c) splat8(c)
+#define VSQRTW(x) VSQRT8(x)
+#define VGT(a, b) ((a) > (b))
+#define VLT(a, b) ((a) < (b))
+#define VSELW(m, a, b) VBLEND8(m, a, b)
+#define VMAXW(a, b) VMAX8(a, b)
+#define VMINW(a, b) VMIN8(a, b)
+#define VNLEW(y, l) VNLE8(y, l)
+#define VNGEW(y, h) VNGE8(y, h)
+#define VMASKW(m) ((unsigned)MASK8(m))
+#define VINCW(m, e) ((e) - (m))
+#define VCOMPRESSW(v, bits, dst)                                                                    \
+    do {                                                                                            \
+        for (int l_ = 0; l_ < 8; l_++) (dst)[l_] = (v)[CTAB8[bits][l_]];                            \
+    } while (0)
+#define VEXPANDW(y, bits, src) expand8_base(y, bits, src)
 #include "kernels.h"
+#undef VL
+#undef CNV
+#undef TAIL_NH
+#undef VF
+#undef VI
+#undef VU
+#undef VM
+#undef VSPLAT
+#undef VSQRTW
+#undef VGT
+#undef VLT
+#undef VSELW
+#undef VMAXW
+#undef VMINW
+#undef VNLEW
+#undef VNGEW
+#undef VMASKW
+#undef VINCW
+#undef VCOMPRESSW
+#undef VEXPANDW
 #undef KFN
 #undef KATTR
 #undef VSQRT8
@@ -117,6 +170,15 @@ static inline int mask4_base(v4l m) {
 #define VNGE4(y, h) ((v4l)_mm256_cmp_pd((__m256d)(y), (__m256d)(h), _CMP_NGE_UQ))
 #define MASK8(m) _mm256_movemask_ps((__m256)(m))
 #define MASK4(m) _mm256_movemask_pd((__m256d)(m))
+/* y with the lanes set in bits replaced, in order, by src[0], src[1], ...: a vpermd of src by the
+ * lanes' ranks, blended into y by the lanes of bits */
+__attribute__((target("avx2"), always_inline)) static inline v8f expand8_avx2(v8f y, unsigned bits, const float *src) {
+    const __m256i rank = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)ETAB8[bits]));
+    const __m256i lane = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const __m256i sel = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)bits), lane), lane);
+    const __m256 t = _mm256_permutevar8x32_ps(_mm256_loadu_ps(src), rank);
+    return (v8f)_mm256_blendv_ps((__m256)y, t, _mm256_castsi256_ps(sel));
+}
 #define COMPRESS8(v, bits, dst, idx, base)                                                          \
     do {                                                                                            \
         __m256i perm_ = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)CTAB8[bits]));        \
@@ -133,15 +195,103 @@ static inline int mask4_base(v4l m) {
     } while (0)
 #define KFN(name) name##_avx2
 #define KATTR __attribute__((target("avx2"), unused))
+/* normal32.h on 8-lane vectors (portable and AVX2 paths); lane masks are v8i (-1 where true) */
+#define VL 8
+#define CNV 2
+#define TAIL_NH 2
+#define VF v8f
+#define VI v8i
+#define VU v8u
+#define VM v8i
+#define VSPLAT(c) splat8(c)
+#define VSQRTW(x) VSQRT8(x)
+#define VGT(a, b) ((a) > (b))
+#define VLT(a, b) ((a) < (b))
+#define VSELW(m, a, b) VBLEND8(m, a, b)
+#define VMAXW(a, b) VMAX8(a, b)
+#define VMINW(a, b) VMIN8(a, b)
+#define VNLEW(y, l) VNLE8(y, l)
+#define VNGEW(y, h) VNGE8(y, h)
+#define VMASKW(m) ((unsigned)MASK8(m))
+#define VINCW(m, e) ((e) - (m))
+#define VCOMPRESSW(v, bits, dst)                                                                    \
+    _mm256_storeu_si256((__m256i *)(dst), _mm256_permutevar8x32_epi32(                              \
+        (__m256i)(v), _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)CTAB8[bits]))))
+#define VEXPANDW(y, bits, src) expand8_avx2(y, bits, src)
 #include "kernels.h"
+#undef VL
+#undef CNV
+#undef TAIL_NH
+#undef VF
+#undef VI
+#undef VU
+#undef VM
+#undef VSPLAT
+#undef VSQRTW
+#undef VGT
+#undef VLT
+#undef VSELW
+#undef VMAXW
+#undef VMINW
+#undef VNLEW
+#undef VNGEW
+#undef VMASKW
+#undef VINCW
+#undef VCOMPRESSW
+#undef VEXPANDW
 #undef KFN
 #undef KATTR
 
-/* The per-value kernels once more for the AVX-512 target (256-bit vectors with EVEX
- * encodings: vpternlogd, mask registers); bit-identical operations. */
+/* The per-value kernels once more for the AVX-512 target: normal32.h on 512-bit vectors (16
+ * lanes, k-register masks, vpcompressd for the tail lanes), the others on 256-bit vectors with
+ * EVEX encodings (vpternlogd, mask registers); bit-identical operations. */
 #define KFN(name) name##_avx512
 #define KATTR __attribute__((target(WI_AVX512), unused))
+/* normal32.h on 16-lane (zmm) vectors; lane masks are k registers (__mmask16) */
+#define VL 16
+#define CNV 4
+#define TAIL_NH 2
+#define VF v16f
+#define VI v16i
+#define VU v16u
+#define VM __mmask16
+#define VSPLAT(c) splat16(c)
+#define VSQRTW(x) ((v16f)_mm512_sqrt_ps((__m512)(x)))
+#define VGT(a, b) _mm512_cmp_ps_mask((__m512)(a), (__m512)(b), _CMP_GT_OQ)
+#define VLT(a, b) _mm512_cmp_ps_mask((__m512)(a), (__m512)(b), _CMP_LT_OQ)
+#define VSELW(m, a, b) ((v16f)_mm512_mask_blend_ps((m), (__m512)(b), (__m512)(a)))
+#define VMAXW(a, b) ((v16f)_mm512_max_ps((__m512)(a), (__m512)(b)))
+#define VMINW(a, b) ((v16f)_mm512_min_ps((__m512)(a), (__m512)(b)))
+#define VNLEW(y, l) _mm512_cmp_ps_mask((__m512)(y), (__m512)(l), _CMP_NLE_UQ)
+#define VNGEW(y, h) _mm512_cmp_ps_mask((__m512)(y), (__m512)(h), _CMP_NGE_UQ)
+#define VMASKW(m) ((unsigned)(m))
+#define VINCW(m, e) ((v16i)_mm512_mask_add_epi32((__m512i)(e), (m), (__m512i)(e), _mm512_set1_epi32(1)))
+/* vpcompressd into a register, then a plain store (the memory form is slow on AMD cores) */
+#define VCOMPRESSW(v, bits, dst) \
+    _mm512_storeu_si512((void *)(dst), _mm512_maskz_compress_epi32((__mmask16)(bits), (__m512i)(v)))
+#define VEXPANDW(y, bits, src) \
+    ((v16f)_mm512_mask_expand_ps((__m512)(y), (__mmask16)(bits), _mm512_loadu_ps(src)))
 #include "kernels.h"
+#undef VL
+#undef CNV
+#undef TAIL_NH
+#undef VF
+#undef VI
+#undef VU
+#undef VM
+#undef VSPLAT
+#undef VSQRTW
+#undef VGT
+#undef VLT
+#undef VSELW
+#undef VMAXW
+#undef VMINW
+#undef VNLEW
+#undef VNGEW
+#undef VMASKW
+#undef VINCW
+#undef VCOMPRESSW
+#undef VEXPANDW
 #undef KFN
 #undef KATTR
 #undef VSQRT8
