@@ -19,30 +19,36 @@ A512_INLINE __m512 uniform16_avx512(__m512i x, __m512 scale, __m512 offset, int 
     return y;
 }
 
+/* Eight blocks' values from philox32q_avx512's words (x0..x3 of one set, in the low halves of
+ * 64-bit lanes) stored in block-major order: words 0 / 1 and 2 / 3 paired into full registers
+ * (the values are elementwise, so they are computed on the pairs), then interleaved by block. */
+A512_INLINE void uniform_q8(__m512i x0, __m512i x1, __m512i x2, __m512i x3, __m512 scale, __m512 offset, int clip,
+                            __m512 lo, __m512 hi, float *out) {
+    const __m512i t01 = _mm512_mask_blend_epi32(0xAAAA, x0, _mm512_slli_epi64(x1, 32));
+    const __m512i t23 = _mm512_mask_blend_epi32(0xAAAA, x2, _mm512_slli_epi64(x3, 32));
+    const __m512i y01 = _mm512_castps_si512(uniform16_avx512(t01, scale, offset, clip, lo, hi));
+    const __m512i y23 = _mm512_castps_si512(uniform16_avx512(t23, scale, offset, clip, lo, hi));
+    _mm512_storeu_si512((void *)out, _mm512_permutex2var_epi64(y01, _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11), y23));
+    _mm512_storeu_si512((void *)(out + 16),
+                        _mm512_permutex2var_epi64(y01, _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15), y23));
+}
+
 A512_INLINE void uniform32_body(const core_params *P, uint64_t b0, size_t nblocks, float *out, int clip) {
     const __m512 scale = _mm512_set1_ps(P->c32[0]);
     const __m512 offset = _mm512_set1_ps(P->c32[1]);
     const __m512 lo = _mm512_set1_ps(P->lo32), hi = _mm512_set1_ps(P->hi32);
     size_t b = 0;
     for (; b + 32 <= nblocks; b += 32) {
-        __m512i x[4][2];
-        philox32_avx512(b0 + b, P->k0, P->k1, x);
-        for (int s = 0; s < 2; s++) {
-            __m512 y0 = uniform16_avx512(x[0][s], scale, offset, clip, lo, hi);
-            __m512 y1 = uniform16_avx512(x[1][s], scale, offset, clip, lo, hi);
-            __m512 y2 = uniform16_avx512(x[2][s], scale, offset, clip, lo, hi);
-            __m512 y3 = uniform16_avx512(x[3][s], scale, offset, clip, lo, hi);
-            store_t16(y0, y1, y2, y3, out + 4 * (b + 16 * (size_t)s));
-        }
+        __m512i x[4][4];
+        philox32q_avx512(b0 + b, P->k0, P->k1, x);
+        for (int s = 0; s < 4; s++)
+            uniform_q8(x[0][s], x[1][s], x[2][s], x[3][s], scale, offset, clip, lo, hi, out + 4 * (b + 8 * (size_t)s));
     }
     if (b < nblocks) { /* the last 16 blocks: compute 32, keep 16 */
-        __m512i x[4][2];
-        philox32_avx512(b0 + b, P->k0, P->k1, x);
-        __m512 y0 = uniform16_avx512(x[0][0], scale, offset, clip, lo, hi);
-        __m512 y1 = uniform16_avx512(x[1][0], scale, offset, clip, lo, hi);
-        __m512 y2 = uniform16_avx512(x[2][0], scale, offset, clip, lo, hi);
-        __m512 y3 = uniform16_avx512(x[3][0], scale, offset, clip, lo, hi);
-        store_t16(y0, y1, y2, y3, out + 4 * b);
+        __m512i x[4][4];
+        philox32q_avx512(b0 + b, P->k0, P->k1, x);
+        for (int s = 0; s < 2; s++)
+            uniform_q8(x[0][s], x[1][s], x[2][s], x[3][s], scale, offset, clip, lo, hi, out + 4 * (b + 8 * (size_t)s));
     }
 }
 
