@@ -228,11 +228,6 @@ static void run_job(const job *J) {
 #endif
 }
 
-static void *job_thread(void *arg) {
-    run_job((const job *)arg);
-    return NULL;
-}
-
 /* Large outputs: ask for transparent huge pages on the 2 MiB-aligned interior, so a fresh
  * buffer is faulted in 2 MiB at a time (by the workers, each touching its own part first);
  * harmless on memory already present.  Linux only; a failure is ignored. */
@@ -251,7 +246,36 @@ static void advise_huge_pages(void *buf, size_t bytes) {
 #define MIN_PER_THREAD 32768
 #define MAX_THREADS 256
 
-/* Split [0, n) into contiguous parts (multiples of TILE) and run them; returns 0 or an errno. */
+#define MAX_CHUNK (64 * TILE) /* values per chunk: 65536, about 20-60 us of work */
+
+/* One request shared by the workers: each takes the next chunk of [0, n) until none is left. */
+typedef struct {
+    job base;
+    size_t n, chunk;
+    size_t next; /* the first value no worker has taken (atomic) */
+} work;
+
+static void run_chunks(work *W) {
+    for (;;) {
+        const size_t p0 = __atomic_fetch_add(&W->next, W->chunk, __ATOMIC_RELAXED);
+        if (p0 >= W->n) return;
+        job J = W->base;
+        J.pos0 = p0;
+        J.pos1 = W->n - p0 < W->chunk ? W->n : p0 + W->chunk;
+        run_job(&J);
+    }
+}
+
+static void *work_thread(void *arg) {
+    run_chunks((work *)arg);
+    return NULL;
+}
+
+/* Run [0, n) on up to nthreads threads (the caller's among them); returns 0.  The workers take
+ * chunks of at most MAX_CHUNK values (a multiple of TILE, at least four per thread) from a shared
+ * counter, so a thread slowed by other work on its core (a shared machine, an efficiency core)
+ * takes fewer of them instead of holding up the whole call; each worker first-touches the chunks
+ * it writes.  The values never depend on the split. */
 static int run_parallel(job base, size_t n, int nthreads) {
     if (nthreads < 1) nthreads = 1;
     if (nthreads > MAX_THREADS) nthreads = MAX_THREADS;
@@ -263,28 +287,20 @@ static int run_parallel(job base, size_t n, int nthreads) {
         run_job(&base);
         return 0;
     }
-    job jobs[MAX_THREADS];
+    work W;
+    W.base = base;
+    W.n = n;
+    W.chunk = (n + 4 * (size_t)nthreads - 1) / (4 * (size_t)nthreads);
+    W.chunk = (W.chunk + TILE - 1) / TILE * TILE;
+    if (W.chunk > MAX_CHUNK) W.chunk = MAX_CHUNK;
+    W.next = 0;
     pthread_t tids[MAX_THREADS];
     int started[MAX_THREADS];
-    size_t per = (n + (size_t)nthreads - 1) / (size_t)nthreads;
-    per = (per + TILE - 1) / TILE * TILE;
-    int err = 0;
-    for (int t = 0; t < nthreads; t++) {
-        jobs[t] = base;
-        jobs[t].pos0 = (size_t)t * per < n ? (size_t)t * per : n;
-        jobs[t].pos1 = (size_t)(t + 1) * per < n ? (size_t)(t + 1) * per : n;
-        started[t] = 0;
-    }
-    for (int t = 1; t < nthreads; t++) {
-        if (jobs[t].pos0 >= jobs[t].pos1) continue;
-        if (pthread_create(&tids[t], NULL, job_thread, &jobs[t]) == 0) started[t] = 1;
-    }
-    run_job(&jobs[0]);
-    for (int t = 1; t < nthreads; t++) {
+    for (int t = 1; t < nthreads; t++) started[t] = pthread_create(&tids[t], NULL, work_thread, &W) == 0;
+    run_chunks(&W); /* threads that could not start leave their chunks to the others */
+    for (int t = 1; t < nthreads; t++)
         if (started[t]) pthread_join(tids[t], NULL);
-        else if (jobs[t].pos0 < jobs[t].pos1) run_job(&jobs[t]); /* thread could not start: do it here */
-    }
-    return err;
+    return 0;
 }
 
 #endif /* WI_DISPATCH_H */
