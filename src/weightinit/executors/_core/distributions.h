@@ -34,13 +34,16 @@ static KATTR void KFN(values32)(const core_params *P, const uint32_t *w, size_t 
             y = y + offset;
             memcpy(out + i, &y, sizeof y);
         }
-    } else if (P->kind == KIND_NORMAL) {
-        if (clip) KFN(normal32_body)(P, w, n, out, xbuf, ybuf, 1, 1);
-        else KFN(normal32_body)(P, w, n, out, xbuf, ybuf, 1, 0);
-    } else if (clip) {
-        KFN(normal32_body)(P, w, n, out, xbuf, ybuf, 0, 1);
     } else {
-        KFN(normal32_body)(P, w, n, out, xbuf, ybuf, 0, 0);
+        /* the clip as max / min where no bound is a zero (normal32.h, clipw) */
+        const int mode = !clip ? 0 : P->lo32 != 0.0f && P->hi32 != 0.0f ? 2 : 1;
+        const int normal = P->kind == KIND_NORMAL;
+        if (normal && mode == 0) KFN(normal32_body)(P, w, n, out, xbuf, ybuf, 1, 0);
+        else if (normal && mode == 1) KFN(normal32_body)(P, w, n, out, xbuf, ybuf, 1, 1);
+        else if (normal) KFN(normal32_body)(P, w, n, out, xbuf, ybuf, 1, 2);
+        else if (mode == 0) KFN(normal32_body)(P, w, n, out, xbuf, ybuf, 0, 0);
+        else if (mode == 1) KFN(normal32_body)(P, w, n, out, xbuf, ybuf, 0, 1);
+        else KFN(normal32_body)(P, w, n, out, xbuf, ybuf, 0, 2);
     }
 }
 
