@@ -5,9 +5,9 @@
  *   VSQRT8(x)   correctly rounded sqrt of a v8f,
  *   VSQRT4(x)   correctly rounded sqrt of a v4d,
  *   MASK8(m), MASK4(m)  the sign bits of a lane mask as an int (lane 0 in bit 0),
- *   COMPRESS8(v, bits, dst, idx, base), COMPRESS4(...)  store the lanes of v selected
- *               by bits contiguously at dst (8 or 4 slots written) and base + lane at idx,
- * and the lane-width-generic macros of normal32.h (VL, VF, VSELW, ...).
+ *   COMPRESS4(v, bits, dst, idx, base)  store the 64-bit lanes of v selected by bits
+ *               contiguously at dst (4 slots written) and base + lane at idx,
+ * and the lane vocabulary of normal32.h (lanes.h: VL, VF, VSELW, ...).
  * No include guard: included three times on purpose.
  */
 #include "special.h"

@@ -1,6 +1,6 @@
 /* Float32-path normal and truncated-normal values (docs/random.md: ndtri, AS 241 in float32), per
  * SIMD target, written once for a lane vector of any width.  Included by kernels.h after
- * special.h; targets.h defines, besides KFN / KATTR:
+ * special.h; besides KFN / KATTR (targets.h), its lane vocabulary comes from lanes.h:
  *   VL                      lanes per vector (8: portable and AVX2, 16: AVX-512),
  *   TAIL_NH                 registers per step of the tail pass,
  *   CNV                     registers per step of the central pass (2 on 16 ymm registers, 4 on

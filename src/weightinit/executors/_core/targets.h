@@ -73,13 +73,6 @@ static inline v8f expand8_base(v8f y, unsigned bits, const float *src) {
 #define VNGE4(y, h) (((y) < (h)) | ((y) != (y)))
 #define MASK8(m) mask8_base(m)
 #define MASK4(m) mask4_base(m)
-#define COMPRESS8(v, bits, dst, idx, base)                                                          \
-    do {                                                                                            \
-        for (int l_ = 0; l_ < 8; l_++) {                                                            \
-            (dst)[l_] = (v)[CTAB8[bits][l_]];                                                       \
-            (idx)[l_] = (base) + CTAB8[bits][l_];                                                   \
-        }                                                                                           \
-    } while (0)
 #define COMPRESS4(v, bits, dst, idx, base)                                                          \
     do {                                                                                            \
         for (int l_ = 0; l_ < 4; l_++) {                                                            \
@@ -87,58 +80,23 @@ static inline v8f expand8_base(v8f y, unsigned bits, const float *src) {
             (idx)[l_] = (base) + (CTAB4[bits][2 * l_] >> 1);                                        \
         }                                                                                           \
     } while (0)
-/* normal32.h on 8-lane vectors (portable and AVX2 paths); lane masks are v8i (-1 where true) */
-#define VL 8
-#define CNV 2
-#define TAIL_NH 2
-#define VF v8f
-#define VI v8i
-#define VU v8u
-#define VM v8i
-#define VSPLAT(c) splat8(c)
-#define VSQRTW(x) VSQRT8(x)
-#define VGT(a, b) ((a) > (b))
-#define VLT(a, b) ((a) < (b))
-#define VSELW(m, a, b) VBLEND8(m, a, b)
-#define VMAXW(a, b) VMAX8(a, b)
-#define VMINW(a, b) VMIN8(a, b)
-#define VNLEW(y, l) VNLE8(y, l)
-#define VNGEW(y, h) VNGE8(y, h)
-#define VMASKW(m) ((unsigned)MASK8(m))
-#define VINCW(m, e) ((e) - (m))
-#define VCOMPRESSW(v, bits, dst)                                                                    \
+/* normal32.h's lane vocabulary on 8 lanes (lanes.h), for this and the AVX2 instantiation */
+#define COMPRESSX8(v, bits, dst)                                                                    \
     do {                                                                                            \
         for (int l_ = 0; l_ < 8; l_++) (dst)[l_] = (v)[CTAB8[bits][l_]];                            \
     } while (0)
-#define VEXPANDW(y, bits, src) expand8_base(y, bits, src)
+#define EXPAND8(y, bits, src) expand8_base(y, bits, src)
+#define WI_LANES 8
+#include "lanes.h"
 #include "kernels.h"
-#undef VL
-#undef CNV
-#undef TAIL_NH
-#undef VF
-#undef VI
-#undef VU
-#undef VM
-#undef VSPLAT
-#undef VSQRTW
-#undef VGT
-#undef VLT
-#undef VSELW
-#undef VMAXW
-#undef VMINW
-#undef VNLEW
-#undef VNGEW
-#undef VMASKW
-#undef VINCW
-#undef VCOMPRESSW
-#undef VEXPANDW
+#undef COMPRESSX8
+#undef EXPAND8
 #undef KFN
 #undef KATTR
 #undef VSQRT8
 #undef VSQRT4
 #undef MASK8
 #undef MASK4
-#undef COMPRESS8
 #undef COMPRESS4
 #undef VBLEND8
 #undef VBLEND4
@@ -179,12 +137,6 @@ __attribute__((target("avx2"), always_inline)) static inline v8f expand8_avx2(v8
     const __m256 t = _mm256_permutevar8x32_ps(_mm256_loadu_ps(src), rank);
     return (v8f)_mm256_blendv_ps((__m256)y, t, _mm256_castsi256_ps(sel));
 }
-#define COMPRESS8(v, bits, dst, idx, base)                                                          \
-    do {                                                                                            \
-        __m256i perm_ = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)CTAB8[bits]));        \
-        _mm256_storeu_ps((float *)(dst), _mm256_permutevar8x32_ps((__m256)(v), perm_));             \
-        _mm256_storeu_si256((__m256i *)(idx), _mm256_add_epi32(perm_, _mm256_set1_epi32((int)(base)))); \
-    } while (0)
 #define COMPRESS4(v, bits, dst, idx, base)                                                          \
     do {                                                                                            \
         __m256i perm_ = _mm256_loadu_si256((const __m256i *)CTAB4[bits]);                          \
@@ -195,50 +147,17 @@ __attribute__((target("avx2"), always_inline)) static inline v8f expand8_avx2(v8
     } while (0)
 #define KFN(name) name##_avx2
 #define KATTR __attribute__((target("avx2"), unused))
-/* normal32.h on 8-lane vectors (portable and AVX2 paths); lane masks are v8i (-1 where true) */
-#define VL 8
-#define CNV 2
-#define TAIL_NH 2
-#define VF v8f
-#define VI v8i
-#define VU v8u
-#define VM v8i
-#define VSPLAT(c) splat8(c)
-#define VSQRTW(x) VSQRT8(x)
-#define VGT(a, b) ((a) > (b))
-#define VLT(a, b) ((a) < (b))
-#define VSELW(m, a, b) VBLEND8(m, a, b)
-#define VMAXW(a, b) VMAX8(a, b)
-#define VMINW(a, b) VMIN8(a, b)
-#define VNLEW(y, l) VNLE8(y, l)
-#define VNGEW(y, h) VNGE8(y, h)
-#define VMASKW(m) ((unsigned)MASK8(m))
-#define VINCW(m, e) ((e) - (m))
-#define VCOMPRESSW(v, bits, dst)                                                                    \
+#define COMPRESSX8(v, bits, dst)                                                                    \
     _mm256_storeu_si256((__m256i *)(dst), _mm256_permutevar8x32_epi32(                              \
         (__m256i)(v), _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)CTAB8[bits]))))
-#define VEXPANDW(y, bits, src) expand8_avx2(y, bits, src)
+#define EXPAND8(y, bits, src) expand8_avx2(y, bits, src)
 #include "kernels.h"
-#undef VL
-#undef CNV
-#undef TAIL_NH
-#undef VF
-#undef VI
-#undef VU
-#undef VM
-#undef VSPLAT
-#undef VSQRTW
-#undef VGT
-#undef VLT
-#undef VSELW
-#undef VMAXW
-#undef VMINW
-#undef VNLEW
-#undef VNGEW
-#undef VMASKW
-#undef VINCW
-#undef VCOMPRESSW
-#undef VEXPANDW
+#undef COMPRESSX8
+#undef EXPAND8
+#undef WI_LANES
+#define WI_LANES 0 /* the 8-lane vocabulary undefined */
+#include "lanes.h"
+#undef WI_LANES
 #undef KFN
 #undef KATTR
 
@@ -247,58 +166,19 @@ __attribute__((target("avx2"), always_inline)) static inline v8f expand8_avx2(v8
  * EVEX encodings (vpternlogd, mask registers); bit-identical operations. */
 #define KFN(name) name##_avx512
 #define KATTR __attribute__((target(WI_AVX512), unused))
-/* normal32.h on 16-lane (zmm) vectors; lane masks are k registers (__mmask16) */
-#define VL 16
-#define CNV 4
-#define TAIL_NH 2
-#define VF v16f
-#define VI v16i
-#define VU v16u
-#define VM __mmask16
-#define VSPLAT(c) splat16(c)
-#define VSQRTW(x) ((v16f)_mm512_sqrt_ps((__m512)(x)))
-#define VGT(a, b) _mm512_cmp_ps_mask((__m512)(a), (__m512)(b), _CMP_GT_OQ)
-#define VLT(a, b) _mm512_cmp_ps_mask((__m512)(a), (__m512)(b), _CMP_LT_OQ)
-#define VSELW(m, a, b) ((v16f)_mm512_mask_blend_ps((m), (__m512)(b), (__m512)(a)))
-#define VMAXW(a, b) ((v16f)_mm512_max_ps((__m512)(a), (__m512)(b)))
-#define VMINW(a, b) ((v16f)_mm512_min_ps((__m512)(a), (__m512)(b)))
-#define VNLEW(y, l) _mm512_cmp_ps_mask((__m512)(y), (__m512)(l), _CMP_NLE_UQ)
-#define VNGEW(y, h) _mm512_cmp_ps_mask((__m512)(y), (__m512)(h), _CMP_NGE_UQ)
-#define VMASKW(m) ((unsigned)(m))
-#define VINCW(m, e) ((v16i)_mm512_mask_add_epi32((__m512i)(e), (m), (__m512i)(e), _mm512_set1_epi32(1)))
-/* vpcompressd into a register, then a plain store (the memory form is slow on AMD cores) */
-#define VCOMPRESSW(v, bits, dst) \
-    _mm512_storeu_si512((void *)(dst), _mm512_maskz_compress_epi32((__mmask16)(bits), (__m512i)(v)))
-#define VEXPANDW(y, bits, src) \
-    ((v16f)_mm512_mask_expand_ps((__m512)(y), (__mmask16)(bits), _mm512_loadu_ps(src)))
+#define WI_LANES 16 /* normal32.h on 16-lane (zmm) vectors (lanes.h) */
+#include "lanes.h"
 #include "kernels.h"
-#undef VL
-#undef CNV
-#undef TAIL_NH
-#undef VF
-#undef VI
-#undef VU
-#undef VM
-#undef VSPLAT
-#undef VSQRTW
-#undef VGT
-#undef VLT
-#undef VSELW
-#undef VMAXW
-#undef VMINW
-#undef VNLEW
-#undef VNGEW
-#undef VMASKW
-#undef VINCW
-#undef VCOMPRESSW
-#undef VEXPANDW
+#undef WI_LANES
+#define WI_LANES 0
+#include "lanes.h"
+#undef WI_LANES
 #undef KFN
 #undef KATTR
 #undef VSQRT8
 #undef VSQRT4
 #undef MASK8
 #undef MASK4
-#undef COMPRESS8
 #undef COMPRESS4
 #undef VBLEND8
 #undef VBLEND4
