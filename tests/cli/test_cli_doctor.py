@@ -117,7 +117,6 @@ def test_readme_example_figures():
     import pathlib
 
     import torch
-
     from weightinit.doctor.example import run_example
 
     before, rep, _ = run_example(epochs=0)
