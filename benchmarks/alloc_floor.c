@@ -49,7 +49,10 @@ static void fill_range(job *J, size_t pos0, size_t pos1) {
         memset(J->out + 4 * pos0, 1, 4 * (pos1 - pos0));
         return;
     }
+    static __thread tile_scratch *scratch; /* one per worker thread, kept across calls */
+    if (!scratch && !(scratch = aligned_alloc(64, sizeof *scratch))) abort();
     job s = *J;
+    s.S = scratch;
     s.pos0 = pos0, s.pos1 = pos1;
     run_job(&s);
 }

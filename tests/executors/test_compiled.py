@@ -99,12 +99,13 @@ def test_range_matches_reference(simd_path, dist, dtype, start, n):
 def test_every_step_remainder(simd_path, dist, dtype):
     """Every count of values left after the float32 normals' last full central step.
 
-    normal32.h steps over 2 or 4 registers of 8 or 16 lanes and finishes the rest of a 1024-value tile
-    through a local copy, its lanes past the end never marked as tail lanes; float32 outputs are written
-    in place, float16 ones through the tile buffer.  Counts 1-71 and around one tile, from an odd start.
+    normal32.h steps over 2 or 4 registers of 8 or 16 lanes and finishes the rest of a 2048-value tile
+    through a local copy, whose lanes past the end are computed and discarded; float32 outputs are written
+    in place, float16 ones through the tile buffer.  Counts 1-71 and around 1024 and one tile, from an odd
+    start.
     """
     plan = make_plan(DISTS[dist], dtype)
-    for n in [*range(1, 72), *range(1024 - 8, 1024 + 72, 3)]:
+    for n in [*range(1, 72), *range(1024 - 8, 1024 + 72, 3), *range(2048 - 8, 2048 + 72, 3)]:
         out = np.empty(n, plan.dtype)
         _compiled.fill_array(plan, KEY, 11, out, threads=1)
         assert_same(out, reference_range(plan, 11, n))
@@ -217,6 +218,35 @@ def test_sample_regions_match_reference(shape, region, dtype, threads):
             assert_same(got.ravel(), ref.ravel())
     finally:
         wi.set_num_threads(None)
+
+
+def test_runs_on_a_thread_with_a_small_stack():
+    """The core keeps its tile scratch (about 100 KB a worker) off the calling thread's stack.
+
+    A Python thread started after ``threading.stack_size(64 KiB)`` fills normals on 1 and 2 threads (a crash
+    would end the subprocess with a signal), and the values are the reference's.
+    """
+    code = (
+        "import threading, numpy as np\n"
+        "from weightinit.executors import compiled, reference\n"
+        "from weightinit.random.distributions import Normal, make_plan\n"
+        "plan = make_plan(Normal(0.0, 1.0), np.float32)\n"
+        "threading.stack_size(64 * 1024)\n"
+        "got = {}\n"
+        "def run():\n"
+        "    for threads in (1, 2):\n"
+        "        out = np.empty(200_000, np.float32)\n"
+        "        compiled.fill_array(plan, (1, 2), 0, out, threads=threads)\n"
+        "        got[threads] = out\n"
+        "t = threading.Thread(target=run)\n"
+        "t.start(); t.join()\n"
+        "ref = np.empty(200_000, np.float32)\n"
+        "reference.fill_range(plan, (1, 2), 0, ref)\n"
+        "print(all(np.array_equal(got[k].view(np.uint32), ref.view(np.uint32)) for k in (1, 2)))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+    assert r.stdout.strip() == "True"
 
 
 def test_non_contiguous_output():

@@ -92,14 +92,16 @@ static PyObject *py_fill(PyObject *self, PyObject *args) {
     J.start = (uint64_t)start;
     J.idx = have_idx ? (const uint64_t *)idx.buf : NULL;
     J.stream = use_streaming(J.impl, J.out, n * J.itemsize);
+    int err = 0;
     if (n) {
         Py_BEGIN_ALLOW_THREADS
         advise_huge_pages(J.out, n * J.itemsize);
-        run_parallel(J, n, nthreads);
+        err = run_parallel(J, n, nthreads);
         Py_END_ALLOW_THREADS
     }
     if (have_idx) PyBuffer_Release(&idx);
     PyBuffer_Release(&out);
+    if (err) return PyErr_NoMemory(); /* the calling thread's tile scratch (about 100 KB) */
     Py_RETURN_NONE;
 }
 

@@ -2,6 +2,7 @@
 #ifndef WI_COMMON_H
 #define WI_COMMON_H
 
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>

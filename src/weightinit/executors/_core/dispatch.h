@@ -69,11 +69,26 @@ static int cpu_has_avx512(void) {
 }
 
 /* ------------------------------------------------------------ tiles */
-#define TILE 1024 /* values per tile: fits L1 with its words */
+#define TILE 2048 /* values per tile: its words, values and output fit L1 (float32) */
+_Static_assert(TILE <= N32_MAX, "normal32_body takes at most N32_MAX values");
+
+/* A worker's tile scratch, about 100 KB: never on the calling thread's stack, whose size the caller
+ * chooses (threading.stack_size); see worker_scratch. */
+typedef struct {
+    uint32_t words[2 * (TILE + 16) + 64];
+    float v32[TILE + 16];
+    double v64[TILE + 16];
+    uint32_t x32[TILE + N32_PAD]; /* float32 normals (normal32.h): the tail lanes' words ... */
+    float t32[TILE + N32_PAD];    /* ... and values */
+    double p64[TILE + 16];
+    uint32_t tidx[TILE + 16];
+    char stage[TILE * 8]; /* finished tile before a streaming copy */
+} __attribute__((aligned(64))) tile_scratch;
 
 typedef struct {
     const core_params *P;
     const simd_impl *impl;
+    tile_scratch *S;    /* this worker's scratch */
     char *out;          /* output base */
     size_t itemsize;
     uint64_t start;     /* flat index of out[0] (range mode) */
@@ -117,16 +132,11 @@ static void run_tiles(const job *J, size_t pos0, size_t pos1) {
     const core_params *P = J->P;
     const simd_impl *I = J->impl;
     const int w = P->words, per_block = 4 / w;
-    uint32_t words[2 * (TILE + 16) + 64] __attribute__((aligned(64)));
-    float v32[TILE + 16] __attribute__((aligned(64)));
-    double v64[TILE + 16] __attribute__((aligned(64)));
-    /* float32 normals (normal32.h): the tail lanes' words and values */
-    uint32_t x32[TILE + N32_PAD] __attribute__((aligned(64)));
-    float t32[TILE + N32_PAD] __attribute__((aligned(64)));
-    _Static_assert(TILE <= N32_MAX, "normal32_body takes at most N32_MAX values");
-    double p64[TILE + 16] __attribute__((aligned(32)));
-    uint32_t tidx[TILE + 16];
-    char stage[TILE * 8] __attribute__((aligned(32))); /* finished tile before a streaming copy */
+    tile_scratch *S = J->S;
+    uint32_t *words = S->words, *x32 = S->x32, *tidx = S->tidx;
+    float *v32 = S->v32, *t32 = S->t32;
+    double *v64 = S->v64, *p64 = S->p64;
+    char *stage = S->stage;
     uint32_t c0[8], c1[8], blk[32];
     for (size_t pos = pos0; pos < pos1; pos += TILE) {
         size_t n = pos1 - pos < TILE ? pos1 - pos : TILE;
@@ -198,7 +208,7 @@ static void run_fused(const job *J, uint64_t b0, size_t nblocks, float *out) {
         fused(J->P, b0, nblocks, out);
         return;
     }
-    float stage[TILE] __attribute__((aligned(32)));
+    float *stage = J->S->v32;
     for (size_t b = 0; b < nblocks; b += TILE / 4) {
         size_t nb = nblocks - b < TILE / 4 ? nblocks - b : TILE / 4;
         fused(J->P, b0 + b, nb, stage);
@@ -246,7 +256,30 @@ static void advise_huge_pages(void *buf, size_t bytes) {
 #define MIN_PER_THREAD 32768
 #define MAX_THREADS 256
 
-#define MAX_CHUNK (64 * TILE) /* values per chunk: 65536, about 20-60 us of work */
+#define MAX_CHUNK 65536 /* values per chunk at most: about 20-60 us of work */
+_Static_assert(MAX_CHUNK % TILE == 0, "chunks are whole tiles");
+
+/* The calling thread's tile scratch: allocated on its first call and kept (thread-specific data,
+ * freed when the thread exits), so repeated small calls allocate nothing.  NULL if it cannot be
+ * allocated. */
+static pthread_key_t scratch_key;
+static int scratch_key_ok;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static void scratch_key_init(void) {
+    scratch_key_ok = pthread_key_create(&scratch_key, free) == 0;
+}
+static tile_scratch *caller_scratch(void) {
+    (void)pthread_once(&scratch_once, scratch_key_init);
+    if (!scratch_key_ok) return NULL;
+    tile_scratch *S = (tile_scratch *)pthread_getspecific(scratch_key);
+    if (S) return S;
+    S = (tile_scratch *)aligned_alloc(64, sizeof(tile_scratch));
+    if (S && pthread_setspecific(scratch_key, S) != 0) {
+        free(S);
+        S = NULL;
+    }
+    return S;
+}
 
 /* One request shared by the workers: each takes the next chunk of [0, n) until none is left. */
 typedef struct {
@@ -255,33 +288,40 @@ typedef struct {
     size_t next; /* the first value no worker has taken (atomic) */
 } work;
 
-static void run_chunks(work *W) {
+static void run_chunks(work *W, tile_scratch *S) {
     for (;;) {
         const size_t p0 = __atomic_fetch_add(&W->next, W->chunk, __ATOMIC_RELAXED);
         if (p0 >= W->n) return;
         job J = W->base;
+        J.S = S;
         J.pos0 = p0;
         J.pos1 = W->n - p0 < W->chunk ? W->n : p0 + W->chunk;
         run_job(&J);
     }
 }
 
+/* A worker thread's scratch lives on its own stack, which run_parallel sizes. */
 static void *work_thread(void *arg) {
-    run_chunks((work *)arg);
+    tile_scratch S;
+    run_chunks((work *)arg, &S);
     return NULL;
 }
 
-/* Run [0, n) on up to nthreads threads (the caller's among them); returns 0.  The workers take
- * chunks of at most MAX_CHUNK values (a multiple of TILE, at least four per thread) from a shared
- * counter, so a thread slowed by other work on its core (a shared machine, an efficiency core)
- * takes fewer of them instead of holding up the whole call; each worker first-touches the chunks
- * it writes.  The values never depend on the split. */
+/* Run [0, n) on up to nthreads threads (the caller's among them); returns 0, or ENOMEM when the
+ * calling thread's scratch cannot be allocated (nothing is written then).  The workers take chunks
+ * of at most MAX_CHUNK values (a multiple of TILE, at least four per thread) from a shared counter,
+ * so a thread slowed by other work on its core (a shared machine, an efficiency core) takes fewer
+ * of them instead of holding up the whole call; each worker first-touches the chunks it writes.
+ * The values never depend on the split. */
 static int run_parallel(job base, size_t n, int nthreads) {
     if (nthreads < 1) nthreads = 1;
     if (nthreads > MAX_THREADS) nthreads = MAX_THREADS;
     size_t max_useful = n / MIN_PER_THREAD;
     if ((size_t)nthreads > max_useful) nthreads = max_useful < 1 ? 1 : (int)max_useful;
+    tile_scratch *S = caller_scratch();
+    if (!S) return ENOMEM;
     if (nthreads == 1) {
+        base.S = S;
         base.pos0 = 0;
         base.pos1 = n;
         run_job(&base);
@@ -294,10 +334,17 @@ static int run_parallel(job base, size_t n, int nthreads) {
     W.chunk = (W.chunk + TILE - 1) / TILE * TILE;
     if (W.chunk > MAX_CHUNK) W.chunk = MAX_CHUNK;
     W.next = 0;
+    pthread_attr_t attr, *pattr = NULL;
+    if (pthread_attr_init(&attr) == 0) { /* room for the scratch plus 1 MiB, never less than the default */
+        size_t have = 0, want = sizeof(tile_scratch) + ((size_t)1 << 20);
+        if (pthread_attr_getstacksize(&attr, &have) == 0 && have < want) (void)pthread_attr_setstacksize(&attr, want);
+        pattr = &attr;
+    }
     pthread_t tids[MAX_THREADS];
     int started[MAX_THREADS];
-    for (int t = 1; t < nthreads; t++) started[t] = pthread_create(&tids[t], NULL, work_thread, &W) == 0;
-    run_chunks(&W); /* threads that could not start leave their chunks to the others */
+    for (int t = 1; t < nthreads; t++) started[t] = pthread_create(&tids[t], pattr, work_thread, &W) == 0;
+    if (pattr) (void)pthread_attr_destroy(pattr);
+    run_chunks(&W, S); /* threads that could not start leave their chunks to the others */
     for (int t = 1; t < nthreads; t++)
         if (started[t]) pthread_join(tids[t], NULL);
     return 0;

@@ -206,7 +206,7 @@ static KATTR inline __attribute__((always_inline)) void KFN(tail32)(const nconst
  * n + N32_PAD entries.  (Running a tail step inside the central loop whenever enough
  * tail lanes were waiting measured 10% slower on AVX-512: the two loops' constants no longer fit
  * the registers together.) */
-#define N32_MAX 1024 /* values per call */
+#define N32_MAX 2048 /* values per call */
 #define N32_PAD 128  /* scratch entries beyond n */
 /* tail lanes past n (< CNV * VL), padding to a whole tail step (< VL * TAIL_NH), one register of
  * compress / expand window (VL) */
