@@ -220,6 +220,28 @@ def test_sample_regions_match_reference(shape, region, dtype, threads):
         wi.set_num_threads(None)
 
 
+def test_no_fused_multiply_add_on_any_path():
+    """docs/performance.md: the built extension contains no FMA instruction (-ffp-contract=off), on any path.
+
+    A fused multiply-add rounds once where the specification rounds twice, so one would change bits on the
+    AVX2 and AVX-512 paths (both CPUs have FMA); the disassembly must still show AVX-512 code.
+    """
+    import shutil
+
+    objdump = shutil.which("objdump")
+    if objdump is None or sys.platform != "linux":
+        pytest.skip("needs binutils' objdump on Linux")
+    text = subprocess.run([objdump, "-d", _compiled._core_ext.__file__], capture_output=True, text=True, check=True)
+    fma = [
+        line
+        for line in text.stdout.splitlines()
+        if any(op in line for op in ("vfmadd", "vfmsub", "vfnmadd", "vfnmsub"))
+    ]
+    assert not fma, fma[:5]
+    if "avx512" in _AVAILABLE_PATHS or os.uname().machine == "x86_64":
+        assert "zmm" in text.stdout and "vdivps" in text.stdout
+
+
 def test_runs_on_a_thread_with_a_small_stack():
     """The core keeps its tile scratch (about 100 KB a worker) off the calling thread's stack.
 
