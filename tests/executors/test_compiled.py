@@ -242,6 +242,32 @@ def test_no_fused_multiply_add_on_any_path():
         assert "zmm" in text.stdout and "vdivps" in text.stdout
 
 
+def test_concurrent_calls_from_python_threads():
+    """Calls from several Python threads at once (the GIL released), each on 2 worker threads, give the same bits.
+
+    Each calling thread has its own tile scratch and each call its own chunk counter (dispatch.h).
+    """
+    import threading
+
+    plans = [make_plan(DISTS[d], np.dtype(np.float32)) for d in ("normal", "tn_sym", "uniform", "tn_half")]
+    refs = [reference_range(p, 7, 150_000) for p in plans]
+    bad = []
+
+    def run(i):
+        for _ in range(10):
+            out = np.empty(150_000, np.float32)
+            _compiled.fill_array(plans[i % 4], KEY, 7, out, threads=2)
+            if not np.array_equal(bits(out), bits(refs[i % 4])):
+                bad.append(i)
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(6)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    assert not bad
+
+
 def test_runs_on_a_thread_with_a_small_stack():
     """The core keeps its tile scratch (about 100 KB a worker) off the calling thread's stack.
 
