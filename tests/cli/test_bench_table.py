@@ -110,6 +110,11 @@ def test_readme_speed_table_is_the_recorded_run():
            for g in ("normal", "trunc_normal", "uniform")}  # fmt: skip
     assert f"normal {pct['normal']}%, truncated normal {pct['trunc_normal']}%, uniform {pct['uniform']}%" in speed
 
+    for name, shown in [("run3", "2845"), ("run4", "2648")]:  # the later runs with 2048-value tiles
+        later, later_rows = rows_of(f"cpu_avx512_zen5_2core_issue15_{name}.json")
+        assert later["info"]["simd"] == "avx512" and f"..._{name}.md" in speed
+        assert f"{later_rows[('normal', 'wi fill_ (executor)')]:.0f}" == shown and shown in speed
+
     old, old_rows = rows_of("cpu_avx2_2core_issue15_final.json")  # the AVX2 machine's run, quoted below it
     assert old["info"]["simd"] == "avx2" and "cpu_avx2_2core_issue15_final.md" in speed
     for key, shown in [

@@ -238,7 +238,7 @@ def test_no_fused_multiply_add_on_any_path():
         if any(op in line for op in ("vfmadd", "vfmsub", "vfnmadd", "vfnmsub"))
     ]
     assert not fma, fma[:5]
-    if "avx512" in _AVAILABLE_PATHS or os.uname().machine == "x86_64":
+    if os.uname().machine == "x86_64":  # the AVX-512 path is compiled in whatever the CPU
         assert "zmm" in text.stdout and "vdivps" in text.stdout
 
 

@@ -73,7 +73,7 @@ static int cpu_has_avx512(void) {
 _Static_assert(TILE <= N32_MAX, "normal32_body takes at most N32_MAX values");
 
 /* A worker's tile scratch, about 100 KB: never on the calling thread's stack, whose size the caller
- * chooses (threading.stack_size); see worker_scratch. */
+ * chooses (threading.stack_size); see caller_scratch and work_thread. */
 typedef struct {
     uint32_t words[2 * (TILE + 16) + 64];
     float v32[TILE + 16];

@@ -7,9 +7,9 @@
  * each value the same operations.
  */
 
-/* Compute-precision values y of n (a multiple of 8) float32-path values from words w
- * (n <= N32_MAX; xbuf, ybuf: scratch of n + N32_PAD entries).  clip (float32 outputs with a clip only): the
- * values clipped to [lo32, hi32] as finish32 would, i.e. the finished float32 output. */
+/* Compute-precision values y of n (a multiple of 8) float32-path values from words w (n <= N32_MAX;
+ * xbuf, ybuf: scratch of n + N32_PAD entries).  clip (float32 outputs with a clip only): the values
+ * clipped to [lo32, hi32] as finish32 would, i.e. the finished float32 output. */
 static KATTR void KFN(values32)(const core_params *P, const uint32_t *w, size_t n, float *out, uint32_t *xbuf,
                                 float *ybuf, int clip) {
     if (P->kind == KIND_UNIFORM) {

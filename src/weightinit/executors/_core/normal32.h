@@ -21,12 +21,12 @@
  *
  * The NumPy reference evaluates both branches of ndtri and selects; here the central branch runs
  * on every lane and the tail branch only on the lanes that take it, gathered through a compaction
- * buffer and merged back, which gives each value the same operations.  Every step is one IEEE-754 float32
- * operation in the reference's order; -ffp-contract=off keeps products and sums separate.
+ * buffer and merged back, which gives each value the same operations.  Every step is one IEEE-754
+ * float32 operation in the reference's order; -ffp-contract=off keeps products and sums separate.
  * No include guard: included once per target.
  */
 
-/* The tail branch runs on TAIL_NH registers at once (targets.h): each step below is written for
+/* The tail branch runs on TAIL_NH registers at once (lanes.h): each step below is written for
  * all of them in a row (`EACH`), so their long dependency chains (log, sqrt, division) overlap. */
 #ifndef EACH
 #define EACH(stmt)                                                                                  \

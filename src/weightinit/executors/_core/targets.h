@@ -1,6 +1,7 @@
 /* The per-value kernels (kernels.h) instantiated for each SIMD target: portable C with
  * vector extensions (_base), AVX2 (_avx2) and AVX-512 (_avx512: the float32 normals of
- * normal32.h on 512-bit vectors, the rest on 256-bit vectors with EVEX encodings).  Each instantiation gets its own lane helpers; all give the same bits.
+ * normal32.h on 512-bit vectors, the rest on 256-bit vectors with EVEX encodings).  Each
+ * instantiation gets its own lane helpers; all give the same bits.
  */
 #ifndef WI_TARGETS_H
 #define WI_TARGETS_H
